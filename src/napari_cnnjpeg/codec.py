@@ -1,0 +1,320 @@
+"""The public codec: arrays to ``.cjpg`` bytes and files, and back."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .container import Container, pack, write_atomic
+from .errors import CjpgError
+from .jpeg import SUBSAMPLING, decode_jpeg, encode_jpeg, quant_tables
+from .models import ModelStages, default_model, model_info, resolve
+
+#: Dtypes that are stored through a per-plane linear min/max mapping to 8 bits.
+MAPPED_DTYPES = ("uint16", "int8", "int16", "int32", "uint32", "float16", "float32", "float64")
+#: Optional image metadata kept by the container (napari layer properties).
+IMAGE_KEYS = ("name", "scale", "translate", "axis_labels", "units", "contrast_limits", "colormap")
+
+Source = bytes | str | os.PathLike
+
+
+def _plane_layout(image: np.ndarray, rgb: bool | None) -> bool:
+    if image.ndim < 2:
+        raise CjpgError(f"image must have at least 2 dimensions, got shape {image.shape}")
+    if rgb is None:
+        rgb = image.ndim >= 3 and image.shape[-1] == 3
+    if rgb and (image.ndim < 3 or image.shape[-1] != 3):
+        raise CjpgError(f"an RGB image must end in an axis of length 3, got shape {image.shape}")
+    h, w = image.shape[-3:-1] if rgb else image.shape[-2:]
+    if h < 1 or w < 1 or h > 65500 or w > 65500:
+        raise CjpgError(f"planes must be 1 to 65500 pixels a side, got {h}x{w}")
+    return rgb
+
+
+def _check_dtype(image: np.ndarray) -> str:
+    name = image.dtype.name
+    if name == "bool":
+        raise CjpgError("boolean images are not supported: store masks losslessly (e.g. PNG/TIFF)")
+    if name != "uint8" and name not in MAPPED_DTYPES:
+        raise CjpgError(f"unsupported dtype {name}; use uint8, uint16, int16 or float32 data")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise CjpgError("image contains NaN or infinite values, which JPEG cannot store")
+    return name
+
+
+def _to_uint8(plane: np.ndarray) -> tuple[np.ndarray, float, float]:
+    lo, hi = float(plane.min()), float(plane.max())
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    return np.clip(np.rint((plane.astype(np.float64) - lo) * scale), 0, 255).astype(np.uint8), lo, hi
+
+
+def _from_unit(values: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
+    out = values.astype(np.float64) / 255.0 * (hi - lo) + lo
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+    return out.astype(dtype)
+
+
+def _check_image_meta(meta: dict | None) -> dict:
+    if not meta:
+        return {}
+    unknown = set(meta) - set(IMAGE_KEYS)
+    if unknown:
+        raise CjpgError(f"unknown image metadata {sorted(unknown)}; known: {', '.join(IMAGE_KEYS)}")
+    out = {}
+    for k, v in meta.items():
+        if v is None:
+            continue
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
+        elif isinstance(v, (tuple, list)):
+            v = [x.item() if isinstance(x, np.generic) else x for x in v]
+        out[k] = v
+    return out
+
+
+def encode(
+    image: np.ndarray,
+    *,
+    quality: int = 75,
+    model: str | ModelStages | None = None,
+    subsampling: str = "4:2:0",
+    rgb: bool | None = None,
+    axes: str | None = None,
+    metadata: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> bytes:
+    """Compress an image or stack to ``.cjpg`` bytes.
+
+    Parameters
+    ----------
+    image : ndarray
+        ``(..., H, W)`` grayscale or ``(..., H, W, 3)`` RGB planes; leading axes
+        (time, z, channel, ...) make a stack. uint8 is stored as is; uint16, int
+        and float data are mapped linearly per plane from their min/max to 8 bits.
+    quality : int
+        JPEG quality, 1-100.
+    model : str, optional
+        Model id from :func:`available_models`; default: :func:`default_model`.
+    subsampling : {"4:2:0", "4:2:2", "4:4:4"}
+        Chroma subsampling of RGB planes.
+    rgb : bool, optional
+        Whether the last axis holds RGB; default: when it has length 3.
+    axes : str, optional
+        Axis names, one letter per axis (e.g. ``"TZYX"``, ``"YXC"``).
+    metadata : dict, optional
+        Image metadata kept in the file: name, scale, translate, axis_labels,
+        units, contrast_limits, colormap.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each plane.
+
+    Returns
+    -------
+    bytes
+        The file; a 2D image is a valid JPEG file.
+    """
+    image = np.asarray(image)
+    dtype = _check_dtype(image)
+    rgb = _plane_layout(image, rgb)
+    if subsampling not in SUBSAMPLING:
+        raise CjpgError(f"unknown chroma subsampling {subsampling!r}; use one of {sorted(SUBSAMPLING)}")
+    if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+        raise CjpgError(f"quality must be an integer from 1 to 100, got {quality!r}")
+    if axes is not None and (not isinstance(axes, str) or len(axes) != image.ndim):
+        raise CjpgError(f"axes {axes!r} must name each of the image's {image.ndim} axes")
+    image_meta = _check_image_meta(metadata)
+    model_id, sha, stages = resolve(default_model() if model is None else model)
+    plane_dims = 3 if rgb else 2
+    planes = image.reshape((-1,) + image.shape[image.ndim - plane_dims :])
+    payloads, lows, highs = [], [], []
+    for i, plane in enumerate(planes):
+        if dtype != "uint8":
+            plane, lo, hi = _to_uint8(plane)
+            lows.append(lo)
+            highs.append(hi)
+        payloads.append(encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling))
+        if progress:
+            progress(i + 1, len(planes))
+    meta = {
+        "model": model_id, "model_sha256": sha, "quality": int(quality), "subsampling": subsampling,
+        "shape": list(image.shape), "dtype": dtype, "rgb": rgb, "axes": axes,
+        "mapping": None if dtype == "uint8" else {"kind": "linear-minmax", "min": lows, "max": highs},
+        "required": [],
+    }
+    return pack({**meta, "image": image_meta}, payloads)
+
+
+def _stages_for(meta: dict, model: str | ModelStages | None) -> ModelStages:
+    if isinstance(model, ModelStages):
+        return model
+    model_id = meta["model"] if model is None else model
+    info = model_info(model_id)
+    if model is None and info.sha256 != meta["model_sha256"]:
+        raise CjpgError(
+            f"file was made with other weights of model {model_id!r} than this installation ships; "
+            "decode it with model='jpeg' for the plain JPEG"
+        )
+    return resolve(info.id)[2]
+
+
+class Reader:
+    """An open ``.cjpg`` file or byte string: header parsed, planes decoded on demand."""
+
+    def __init__(self, src: Source, model: str | ModelStages | None = None):
+        self.container = Container.open(src)
+        try:
+            self.meta = self.container.meta
+            self.stages = _stages_for(self.meta, model)
+        except BaseException:
+            self.container.close()
+            raise
+        self.dtype = np.dtype(self.meta["dtype"])
+        self.shape = tuple(self.meta["shape"])
+        self.plane_shape = self.shape[len(self.shape) - (3 if self.meta["rgb"] else 2) :]
+
+    def __len__(self) -> int:
+        return len(self.container)
+
+    def plane(self, k: int) -> np.ndarray:
+        """Decode plane ``k`` (in C order of the leading axes) to the original dtype."""
+        data = self.container.payload(k)
+        pixels = decode_jpeg(data)
+        if pixels.shape != self.plane_shape:
+            raise CjpgError(f"corrupt .cjpg file: plane {k} decodes to {pixels.shape}, header says {self.plane_shape}")
+        if self.stages.decoder is not None:
+            pixels = self.stages.post(pixels, *quant_tables(data))
+        mapping = self.meta["mapping"]
+        if mapping is None:
+            return pixels if pixels.dtype == np.uint8 else np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+        return _from_unit(pixels, mapping["min"][k], mapping["max"][k], self.dtype)
+
+    def planes(self, indices: Iterable[int] | None = None):
+        """Decoded planes, one at a time."""
+        for k in range(len(self)) if indices is None else indices:
+            yield self.plane(k)
+
+    def read(self, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """The whole image or stack."""
+        out = np.empty(self.shape, self.dtype)
+        flat = out.reshape((-1,) + self.plane_shape)
+        for k in range(len(self)):
+            flat[k] = self.plane(k)
+            if progress:
+                progress(k + 1, len(self))
+        return out
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def decode(data: Source, *, model: str | ModelStages | None = None) -> np.ndarray:
+    """Decode ``.cjpg`` bytes (or a file path) to an array of the original shape and dtype.
+
+    ``model`` overrides the model named in the file, e.g. ``"jpeg"`` for the plain
+    JPEG payload without the decoder network.
+    """
+    with Reader(data, model) as r:
+        return r.read()
+
+
+def imwrite(path: str | os.PathLike, image: np.ndarray, **options) -> None:
+    """Compress ``image`` (options as :func:`encode`) and write it atomically to ``path``."""
+    write_atomic(path, encode(image, **options))
+
+
+def imread(path: str | os.PathLike, *, model: str | None = None) -> np.ndarray:
+    """Read a ``.cjpg`` file (see :func:`decode`)."""
+    return decode(Path(path), model=model)
+
+
+def read_plane(path: Source, index: int) -> np.ndarray:
+    """Decode one plane of a stack, reading only its bytes."""
+    with Reader(path) as r:
+        return r.plane(index)
+
+
+def info(src: Source) -> dict:
+    """What a ``.cjpg`` holds: model, quality, shape, dtype, planes, bytes, bits per pixel, ...
+
+    Reads only the header.
+    """
+    with Container.open(src if isinstance(src, (bytes, bytearray)) else Path(src)) as c:
+        m = c.meta
+        rgb = m["rgb"]
+        shape = m["shape"]
+        h, w = shape[-3:-1] if rgb else shape[-2:]
+        out = {
+            "format_version": m["version"], "model": m["model"], "model_sha256": m["model_sha256"],
+            "quality": m["quality"], "subsampling": m["subsampling"], "shape": tuple(shape), "dtype": m["dtype"],
+            "rgb": rgb, "axes": m["axes"], "planes": len(c), "bytes": c.size,
+            "bpp": c.size * 8 / (h * w * len(c)), "mapping": m["mapping"],
+        }
+        image = m.get("image") if isinstance(m.get("image"), dict) else {}
+        out.update({k: image[k] for k in IMAGE_KEYS if k in image})
+        return out
+
+
+def restore(
+    jpeg: bytes | str | os.PathLike | np.ndarray,
+    model: str | None = None,
+    *,
+    quality: int | None = None,
+) -> np.ndarray:
+    """Remove JPEG artefacts from an ordinary JPEG with a decoder-only model.
+
+    Parameters
+    ----------
+    jpeg : bytes, path or ndarray
+        A JPEG file's bytes or path (its quantisation tables tell the network how
+        strongly it was compressed), or an already decoded uint8 array, in which case
+        ``quality`` must be given.
+    model : str, optional
+        A decoder-only model id; default: :func:`default_restore_model`.
+    quality : int, optional
+        Quality the array was compressed at (arrays only).
+
+    Returns
+    -------
+    ndarray
+        uint8 image of the same shape.
+    """
+    from .jpeg import tables_for_quality
+    from .models import default_restore_model
+
+    model = model or default_restore_model()
+    if model is None:
+        raise CjpgError("no decoder-only model is installed")
+    info_ = model_info(model)
+    if info_.kind != "restore":
+        raise CjpgError(f"model {model!r} is not a decoder-only model; use one of kind 'restore'")
+    stages = resolve(model)[2]
+    if isinstance(jpeg, np.ndarray):
+        if quality is None:
+            raise CjpgError("restoring a decoded array needs the JPEG quality it was saved at")
+        if jpeg.dtype != np.uint8 or not (jpeg.ndim == 2 or (jpeg.ndim == 3 and jpeg.shape[-1] == 3)):
+            raise CjpgError(f"restore takes a uint8 (H, W) or (H, W, 3) array, got {jpeg.dtype} {jpeg.shape}")
+        luma, chroma = tables_for_quality(int(quality))
+        pixels = jpeg
+        chroma = None if jpeg.ndim == 2 else chroma
+    else:
+        data = bytes(jpeg) if isinstance(jpeg, (bytes, bytearray)) else _read_file(jpeg)
+        pixels = decode_jpeg(data)
+        luma, chroma = quant_tables(data)
+    return np.clip(np.rint(stages.post(pixels, luma, chroma)), 0, 255).astype(np.uint8)
+
+
+def _read_file(path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CjpgError(f"cannot read {path}: {exc.strerror or exc}") from None

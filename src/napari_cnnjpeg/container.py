@@ -1,0 +1,239 @@
+"""The ``.cjpg`` container, format version 1 (specified in ``docs/format.md``).
+
+Layout: the JPEG stream of plane 0 with the metadata inserted as APP9 segments
+(after SOI and any JFIF APP0), followed by the JPEG streams of planes 1..N-1. A 2D
+file is therefore a plain JPEG file, and a stack opens as its first plane in any
+viewer. The metadata holds an index (length and CRC-32 of each payload), so one
+plane is read without touching the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import CjpgError
+
+VERSION = 1
+MAGIC = b"CJPG\x00"
+APP9 = b"\xff\xe9"
+_HEAD = struct.Struct(">5sBHHI")  # magic, version, chunk index, chunk count, CRC-32 of the whole JSON
+_CHUNK = 65533 - _HEAD.size
+#: Fields a reader must understand; a file listing others under "required" is refused.
+KNOWN_REQUIRED = frozenset(
+    {"version", "model", "model_sha256", "quality", "subsampling", "shape", "dtype", "rgb", "axes", "mapping", "planes"}
+)
+MAX_PLANES = 10_000_000
+MAX_META = 256 * 1024 * 1024
+
+
+def _segments(meta: bytes) -> bytes:
+    crc = zlib.crc32(meta)
+    chunks = [meta[i : i + _CHUNK] for i in range(0, len(meta), _CHUNK)] or [b""]
+    out = bytearray()
+    for i, c in enumerate(chunks):
+        body = _HEAD.pack(MAGIC, VERSION, i, len(chunks), crc) + c
+        out += APP9 + struct.pack(">H", len(body) + 2) + body
+    return bytes(out)
+
+
+def _insert_at(jpeg: bytes) -> int:
+    """Offset after SOI and a JFIF APP0 segment, where our segments go."""
+    if jpeg[:2] != b"\xff\xd8":
+        raise CjpgError("payload is not a JPEG stream (no SOI marker)")
+    if jpeg[2:4] == b"\xff\xe0":
+        return 4 + struct.unpack(">H", jpeg[4:6])[0]
+    return 2
+
+
+def pack(meta: dict, payloads: list[bytes]) -> bytes:
+    """Assemble a file from its metadata (without the index) and JPEG payloads."""
+    if not payloads:
+        raise CjpgError("a .cjpg file needs at least one plane")
+    meta = dict(meta, version=VERSION, planes=[{"length": len(p), "crc32": zlib.crc32(p)} for p in payloads])
+    blob = json.dumps(meta, separators=(",", ":"), allow_nan=False).encode()
+    first = payloads[0]
+    at = _insert_at(first)
+    return b"".join([first[:at], _segments(blob), first[at:], *payloads[1:]])
+
+
+class _Source:
+    """Random access to bytes or to a file on disk."""
+
+    def __init__(self, src: bytes | bytearray | memoryview | str | os.PathLike):
+        self._data: bytes | None = None
+        self._fh: BinaryIO | None = None
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            self._data = bytes(src)
+            self.size = len(self._data)
+        else:
+            try:
+                self._fh = open(src, "rb")
+            except OSError as exc:
+                raise CjpgError(f"cannot open {src}: {exc.strerror or exc}") from None
+            self.size = os.fstat(self._fh.fileno()).st_size
+
+    def read(self, offset: int, n: int) -> bytes:
+        if offset < 0 or n < 0 or offset + n > self.size:
+            raise CjpgError(f"file is truncated: needs bytes {offset}..{offset + n}, has {self.size}")
+        if self._data is not None:
+            return self._data[offset : offset + n]
+        self._fh.seek(offset)
+        return self._fh.read(n)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+@dataclass
+class Container:
+    """A parsed ``.cjpg`` header with random access to each plane's JPEG payload."""
+
+    meta: dict
+    size: int
+    _src: _Source
+    _at: int
+    _app_len: int
+    _offsets: list[int]
+
+    @classmethod
+    def open(cls, src) -> "Container":
+        s = _Source(src)
+        try:
+            return cls._parse(s)
+        except BaseException:
+            s.close()
+            raise
+
+    @classmethod
+    def _parse(cls, s: _Source) -> "Container":
+        if s.size < 4 or s.read(0, 2) != b"\xff\xd8":
+            raise CjpgError("not a .cjpg file: it does not start like a JPEG stream")
+        pos = 2
+        if s.read(2, 2) == b"\xff\xe0":
+            pos = 4 + struct.unpack(">H", s.read(4, 2))[0]
+        at, chunks, count, crc = pos, [], None, None
+        while True:
+            if s.read(pos, 2) != APP9:
+                break
+            seg_len = struct.unpack(">H", s.read(pos + 2, 2))[0]
+            if seg_len < 2 + _HEAD.size:
+                break
+            magic, version, idx, n, c = _HEAD.unpack(s.read(pos + 4, _HEAD.size))
+            if magic != MAGIC:
+                break
+            if version > VERSION:
+                raise CjpgError(f"file is .cjpg format version {version}; this reader knows up to {VERSION}: upgrade napari-cnnjpeg")
+            if idx != len(chunks) or (count is not None and (n != count or c != crc)):
+                raise CjpgError("corrupt .cjpg header: metadata segments out of order")
+            count, crc = n, c
+            chunks.append(s.read(pos + 4 + _HEAD.size, seg_len - 2 - _HEAD.size))
+            pos += 2 + seg_len
+            if len(chunks) == count:
+                break
+        if not chunks:
+            raise CjpgError("not a .cjpg file: no CJPG metadata segment (a plain JPEG? use napari_cnnjpeg.restore)")
+        if len(chunks) != count:
+            raise CjpgError("corrupt .cjpg header: metadata segments missing")
+        blob = b"".join(chunks)
+        if zlib.crc32(blob) != crc:
+            raise CjpgError("corrupt .cjpg header: metadata checksum mismatch")
+        try:
+            meta = json.loads(blob)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise CjpgError("corrupt .cjpg header: metadata is not valid JSON") from None
+        _check_meta(meta)
+        lengths = [p["length"] for p in meta["planes"]]
+        app_len = pos - at
+        offsets, off = [], lengths[0] + app_len
+        for n in lengths[1:]:
+            offsets.append(off)
+            off += n
+        if off > s.size:
+            raise CjpgError(f"file is truncated: the index needs {off} bytes, the file has {s.size}")
+        return cls(meta, s.size, s, at, app_len, [at + app_len] + offsets)
+
+    def __len__(self) -> int:
+        return len(self.meta["planes"])
+
+    def payload(self, k: int) -> bytes:
+        """The JPEG stream of plane ``k``, checked against its CRC-32."""
+        if not 0 <= k < len(self):
+            raise CjpgError(f"plane {k} out of range: the file has {len(self)} planes")
+        entry = self.meta["planes"][k]
+        if k == 0:
+            data = self._src.read(0, self._at) + self._src.read(self._offsets[0], entry["length"] - self._at)
+        else:
+            data = self._src.read(self._offsets[k], entry["length"])
+        if zlib.crc32(data) != entry["crc32"]:
+            raise CjpgError(f"corrupt .cjpg file: plane {k} fails its checksum")
+        return data
+
+    def close(self) -> None:
+        self._src.close()
+
+    def __enter__(self) -> "Container":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_meta(meta) -> None:
+    """Refuse metadata a reader cannot trust, with a message naming the problem."""
+    if not isinstance(meta, dict):
+        raise CjpgError("corrupt .cjpg header: metadata is not an object")
+    if not _is_int(meta.get("version")) or meta["version"] > VERSION:
+        raise CjpgError(f"unsupported .cjpg format version {meta.get('version')!r}; this reader knows up to {VERSION}")
+    unknown = set(meta.get("required", [])) - KNOWN_REQUIRED
+    if unknown:
+        raise CjpgError(f"file needs features this reader does not know: {sorted(unknown)}; upgrade napari-cnnjpeg")
+    missing = KNOWN_REQUIRED - set(meta)
+    if missing:
+        raise CjpgError(f"corrupt .cjpg header: missing fields {sorted(missing)}")
+    planes = meta["planes"]
+    if not isinstance(planes, list) or not 1 <= len(planes) <= MAX_PLANES:
+        raise CjpgError("corrupt .cjpg header: bad plane index")
+    for p in planes:
+        if not (isinstance(p, dict) and _is_int(p.get("length")) and _is_int(p.get("crc32")) and p["length"] >= 4):
+            raise CjpgError("corrupt .cjpg header: bad plane index entry")
+    shape = meta["shape"]
+    if not isinstance(shape, list) or not 2 <= len(shape) <= 32 or not all(_is_int(d) and d >= 1 for d in shape):
+        raise CjpgError(f"corrupt .cjpg header: absurd shape {shape!r}")
+    plane_dims = 3 if meta["rgb"] else 2
+    if meta["rgb"] and shape[-1] != 3:
+        raise CjpgError(f"corrupt .cjpg header: RGB shape {shape} does not end in 3")
+    n = 1
+    for d in shape[:-plane_dims]:
+        n *= d
+    if n != len(planes) or len(shape) < plane_dims:
+        raise CjpgError(f"corrupt .cjpg header: shape {shape} does not match {len(planes)} planes")
+    h, w = shape[len(shape) - plane_dims : len(shape) - plane_dims + 2]
+    if h > 65500 or w > 65500:
+        raise CjpgError(f"corrupt .cjpg header: absurd plane size {h}x{w}")
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes to ``path`` through a temporary file and a rename: never half-written."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

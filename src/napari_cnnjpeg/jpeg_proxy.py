@@ -1,0 +1,78 @@
+"""A differentiable stand-in for baseline JPEG, used to train the encoder network.
+
+Colour transform, 4:2:0 chroma subsampling, 8x8 DCT, quantisation with the real
+tables and a straight-through estimator for rounding, and a rate proxy (log
+magnitude of the quantised coefficients). The models are always evaluated with the
+real encoder; training uses :func:`straight_through` to run the real codec forward
+and this proxy backward. Imports torch; import it lazily.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .nets import rgb_to_ycc, ycc_to_rgb
+
+
+def _dct_matrix() -> torch.Tensor:
+    m = np.zeros((8, 8), np.float32)
+    for k in range(8):
+        for n in range(8):
+            m[k, n] = (math.sqrt(1 / 8) if k == 0 else math.sqrt(2 / 8)) * math.cos(
+                math.pi * (2 * n + 1) * k / 16
+            )
+    return torch.from_numpy(m)
+
+
+_D = _dct_matrix()
+
+
+def _blocks(x: torch.Tensor) -> torch.Tensor:
+    b, h, w = x.shape
+    return x.reshape(b, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4)
+
+
+def _unblocks(x: torch.Tensor) -> torch.Tensor:
+    b, nh, nw = x.shape[:3]
+    return x.permute(0, 1, 3, 2, 4).reshape(b, nh * 8, nw * 8)
+
+
+def _round_ste(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def _code_plane(p: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Quantise one plane (B, H, W, level-shifted 0..255 scale); returns it and its bit proxy."""
+    d = _D.to(p)
+    coef = d @ _blocks(p) @ d.T
+    q = coef / table.to(p)
+    rate = torch.log2(1 + q.abs()).sum(dim=(1, 2, 3, 4))
+    rec = _unblocks(d.T @ (_round_ste(q) * table.to(p)) @ d)
+    return rec, rate
+
+
+def jpeg_proxy(
+    rgb: torch.Tensor, luma: torch.Tensor, chroma: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable JPEG (4:2:0) of RGB in [0, 1], (B, 3, H, W) with H, W multiples of 16.
+
+    Returns the decoded RGB and a per-image rate proxy in bits per pixel (up to a scale).
+    """
+    ycc = rgb_to_ycc(rgb) * 255 - 128
+    y, rate_y = _code_plane(ycc[:, 0], luma)
+    chroma_planes = F.avg_pool2d(ycc[:, 1:], 2)
+    cb, rate_cb = _code_plane(chroma_planes[:, 0], chroma)
+    cr, rate_cr = _code_plane(chroma_planes[:, 1], chroma)
+    c = F.interpolate(torch.stack([cb, cr], 1), scale_factor=2, mode="bilinear", align_corners=False)
+    out = ycc_to_rgb((torch.cat([y[:, None], c], 1) + 128) / 255)
+    pixels = rgb.shape[-1] * rgb.shape[-2]
+    return out.clamp(0, 1), (rate_y + rate_cb + rate_cr) / pixels
+
+
+def straight_through(real: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
+    """The real codec's output forward, the proxy's gradient backward."""
+    return proxy + (real - proxy).detach()

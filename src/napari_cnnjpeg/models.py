@@ -1,0 +1,214 @@
+"""The model zoo: ids, hashed weights, and the encoder/decoder stages they run.
+
+A model has an id, an optional encoder stage (a network run before JPEG), an
+optional decoder stage (a network run after JPEG) and the SHA-256 of its weights.
+The shipped models are listed in ``weights/zoo.json`` beside their safetensors
+files; ``"jpeg"`` is plain JPEG with no network. A file can only name one of these
+ids: it never chooses code or weights beyond them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from .errors import CjpgError
+
+BASELINE = "jpeg"
+#: Tile side (pixels) and overlap used by network inference; keeps memory bounded.
+TILE = 512
+OVERLAP = 48
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model: what it is, and where its verified weights live."""
+
+    id: str
+    description: str
+    kind: str  # "baseline", "restore" (decoder only) or "joint" (encoder + decoder)
+    weights: str | None = None  # file name inside napari_cnnjpeg/weights
+    sha256: str | None = None
+    encoder: dict | None = None  # {"arch": ..., "config": {...}}
+    decoder: dict | None = None
+    card: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+def _zoo_entries() -> list[dict]:
+    path = resources.files("napari_cnnjpeg") / "weights" / "zoo.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, ModelInfo]:
+    """Every model this installation ships, by id."""
+    models = {BASELINE: ModelInfo(BASELINE, "plain baseline JPEG (Pillow/libjpeg-turbo), no network", "baseline")}
+    for e in _zoo_entries():
+        models[e["id"]] = ModelInfo(
+            id=e["id"], description=e["description"], kind=e["kind"], weights=e["weights"],
+            sha256=e["sha256"], encoder=e.get("encoder"), decoder=e.get("decoder"), card=e.get("card", {}),
+        )
+    return models
+
+
+def available_models() -> list[str]:
+    """Ids of the models this installation ships, plain JPEG (``"jpeg"``) first."""
+    return list(registry())
+
+
+def default_model() -> str:
+    """The model :func:`~napari_cnnjpeg.encode` uses when none is named: the zoo's best by BD-rate."""
+    ranked = [e for e in _zoo_entries() if e.get("default")]
+    return ranked[0]["id"] if ranked else BASELINE
+
+
+def default_restore_model() -> str | None:
+    """The best decoder-only model, used by :func:`~napari_cnnjpeg.restore`."""
+    restore = [m.id for m in registry().values() if m.kind == "restore"]
+    return restore[0] if restore else None
+
+
+def model_info(model_id: str) -> ModelInfo:
+    """The registry entry of a model id, or :class:`CjpgError` naming the known ids."""
+    try:
+        return registry()[model_id]
+    except (KeyError, TypeError):
+        raise CjpgError(f"unknown model {model_id!r}; available: {', '.join(available_models())}") from None
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_weights(info: ModelInfo, data: bytes | None = None) -> dict[str, Any]:
+    """The model's tensors, after checking their SHA-256 against the registry."""
+    from safetensors.torch import load as load_safetensors
+
+    if data is None:
+        data = (resources.files("napari_cnnjpeg") / "weights" / info.weights).read_bytes()
+    if sha256_of(data) != info.sha256:
+        raise CjpgError(f"weights of model {info.id!r} fail their SHA-256 check; the installation is altered")
+    return load_safetensors(data)
+
+
+# -- devices and threads ------------------------------------------------------
+def set_threads(n: int | None) -> None:
+    """Number of CPU threads the networks use (None: torch's default)."""
+    import torch
+
+    if n:
+        torch.set_num_threads(int(n))
+
+
+def _device() -> str:
+    import torch
+
+    want = os.environ.get("CNNJPEG_DEVICE", "auto")
+    if want == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return want
+
+
+# -- stages -------------------------------------------------------------------
+@dataclass
+class ModelStages:
+    """The networks of one model, ready to run on numpy planes.
+
+    Either stage may be None (no network on that side of JPEG).
+    """
+
+    encoder: Any = None
+    decoder: Any = None
+    tile: int = TILE
+
+    def pre(self, plane: np.ndarray, quality: int) -> np.ndarray:
+        """Encoder stage on a uint8 plane, for JPEG at ``quality``; returns uint8."""
+        if self.encoder is None:
+            return plane
+        from .jpeg import tables_for_quality
+
+        luma, chroma = tables_for_quality(int(quality))
+        out = run_network(self.encoder, plane, luma, None if plane.ndim == 2 else chroma, self.tile)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+    def post(self, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None) -> np.ndarray:
+        """Decoder stage on a decoded uint8 plane and its JPEG tables; returns float32 in [0, 255]."""
+        if self.decoder is None:
+            return plane.astype(np.float32)
+        return np.clip(run_network(self.decoder, plane, luma, chroma, self.tile), 0, 255)
+
+
+@lru_cache(maxsize=8)
+def load_stages(model_id: str) -> ModelStages:
+    """The networks of a registered model, loaded once per process and hash-checked."""
+    info = model_info(model_id)
+    if info.weights is None:
+        return ModelStages()
+    from .nets import build
+
+    state = load_weights(info)
+    nets = {}
+    for name in ("encoder", "decoder"):
+        spec = getattr(info, name)
+        if spec is None:
+            continue
+        net = build(spec["arch"], spec.get("config"))
+        prefix = name + "."
+        net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        nets[name] = net.eval().to(_device())
+    return ModelStages(**nets)
+
+
+def resolve(model: str | ModelStages) -> tuple[str, str | None, ModelStages]:
+    """(id, weights hash, stages) for a model id or for ready stages (used in training)."""
+    if isinstance(model, ModelStages):
+        return "unregistered", None, model
+    info = model_info(model)
+    return info.id, info.sha256, load_stages(info.id)
+
+
+def run_network(net, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, tile: int = TILE) -> np.ndarray:
+    """Run a YCbCr network on a uint8 (H, W) or (H, W, 3) plane, tile by tile.
+
+    Tiles of ``tile`` pixels overlap by :data:`OVERLAP` on each side and only their
+    centres are kept, so the result matches a single pass. Returns float32 in the
+    plane's 0-255 scale and shape.
+    """
+    import torch
+
+    from .nets import rgb_to_ycc, table_features, ycc_to_rgb
+
+    gray = plane.ndim == 2
+    device = next(net.parameters()).device
+    cond = torch.from_numpy(table_features(luma, None if gray else chroma))[None].to(device)
+    h, w = plane.shape[:2]
+    m = net.multiple
+    ph, pw = -h % m, -w % m
+    rgb = np.repeat(plane[..., None], 3, axis=2) if gray else plane
+    rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)
+    H, W = x.shape[-2:]
+    out = np.empty((H, W, 1 if gray else 3), np.float32)
+    step = max(m, tile - tile % m)
+    with torch.inference_mode():
+        for y0 in range(0, H, step):
+            for x0 in range(0, W, step):
+                y1, x1 = min(y0 + step, H), min(x0 + step, W)
+                ya, xa = max(0, y0 - OVERLAP), max(0, x0 - OVERLAP)
+                yb, xb = min(H, y1 + OVERLAP), min(W, x1 + OVERLAP)
+                ycc = rgb_to_ycc(x[..., ya:yb, xa:xb].to(device))
+                if gray:
+                    ycc[:, 1:] = 0.5
+                res = net(ycc, cond)
+                res = res[:, :1] if gray else ycc_to_rgb(res)
+                core = res[0, :, y0 - ya : y0 - ya + (y1 - y0), x0 - xa : x0 - xa + (x1 - x0)]
+                out[y0:y1, x0:x1] = core.permute(1, 2, 0).float().cpu().numpy() * 255
+    out = out[:h, :w]
+    return out[..., 0] if gray else out

@@ -1,0 +1,123 @@
+"""The network architectures: a JPEG-conditioned restoration net and a pre-processing net.
+
+Both work in JPEG's full-range YCbCr, scaled to [0, 1], and are conditioned on the
+quantisation tables of the JPEG they work with (see :func:`table_features`), so one
+network covers every quality. This module imports torch; import it lazily.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: Length of the conditioning vector made by :func:`table_features`.
+COND_DIM = 129
+
+_RGB2YCC = torch.tensor(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
+)
+_YCC2RGB = torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
+
+
+def rgb_to_ycc(x: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1], (B, 3, H, W), to JPEG full-range YCbCr in [0, 1]."""
+    y = torch.einsum("ij,bjhw->bihw", _RGB2YCC.to(x), x)
+    return y + torch.tensor([0.0, 0.5, 0.5], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+
+
+def ycc_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycc`."""
+    x = x - torch.tensor([0.0, 0.5, 0.5], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return torch.einsum("ij,bjhw->bihw", _YCC2RGB.to(x), x)
+
+
+def table_features(luma: np.ndarray, chroma: np.ndarray | None) -> np.ndarray:
+    """Conditioning vector from JPEG quantisation tables: log-scaled tables and a gray flag."""
+    gray = chroma is None
+    chroma = luma if chroma is None else chroma
+    f = np.concatenate(
+        [np.log(np.asarray(luma, np.float32).ravel()), np.log(np.asarray(chroma, np.float32).ravel())]
+    ) / np.log(255.0)
+    return np.concatenate([f, [1.0 if gray else 0.0]]).astype(np.float32)
+
+
+class _FiLMBlock(nn.Module):
+    """Residual conv block whose features are scaled and shifted by the conditioning."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.c1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.c1(x))
+        h = h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+        return x + self.c2(h)
+
+
+class _CondNet(nn.Module):
+    """Two-scale residual CNN (1/2 and 1/4 resolution) with FiLM conditioning.
+
+    Predicts a residual that is added to its YCbCr input. Input sides must be
+    multiples of :attr:`multiple`.
+    """
+
+    multiple = 4
+
+    def __init__(self, ch1: int, ch2: int, blocks: int):
+        super().__init__()
+        self.blocks = blocks
+        self.ch1, self.ch2 = ch1, ch2
+        self.head = nn.Conv2d(12, ch1, 3, padding=1)
+        self.down = nn.Conv2d(ch1, ch2, 3, stride=2, padding=1)
+        self.body = nn.ModuleList(_FiLMBlock(ch2) for _ in range(blocks))
+        self.up = nn.Conv2d(ch2, ch1 * 4, 1)
+        self.fine = _FiLMBlock(ch1)
+        self.tail = nn.Conv2d(ch1, 12, 3, padding=1)
+        self.cond = nn.Sequential(
+            nn.Linear(COND_DIM, 64), nn.ReLU(), nn.Linear(64, 2 * (ch2 * blocks + ch1))
+        )
+        for m in (self.tail, self.cond[-1]):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        film = self.cond(cond)
+        gammas, betas = film.chunk(2, dim=1)
+        h1 = F.relu(self.head(F.pixel_unshuffle(x, 2)))
+        h = F.relu(self.down(h1))
+        for i, blk in enumerate(self.body):
+            s = slice(i * self.ch2, (i + 1) * self.ch2)
+            h = blk(h, gammas[:, s], betas[:, s])
+        h = h1 + F.pixel_shuffle(self.up(h), 2)
+        s = slice(self.blocks * self.ch2, self.blocks * self.ch2 + self.ch1)
+        h = self.fine(F.relu(h), gammas[:, s], betas[:, s])
+        return x + F.pixel_shuffle(self.tail(F.relu(h)), 2)
+
+
+class RestoreNet(_CondNet):
+    """Decoder stage: removes JPEG artefacts from a decoded image (YCbCr in [0, 1])."""
+
+    def __init__(self, ch1: int = 32, ch2: int = 64, blocks: int = 4):
+        super().__init__(ch1, ch2, blocks)
+
+
+class PreNet(_CondNet):
+    """Encoder stage: reshapes an image (YCbCr in [0, 1]) before the JPEG encoder.
+
+    Starts as the identity (its last layer is zero) and learns, jointly with a
+    decoder, what to spend or save bits on.
+    """
+
+    def __init__(self, ch1: int = 24, ch2: int = 32, blocks: int = 2):
+        super().__init__(ch1, ch2, blocks)
+
+
+ARCHITECTURES: dict[str, type[_CondNet]] = {"RestoreNet": RestoreNet, "PreNet": PreNet}
+
+
+def build(arch: str, config: dict | None = None) -> _CondNet:
+    """Instantiate an architecture by name with its keyword configuration."""
+    return ARCHITECTURES[arch](**(config or {}))

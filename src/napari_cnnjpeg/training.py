@@ -1,0 +1,327 @@
+"""Training of the shipped networks, reproducible on a few CPU cores.
+
+Two recipes:
+
+- ``restore``: a decoder-only :class:`~napari_cnnjpeg.nets.RestoreNet` learns to undo
+  real JPEG (Pillow) at random qualities 5-95, RGB 4:2:0 / 4:4:4 and grayscale.
+- ``joint``: a :class:`~napari_cnnjpeg.nets.PreNet` encoder and a RestoreNet decoder
+  learn together. The forward pass runs the real JPEG encoder on the encoder's
+  output; gradients flow through :mod:`napari_cnnjpeg.jpeg_proxy`. The loss is
+  log-MSE plus ``rate_weight`` x bits per pixel, so the encoder is rewarded only for
+  beating JPEG's own rate-distortion trade-off.
+
+Each step draws its batch from a generator seeded by (seed, step), so a resumed run
+follows the same path as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .jpeg import decode_jpeg, encode_jpeg, quant_tables, tables_for_quality
+
+IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".ppm"}
+VAL_QUALITIES = (10, 30, 50, 70, 90)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run."""
+
+    recipe: str = "restore"  # "restore" or "joint"
+    data: str = "../shared/data/train"
+    out: str = "runs/restore"
+    steps: int = 20000
+    patch: int = 96
+    batch: int = 16
+    lr: float = 1e-3
+    seed: int = 0
+    val_images: int = 4  # held out from the data folder (the last names in sorted order)
+    val_every: int = 500
+    checkpoint_every: int = 250
+    threads: int = 2
+    quality_range: tuple[int, int] = (5, 95)
+    gray_fraction: float = 0.15
+    rate_weight: float = 1.5
+    init: str = ""  # a checkpoint or safetensors file whose weights start the run
+    restore_config: dict = field(default_factory=dict)
+    pre_config: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        raw = json.loads(Path(path).read_text())
+        unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        if "quality_range" in raw:
+            raw["quality_range"] = tuple(raw["quality_range"])
+        return cls(**raw)
+
+
+def load_images(folder: str | Path) -> list[tuple[str, np.ndarray]]:
+    """Every image in a folder as uint8 RGB, sorted by name."""
+    from PIL import Image
+
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return np.clip(rgb @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _jpeg_pair(img: np.ndarray, quality: int, subsampling: str) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded JPEG of an image and the conditioning features of its tables."""
+    from .nets import table_features
+
+    data = encode_jpeg(img, quality, subsampling)
+    return decode_jpeg(data), table_features(*quant_tables(data))
+
+
+def _as_rgb(a: np.ndarray) -> np.ndarray:
+    return np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
+
+
+class PatchSampler:
+    """Random crops with flips, a random quality and colour mode per patch."""
+
+    def __init__(self, images: list[np.ndarray], cfg: TrainConfig):
+        self.images = [im for im in images if min(im.shape[:2]) >= cfg.patch]
+        if not self.images:
+            raise ValueError(f"no training image is at least {cfg.patch} pixels a side")
+        self.cfg = cfg
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, step])
+        clean, gray, quality, sub = [], [], [], []
+        for _ in range(cfg.batch):
+            im = self.images[rng.integers(len(self.images))]
+            y = rng.integers(im.shape[0] - cfg.patch + 1)
+            x = rng.integers(im.shape[1] - cfg.patch + 1)
+            crop = im[y : y + cfg.patch, x : x + cfg.patch]
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            if rng.random() < 0.5:
+                crop = crop.transpose(1, 0, 2)
+            g = rng.random() < cfg.gray_fraction
+            clean.append(_as_rgb(_luma(crop)) if g else np.ascontiguousarray(crop))
+            gray.append(g)
+            quality.append(int(rng.integers(cfg.quality_range[0], cfg.quality_range[1] + 1)))
+            sub.append("4:4:4" if (cfg.recipe == "restore" and rng.random() < 0.2) else "4:2:0")
+        return {"clean": np.stack(clean), "gray": np.array(gray), "quality": np.array(quality), "sub": sub}
+
+
+def _to_tensor(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255
+
+
+def _jpeg_batch(clean: np.ndarray, gray, quality, sub) -> tuple[np.ndarray, np.ndarray]:
+    decoded, conds = [], []
+    for img, g, q, s in zip(clean, gray, quality, sub):
+        d, c = _jpeg_pair(img[..., 0] if g else img, int(q), s)
+        decoded.append(_as_rgb(d))
+        conds.append(c)
+    return np.stack(decoded), np.stack(conds)
+
+
+class Trainer:
+    """One training run: model(s), optimiser, schedule, checkpoints, validation log."""
+
+    def __init__(self, cfg: TrainConfig, images: list[tuple[str, np.ndarray]] | None = None):
+        import torch
+
+        from .nets import PreNet, RestoreNet
+
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.cfg = cfg
+        images = images if images is not None else load_images(cfg.data)
+        if cfg.val_images >= len(images):
+            raise ValueError(f"{len(images)} images cannot spare {cfg.val_images} for validation")
+        split = len(images) - cfg.val_images
+        self.train_names = [n for n, _ in images[:split]]
+        self.val_names = [n for n, _ in images[split:]]
+        self.sampler = PatchSampler([im for _, im in images[:split]], cfg)
+        self.val_crops = [_center_crop(im, 256) for _, im in images[split:]]
+        self.nets = {"decoder": RestoreNet(**cfg.restore_config)}
+        if cfg.recipe == "joint":
+            self.nets["encoder"] = PreNet(**cfg.pre_config)
+        elif cfg.recipe != "restore":
+            raise ValueError(f"unknown recipe {cfg.recipe!r}; use 'restore' or 'joint'")
+        params = [p for n in self.nets.values() for p in n.parameters()]
+        self.opt = torch.optim.Adam(params, lr=cfg.lr)
+        self.step = 0
+        self.elapsed = 0.0
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if (self.out / "checkpoint.pt").exists():
+            self._resume()
+        elif cfg.init:
+            self._init_from(cfg.init)
+
+    # -- persistence ---------------------------------------------------------
+    def _state(self) -> dict:
+        return {name: net.state_dict() for name, net in self.nets.items()}
+
+    def save_checkpoint(self) -> None:
+        import torch
+
+        tmp = self.out / "checkpoint.pt.tmp"
+        torch.save(
+            {"nets": self._state(), "opt": self.opt.state_dict(), "step": self.step, "elapsed": self.elapsed},
+            tmp,
+        )
+        tmp.replace(self.out / "checkpoint.pt")
+        (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2))
+
+    def _resume(self) -> None:
+        import torch
+
+        ck = torch.load(self.out / "checkpoint.pt", weights_only=True)
+        for name, net in self.nets.items():
+            net.load_state_dict(ck["nets"][name])
+        self.opt.load_state_dict(ck["opt"])
+        self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
+
+    def _init_from(self, path: str) -> None:
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+        for name, net in self.nets.items():
+            sub = {k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")}
+            if sub:
+                net.load_state_dict(sub)
+
+    def export(self, path: str | Path) -> None:
+        """Write the trained weights as one safetensors file ("decoder.*", "encoder.*")."""
+        from safetensors.torch import save_file
+
+        flat = {f"{name}.{k}": v.contiguous() for name, sd in self._state().items() for k, v in sd.items()}
+        save_file(flat, str(path))
+
+    # -- training ------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        warm = min(1.0, (step + 1) / 200)
+        cos = 0.5 * (1 + math.cos(math.pi * min(step, self.cfg.steps) / self.cfg.steps))
+        return self.cfg.lr * warm * (0.02 + 0.98 * cos)
+
+    def train_step(self) -> float:
+        import torch
+
+        from .nets import rgb_to_ycc, ycc_to_rgb
+
+        b = self.sampler.batch(self.step)
+        clean = _to_tensor(b["clean"])
+        if self.cfg.recipe == "joint":
+            enc, dec = self.nets["encoder"], self.nets["decoder"]
+            conds = torch.from_numpy(np.stack([_quality_features(int(q), g) for q, g in zip(b["quality"], b["gray"])]))
+            pre_ycc = enc(rgb_to_ycc(clean), conds)
+            gray = torch.from_numpy(b["gray"])[:, None, None, None]
+            pre_ycc = torch.where(gray & (torch.arange(3) > 0).view(1, 3, 1, 1), 0.5, pre_ycc)
+            pre = ycc_to_rgb(pre_ycc).clamp(0, 1)
+            pre_u8 = (pre.detach() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            real, _ = _jpeg_batch(pre_u8, b["gray"], b["quality"], b["sub"])
+            proxy, rate = _proxy_batch(pre, b["quality"])
+            from .jpeg_proxy import straight_through
+
+            jpeg = straight_through(_to_tensor(real), proxy)
+        else:
+            dec = self.nets["decoder"]
+            real, c = _jpeg_batch(b["clean"], b["gray"], b["quality"], b["sub"])
+            jpeg, conds, rate = _to_tensor(real), torch.from_numpy(c), None
+        out = ycc_to_rgb(dec(rgb_to_ycc(jpeg), conds))
+        mse = (out - clean).square().mean(dim=(1, 2, 3))
+        loss = torch.log10(mse + 1e-5).mean()
+        if rate is not None:
+            loss = loss + self.cfg.rate_weight / math.log(10) * rate.mean()
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr_at(self.step)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.step += 1
+        return loss.item()
+
+    def validate(self) -> dict:
+        """PSNR gain (dB) and size ratio of the model over JPEG on held-out crops, per quality."""
+        from .codec import decode, encode
+        from .metrics import psnr
+        from .models import ModelStages
+
+        stages = ModelStages(encoder=self.nets.get("encoder"), decoder=self.nets["decoder"])
+        for net in self.nets.values():
+            net.eval()
+        result = {}
+        for q in VAL_QUALITIES:
+            gains, ratios = [], []
+            for crop in self.val_crops:
+                base, mine = encode(crop, quality=q, model="jpeg"), encode(crop, quality=q, model=stages)
+                gains.append(psnr(crop, decode(mine, model=stages)) - psnr(crop, decode(base)))
+                ratios.append(len(mine) / len(base))
+            result[str(q)] = {"gain_db": round(float(np.mean(gains)), 3), "size_ratio": round(float(np.mean(ratios)), 3)}
+        for net in self.nets.values():
+            net.train()
+        return result
+
+    def run(self, progress: bool = True) -> None:
+        from tqdm import tqdm
+
+        log = (self.out / "log.jsonl").open("a")
+        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not progress, desc=self.cfg.recipe)
+        t0, losses = time.perf_counter(), []
+        while self.step < self.cfg.steps:
+            losses.append(self.train_step())
+            bar.update(1)
+            done = self.step == self.cfg.steps
+            if self.step % self.cfg.checkpoint_every == 0 or done:
+                self.elapsed += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                self.save_checkpoint()
+            if self.step % self.cfg.val_every == 0 or done:
+                rec = {"step": self.step, "loss": float(np.mean(losses)), "elapsed_s": round(self.elapsed, 1),
+                       "val": self.validate()}
+                losses = []
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.set_postfix_str(" ".join(f"q{k}:{v['gain_db']:+.2f}" for k, v in rec["val"].items()))
+        bar.close()
+        log.close()
+
+
+def _center_crop(im: np.ndarray, size: int) -> np.ndarray:
+    h, w = im.shape[:2]
+    y, x = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return np.ascontiguousarray(im[y : y + size, x : x + size])
+
+
+def _quality_features(quality: int, gray: bool) -> np.ndarray:
+    from .nets import table_features
+
+    luma, chroma = tables_for_quality(quality)
+    return table_features(luma, None if gray else chroma)
+
+
+def _proxy_batch(pre, qualities):
+    import torch
+
+    from .jpeg_proxy import jpeg_proxy
+
+    outs, rates = [], []
+    for i, q in enumerate(qualities):
+        luma, chroma = tables_for_quality(int(q))
+        o, r = jpeg_proxy(pre[i : i + 1], torch.from_numpy(luma), torch.from_numpy(chroma))
+        outs.append(o)
+        rates.append(r)
+    return torch.cat(outs), torch.cat(rates)
