@@ -1,0 +1,225 @@
+"""The ``cnnjpeg`` command line: encode, decode, info, demo, restore, bench, train."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CjpgError
+
+
+def _read_image(path: str) -> np.ndarray:
+    """A PNG/TIFF/JPEG/... file as an array (TIFF stacks keep every plane)."""
+    p = Path(path)
+    try:
+        if p.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            return tifffile.imread(p)
+        from PIL import Image
+
+        with Image.open(p) as im:
+            if im.mode not in ("L", "RGB", "I;16", "I;16B", "I", "F"):
+                im = im.convert("RGB")
+            return np.asarray(im)
+    except FileNotFoundError:
+        raise CjpgError(f"no such file: {path}") from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear line
+        raise CjpgError(f"cannot read image {path}: {exc}") from None
+
+
+def _write_image(path: str, image: np.ndarray) -> None:
+    """Write PNG (2D uint8/uint16 gray or uint8 RGB) or TIFF (anything) atomically."""
+    import io
+
+    from .container import write_atomic
+
+    suffix = Path(path).suffix.lower()
+    buf = io.BytesIO()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        tifffile.imwrite(buf, image)
+    elif suffix == ".png":
+        from PIL import Image
+
+        ok = (image.ndim == 2 and image.dtype in (np.uint8, np.uint16)) or (
+            image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8
+        )
+        if not ok:
+            raise CjpgError(f"PNG cannot hold {image.dtype} {image.shape}; write a .tif instead")
+        Image.fromarray(image).save(buf, format="PNG")
+    else:
+        raise CjpgError(f"unsupported output format {suffix!r}; use .png or .tif")
+    write_atomic(path, buf.getvalue())
+
+
+def _images_for_demo(files: list[str]) -> list[tuple[str, np.ndarray]]:
+    if files:
+        return [(Path(f).stem, _read_image(f)) for f in files]
+    from skimage import data
+
+    return [(name, getattr(data, name)()) for name in ("astronaut", "chelsea", "coffee", "camera")]
+
+
+def _cmd_encode(args) -> int:
+    from tqdm import tqdm
+
+    from .codec import imwrite
+
+    out_dir = Path(args.out_dir) if args.out_dir else None
+    if args.output and len(args.inputs) > 1:
+        raise CjpgError("--output takes one input; use --out-dir for several")
+    for src in tqdm(args.inputs, disable=len(args.inputs) < 2, desc="encode"):
+        dest = Path(args.output) if args.output else (out_dir or Path(src).parent) / (Path(src).stem + ".cjpg")
+        imwrite(dest, _read_image(src), quality=args.quality, model=args.model, subsampling=args.subsampling)
+        if len(args.inputs) == 1:
+            print(dest)
+    return 0
+
+
+def _cmd_decode(args) -> int:
+    from .codec import imread
+
+    _write_image(args.output, imread(args.input, model=args.model))
+    print(args.output)
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .codec import info
+
+    out = {str(p): info(p) for p in args.inputs}
+    print(json.dumps(out if len(out) > 1 else next(iter(out.values())), indent=2, default=str))
+    return 0
+
+
+def _cmd_restore(args) -> int:
+    from .codec import restore
+
+    _write_image(args.output, restore(Path(args.input), args.model))
+    print(args.output)
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from tqdm import tqdm
+
+    from .container import write_atomic
+    from .demo import demo_rows, format_table
+
+    images = _images_for_demo(args.files)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, image in tqdm(images, desc="demo"):
+        for row, data in demo_rows(name, image, quality=args.quality, models=args.models):
+            write_atomic(out / f"{name}.{row['format']}.cjpg", data)
+            rows.append(row)
+    print(format_table(rows))
+    print(f"\n.cjpg files written to {out}/")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from .training import TrainConfig, Trainer
+
+    cfg = TrainConfig.load(args.config)
+    for key in ("data", "out", "steps"):
+        if getattr(args, key) is not None:
+            setattr(cfg, key, getattr(args, key))
+    trainer = Trainer(cfg)
+    trainer.run()
+    if args.export:
+        trainer.export(args.export)
+        print(args.export)
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from . import bench
+
+    return bench.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cnnjpeg``."""
+    from .models import available_models
+
+    p = argparse.ArgumentParser(prog="cnnjpeg", description="JPEG made better with convolutional networks.")
+    sub = p.add_subparsers(dest="command", required=True)
+    models = available_models()
+
+    e = sub.add_parser("encode", help="compress images (PNG, TIFF, JPEG, ...) to .cjpg")
+    e.add_argument("inputs", nargs="+")
+    e.add_argument("-o", "--output", help="output file (one input)")
+    e.add_argument("--out-dir", help="folder for the .cjpg files (default: beside each input)")
+    e.add_argument("-q", "--quality", type=int, default=75)
+    e.add_argument("-m", "--model", default=None, help=f"one of {', '.join(models)} (default: best shipped)")
+    e.add_argument("--subsampling", default="4:2:0", choices=["4:2:0", "4:2:2", "4:4:4"])
+    e.set_defaults(func=_cmd_encode)
+
+    d = sub.add_parser("decode", help="decode a .cjpg to PNG or TIFF")
+    d.add_argument("input")
+    d.add_argument("-o", "--output", required=True, help="output .png or .tif")
+    d.add_argument("-m", "--model", default=None, help="override the file's model, e.g. 'jpeg' for the plain payload")
+    d.set_defaults(func=_cmd_decode)
+
+    i = sub.add_parser("info", help="print what a .cjpg holds")
+    i.add_argument("inputs", nargs="+")
+    i.set_defaults(func=_cmd_info)
+
+    r = sub.add_parser("restore", help="remove artefacts from an ordinary JPEG file with a decoder-only model")
+    r.add_argument("input")
+    r.add_argument("-o", "--output", required=True, help="output .png or .tif")
+    r.add_argument("-m", "--model", default=None)
+    r.set_defaults(func=_cmd_restore)
+
+    m = sub.add_parser("demo", help="compress sample images with plain JPEG and each model; print a table")
+    m.add_argument("files", nargs="*", help="images to use (default: scikit-image samples)")
+    m.add_argument("--out", default="demo-out")
+    m.add_argument("-q", "--quality", type=int, default=20, help="quality of the model files")
+    m.add_argument("--models", nargs="+", default=None, help="models to show (default: all)")
+    m.set_defaults(func=_cmd_demo)
+
+    b = sub.add_parser("bench", help="rate-distortion benchmark against JPEG, WebP, AVIF and JPEG XL")
+    try:
+        from . import bench
+
+        bench.add_arguments(b)
+    except ImportError:  # the benchmark module is optional in a trimmed install
+        pass
+    b.set_defaults(func=_cmd_bench)
+
+    t = sub.add_parser("train", help="train a network from a JSON config (see configs/)")
+    t.add_argument("--config", required=True)
+    t.add_argument("--data", default=None)
+    t.add_argument("--out", default=None)
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--export", default=None, help="write the final weights to this .safetensors file")
+    t.set_defaults(func=_cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``cnnjpeg``; errors print one line and exit non-zero."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CjpgError as exc:
+        print(f"cnnjpeg: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"cnnjpeg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnjpeg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

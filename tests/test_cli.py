@@ -1,0 +1,83 @@
+"""The cnnjpeg command line."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+import napari_cnnjpeg as cj
+from napari_cnnjpeg.cli import main
+
+
+def test_encode_info_decode(tmp_path, capsys):
+    src = tmp_path / "cam.png"
+    Image.fromarray(data.camera()).save(src)
+    assert main(["encode", str(src), "-q", "50", "-m", "jpeg"]) == 0
+    cjpg = tmp_path / "cam.cjpg"
+    assert cjpg.exists()
+    capsys.readouterr()
+    assert main(["info", str(cjpg)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["quality"] == 50 and info["model"] == "jpeg" and info["bytes"] == cjpg.stat().st_size
+    for ext in ("png", "tif"):
+        out = tmp_path / f"back.{ext}"
+        assert main(["decode", str(cjpg), "-o", str(out)]) == 0
+        back = np.asarray(Image.open(out)) if ext == "png" else __import__("tifffile").imread(out)
+        np.testing.assert_array_equal(back, cj.imread(cjpg))
+
+
+def test_encode_many_to_folder(tmp_path):
+    srcs = []
+    for i, img in enumerate([data.camera(), data.astronaut()]):
+        p = tmp_path / f"in{i}.png"
+        Image.fromarray(img).save(p)
+        srcs.append(str(p))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["encode", *srcs, "--out-dir", str(out), "-m", "jpeg"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["in0.cjpg", "in1.cjpg"]
+
+
+def test_tiff_stack_roundtrip(tmp_path):
+    import tifffile
+
+    stack = (np.arange(3 * 32 * 32).reshape(3, 32, 32) % 4000).astype(np.uint16)
+    src = tmp_path / "stack.tif"
+    tifffile.imwrite(src, stack)
+    assert main(["encode", str(src), "-m", "jpeg", "-q", "95"]) == 0
+    i = cj.info(tmp_path / "stack.cjpg")
+    assert i["shape"] == (3, 32, 32) and i["dtype"] == "uint16"
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.cjpg"
+    bad.write_bytes(b"\xff\xd8garbage")
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cnnjpeg: error:") and "\n" not in err
+    assert main(["decode", str(tmp_path / "missing.cjpg"), "-o", str(tmp_path / "x.png")]) == 2
+    src = tmp_path / "c.png"
+    Image.fromarray(data.camera()).save(src)
+    assert main(["encode", str(src), "-m", "no-such-model"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+
+
+def test_demo_writes_files_and_table(tmp_path, capsys):
+    src = tmp_path / "crop.png"
+    Image.fromarray(data.astronaut()[:96, :128]).save(src)
+    assert main(["demo", str(src), "--out", str(tmp_path / "demo"), "-q", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "| image | format | quality | bpp | PSNR (dB) | SSIM |" in out
+    files = sorted((tmp_path / "demo").iterdir())
+    assert files and all(cj.info(f)["shape"] == (96, 128, 3) for f in files)
+    rows = [line for line in out.splitlines() if line.startswith("| crop |")]
+    assert len(rows) == len(files)
+
+
+@pytest.mark.parametrize("cmd", [["encode"], ["nonsense"]])
+def test_usage_errors(cmd):
+    with pytest.raises(SystemExit) as exc:
+        main(cmd)
+    assert exc.value.code == 2

@@ -1,0 +1,161 @@
+"""The .cjpg container: layout, random access, and refusal of every corrupt input."""
+
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import napari_cnnjpeg as cj
+from napari_cnnjpeg import container
+from napari_cnnjpeg.container import Container, pack
+
+
+def _stack():
+    rng = np.random.default_rng(3)
+    return rng.integers(0, 256, (4, 24, 32), dtype=np.uint8)
+
+
+BLOB = cj.encode(_stack(), quality=70, model="jpeg")
+BLOB2D = cj.encode(_stack()[0], quality=70, model="jpeg")
+
+
+def _rewrite_meta(blob: bytes, change) -> bytes:
+    """A file whose metadata JSON is changed by ``change`` (with a valid checksum)."""
+    with Container.open(blob) as c:
+        meta = dict(c.meta)
+        payloads = [c.payload(k) for k in range(len(c))]
+    meta.pop("planes")
+    change(meta)
+    out = pack(meta, payloads)
+    return out
+
+
+def test_reading_one_plane_touches_only_its_bytes(monkeypatch, tmp_path):
+    path = tmp_path / "s.cjpg"
+    path.write_bytes(BLOB)
+    reads = []
+    orig = container._Source.read
+
+    def spy(self, offset, n):
+        reads.append((offset, n))
+        return orig(self, offset, n)
+
+    monkeypatch.setattr(container._Source, "read", spy)
+    with Container.open(path) as c:
+        header_end = c._offsets[0]
+        reads.clear()
+        c.payload(2)
+        start, length = c._offsets[2], c.meta["planes"][2]["length"]
+    assert reads == [(start, length)]
+    assert start > header_end
+
+
+def test_newer_version_refused():
+    blob = _rewrite_meta(BLOB, lambda m: None)
+    # bump the version byte in the APP9 header
+    i = blob.index(container.MAGIC) + len(container.MAGIC)
+    bad = blob[:i] + bytes([container.VERSION + 1]) + blob[i + 1 :]
+    with pytest.raises(cj.CjpgError, match="version"):
+        cj.decode(bad)
+
+
+def test_unknown_required_field_refused_optional_ignored():
+    with pytest.raises(cj.CjpgError, match="features this reader does not know"):
+        cj.decode(_rewrite_meta(BLOB, lambda m: m.update(required=["hdr_gain_map"])))
+    ok = _rewrite_meta(BLOB, lambda m: m.update(some_future_hint={"x": 1}))
+    assert cj.decode(ok).shape == (4, 24, 32)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda m: m.update(shape=[4, 24]), "shape"),
+        (lambda m: m.update(shape=[10**9, 24, 32]), "planes"),
+        (lambda m: m.update(shape=[4, 100000, 32]), "absurd plane size"),
+        (lambda m: m.update(shape=[4, 24, 32, -1]), "absurd shape"),
+        (lambda m: m.update(shape=[4, 24, 33]), "decodes to"),
+        (lambda m: m.pop("quality"), "missing fields"),
+        (lambda m: m.update(model="evil-weights"), "unknown model"),
+        (lambda m: m.update(model="jpeg", model_sha256="00" * 32), "other weights"),
+    ],
+)
+def test_bad_metadata(change, match):
+    with pytest.raises(cj.CjpgError, match=match):
+        cj.decode(_rewrite_meta(BLOB, change))
+
+
+def test_big_metadata_spans_segments():
+    planes = np.zeros((3000, 8, 8), np.uint8)
+    blob = cj.encode(planes, model="jpeg", metadata={"name": "x" * 70000})
+    assert blob.count(container.MAGIC) >= 2
+    assert cj.info(blob)["name"] == "x" * 70000
+    assert cj.decode(blob).shape == planes.shape
+
+
+def test_checksums():
+    # flip a byte inside the last plane's payload
+    bad = bytearray(BLOB)
+    bad[-10] ^= 0xFF
+    with pytest.raises(cj.CjpgError, match="checksum"):
+        cj.decode(bytes(bad))
+    # flip a byte inside the metadata JSON
+    i = BLOB.index(b'"model"')
+    bad = bytearray(BLOB)
+    bad[i + 2] ^= 0x01
+    with pytest.raises(cj.CjpgError, match="checksum"):
+        cj.decode(bytes(bad))
+
+
+@pytest.mark.parametrize("blob", [b"", b"\xff", b"\xff\xd8", b"PNG\r\n", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\0" * 20])
+def test_not_cjpg(blob):
+    with pytest.raises(cj.CjpgError):
+        cj.decode(blob)
+
+
+def test_plain_jpeg_is_not_cjpg():
+    from napari_cnnjpeg.jpeg import encode_jpeg
+
+    with pytest.raises(cj.CjpgError, match="plain JPEG"):
+        cj.info(encode_jpeg(np.zeros((8, 8), np.uint8)))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(cj.CjpgError, match="cannot open"):
+        cj.imread(tmp_path / "nope.cjpg")
+
+
+def _only_cjpg_error(blob):
+    try:
+        cj.decode(blob)
+        cj.info(blob)
+    except cj.CjpgError:
+        pass
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([BLOB, BLOB2D]), st.data())
+def test_truncations_raise_cjpg_error(blob, data):
+    n = data.draw(st.integers(0, len(blob) - 1))
+    with pytest.raises(cj.CjpgError):
+        cj.decode(blob[:n])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([BLOB, BLOB2D]), st.data())
+def test_byte_flips_raise_only_cjpg_error(blob, data):
+    bad = bytearray(blob)
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(bad) - 1))
+        bad[i] ^= data.draw(st.integers(1, 255))
+    _only_cjpg_error(bytes(bad))  # decodes fine or raises CjpgError; anything else fails the test
+
+
+def test_spec_constants_match_doc():
+    # the format document names the segment and magic used here
+    assert container.APP9 == b"\xff\xe9" and container.MAGIC == b"CJPG\x00"
+    assert struct.calcsize(">5sBHHI") == container._HEAD.size
+    assert zlib.crc32(b"") == 0 and json.loads("{}") == {}
