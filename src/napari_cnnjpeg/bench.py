@@ -125,3 +125,385 @@ def _reference_codec(name: str) -> Codec | str:
     if name == "avif":
         return (lambda img, q: imagecodecs.avif_encode(img, level=q, speed=6)), imagecodecs.avif_decode
     return (lambda img, q: imagecodecs.jpegxl_encode(img, level=q, effort=7)), imagecodecs.jpegxl_decode
+
+
+def _warm_up(codec: Codec, image: np.ndarray) -> None:
+    """One untimed round trip on a crop, so weight loading and library set-up are not timed."""
+    enc, dec = codec
+    dec(enc(np.ascontiguousarray(image[:64, :64]), 50))
+
+
+def _measure(name: str, image: np.ndarray, codec_name: str, quality: int, codec: Codec) -> tuple[dict, float, float]:
+    """One recorded point, and its unrounded encode and decode seconds."""
+    enc, dec = codec
+    t0 = time.perf_counter()
+    data = enc(image, quality)
+    t1 = time.perf_counter()
+    out = np.asarray(dec(data))
+    t2 = time.perf_counter()
+    if out.ndim == 3 and image.ndim == 2:  # WebP decodes a gray image as R=G=B
+        out = _luma(out)
+    point = {
+        "image": name, "codec": codec_name, "setting": int(quality), "bytes": len(data),
+        "bpp": _round("bpp", bpp(len(data), image.shape)), "psnr": _round("psnr", psnr(image, out)),
+        "ssim": _round("ssim", ssim(image, out)),
+        "encode_s": _round("encode_s", t1 - t0), "decode_s": _round("decode_s", t2 - t1),
+    }
+    return point, t1 - t0, t2 - t1
+
+
+def _series(points: list[dict], codec: str, image: str) -> dict[str, np.ndarray]:
+    pts = sorted((p for p in points if p["codec"] == codec and p["image"] == image), key=lambda p: p["setting"])
+    return {k: np.array([p[k] for p in pts], np.float64) for k in ("setting", "bpp", "psnr", "ssim")}
+
+
+def _bd_table(points: list[dict], codecs: list[str], names: list[str]) -> dict:
+    """Per-image Bjontegaard deltas of each codec against plain JPEG, and their mean over images."""
+    out = {}
+    for codec in codecs:
+        if codec == BASELINE:
+            continue
+        raw = {}
+        for name in names:
+            a, b = _series(points, BASELINE, name), _series(points, codec, name)
+            raw[name] = {
+                "bd_rate_psnr": bd_rate(a["bpp"], a["psnr"], b["bpp"], b["psnr"]),
+                "bd_psnr": bd_psnr(a["bpp"], a["psnr"], b["bpp"], b["psnr"]),
+                "bd_rate_ssim": bd_rate(a["bpp"], a["ssim"], b["bpp"], b["ssim"]),
+            }
+        valid = [v for v in raw.values() if all(np.isfinite(x) for x in v.values())]
+        out[codec] = {
+            **{k: _round(k, np.mean([v[k] for v in valid])) if valid else float("nan") for k in raw[names[0]]},
+            "images": len(valid),
+            "per_image": {n: {k: _round(k, x) for k, x in v.items()} for n, v in raw.items()},
+        }
+    return out
+
+
+def _mean_curves(points: list[dict], codecs: list[str], qualities: list[int]) -> dict:
+    """Each codec's mean bpp, PSNR and SSIM over the images at each setting."""
+    curves = {}
+    for codec in codecs:
+        curves[codec] = []
+        for q in qualities:
+            pts = [p for p in points if p["codec"] == codec and p["setting"] == q]
+            means = {k: _round(k, np.mean([p[k] for p in pts])) for k in ("bpp", "psnr", "ssim")}
+            curves[codec].append({"setting": q, **means})
+    return curves
+
+
+def _equal_rate(points: list[dict], models: list[str], pair: list[str], quality: int) -> list[dict]:
+    """Rows of the equal-rate table: each model at ``quality`` and plain JPEG interpolated to its bpp."""
+    rows = []
+    others = [m for m in models if m != BASELINE]
+    for name in pair:
+        jpeg = _series(points, BASELINE, name)
+        order = np.argsort(jpeg["bpp"])
+        for model in others or [BASELINE]:
+            p = next(p for p in points if p["codec"] == model and p["image"] == name and p["setting"] == quality)
+            row = {"image": name, "codec": f"{model} q{quality}", "bpp": p["bpp"], "psnr": p["psnr"], "ssim": p["ssim"]}
+            if model != BASELINE:
+                inside = jpeg["bpp"].min() <= p["bpp"] <= jpeg["bpp"].max()
+                rows.append({
+                    "image": name, "codec": "jpeg (interpolated)", "bpp": p["bpp"],
+                    **{k: _round(k, np.interp(p["bpp"], jpeg["bpp"][order], jpeg[k][order])) if inside else float("nan")
+                       for k in ("psnr", "ssim")},
+                })
+            rows.append(row)
+    return rows
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _machine() -> dict:
+    import imagecodecs
+    import torch
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return {
+        "platform": platform.platform(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+        "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "imagecodecs": imagecodecs.__version__,
+        "peak_rss_mib": round(rss / 2**20 if sys.platform == "darwin" else rss / 2**10, 1),
+    }
+
+
+def benchmark(
+    images: list[tuple[str, np.ndarray]],
+    qualities: Sequence[int] = DEFAULT_QUALITIES,
+    models: Sequence[str] | None = None,
+    *,
+    gray: bool = False,
+    references: Sequence[str] = REFERENCES,
+    pair: Sequence[str] | None = None,
+    pair_quality: int = 30,
+    dataset: str = "images given by the caller",
+    progress: bool = True,
+) -> dict:
+    """Measure every image at every quality with every model and reference codec.
+
+    Parameters
+    ----------
+    images : list of (name, ndarray)
+        Lossless uint8 images, RGB or gray (gray images are repeated to RGB, alpha dropped).
+    qualities : sequence of int
+        Settings 1-100: JPEG quality of the models, ``level`` of the reference codecs.
+    models : sequence of str, optional
+        Model ids; default: all :func:`~napari_cnnjpeg.available_models`. Plain JPEG
+        (``"jpeg"``), the anchor of the deltas, is always measured.
+    gray : bool
+        Convert the images to BT.601 luma (uint8) first and measure grayscale coding.
+    references : sequence of str
+        Reference codecs among ``"webp"``, ``"avif"``, ``"jpegxl"``; one that imagecodecs
+        lacks is skipped with a note.
+    pair : sequence of str, optional
+        Images of the equal-rate table; default: the first two.
+    pair_quality : int
+        Model quality of the equal-rate table (the nearest measured one is used).
+    dataset : str
+        Description of the images for the report.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    dict
+        ``points`` (every measurement), ``curves`` (means over images per setting),
+        ``bd`` (deltas against plain JPEG), ``equal_rate``, ``speed``, ``machine``,
+        the settings and ``notes``; JSON-ready apart from NaN/inf values.
+    """
+    from tqdm import tqdm
+
+    from .models import model_info
+
+    if not images:
+        raise CjpgError("no images to benchmark")
+    qualities = sorted({int(q) for q in qualities})
+    if not qualities or not all(1 <= q <= 100 for q in qualities):
+        raise CjpgError(f"qualities must be integers from 1 to 100, got {qualities}")
+    models = list(dict.fromkeys([BASELINE, *(models or available_models())]))
+    for m in models:
+        model_info(m)
+    prepared = [(name, _prepare(img, gray)) for name, img in images]
+    names = [name for name, _ in prepared]
+    if len(set(names)) != len(names):
+        raise CjpgError(f"image names must be unique, got {names}")
+    pair = list(pair or names[:2])
+    if missing := [p for p in pair if p not in names]:
+        raise CjpgError(f"--pair images {missing} are not among {names}")
+    pair_quality = min(qualities, key=lambda q: (abs(q - pair_quality), q))
+
+    codecs: dict[str, Codec] = {m: _model_codec(m) for m in models}
+    notes = []
+    for ref in dict.fromkeys(references):
+        codec = _reference_codec(ref)
+        if isinstance(codec, str):
+            notes.append(f"{ref} skipped: {codec}")
+            continue
+        try:
+            _warm_up(codec, prepared[0][1])
+        except Exception as exc:  # noqa: BLE001 - a broken optional codec is skipped, not fatal
+            notes.append(f"{ref} skipped: {type(exc).__name__}: {exc}")
+            continue
+        codecs[ref] = codec
+    for m in models:
+        _warm_up(codecs[m], prepared[0][1])
+
+    points, seconds, megapixels = [], {c: [0.0, 0.0] for c in codecs}, {c: 0.0 for c in codecs}
+    with tqdm(total=len(prepared) * len(codecs) * len(qualities), desc="bench", unit="pt", disable=not progress) as bar:
+        for name, image in prepared:
+            for codec_name, codec in codecs.items():
+                bar.set_postfix_str(f"{name} {codec_name}")
+                for q in qualities:
+                    point, t_enc, t_dec = _measure(name, image, codec_name, q, codec)
+                    points.append(point)
+                    seconds[codec_name][0] += t_enc
+                    seconds[codec_name][1] += t_dec
+                    megapixels[codec_name] += image.shape[0] * image.shape[1] / 1e6
+                    bar.update()
+
+    return {
+        "dataset": dataset, "images": [{"name": n, "shape": list(im.shape)} for n, im in prepared],
+        "mode": "gray" if gray else "rgb", "qualities": qualities, "models": models,
+        "references": [c for c in codecs if c not in models],
+        "reference_settings": {c: REFERENCE_SETTINGS[c] for c in codecs if c not in models},
+        "notes": notes, "command": shlex.join(sys.argv),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(),
+        "decimals": DECIMALS, "points": points, "curves": _mean_curves(points, list(codecs), qualities),
+        "bd": _bd_table(points, list(codecs), names),
+        "equal_rate": {
+            "images": pair, "quality": pair_quality, "rows": _equal_rate(points, models, pair, pair_quality),
+        },
+        "speed": {
+            c: {
+                "encode_mpx_s": _round("encode_mpx_s", megapixels[c] / enc),
+                "decode_mpx_s": _round("decode_mpx_s", megapixels[c] / dec),
+            }
+            for c, (enc, dec) in seconds.items()
+        },
+    }
+
+
+# -- report ---------------------------------------------------------------------
+def _fmt(key: str, value) -> str:
+    """A recorded number as the report prints it (n/a for NaN)."""
+    if value is None or np.isnan(value):
+        return "n/a"
+    if np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    sign = "+" if key.startswith("bd_") else ""
+    return f"{value:{sign}.{DECIMALS[key]}f}"
+
+
+def _table(header: list[str], rows: list[list[str]], text: int = 1) -> str:
+    """A pipe table; the first ``text`` columns left-aligned, the numbers right-aligned."""
+    rule = "|" + "|".join("---" if i < text else "---:" for i in range(len(header))) + "|"
+    lines = ["| " + " | ".join(header) + " |", rule]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _json_safe(obj):
+    """NaN and inf as null (strict JSON)."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _markdown(result: dict) -> str:
+    m, n = result["machine"], len(result["images"])
+    shapes = sorted({"x".join(map(str, i["shape"])) for i in result["images"]})
+    refs = [f"`{c}`: {s}" for c, s in result["reference_settings"].items()]
+    lines = [
+        "# cnnjpeg benchmark", "",
+        f"- Date: {result['date']}",
+        f"- Command: `{result['command']}`",
+        f"- Data set: {result['dataset']}: {n} images ({', '.join(shapes)}), "
+        f"{'grayscale (BT.601 luma, uint8)' if result['mode'] == 'gray' else 'RGB uint8'}",
+        f"- Settings: {', '.join(map(str, result['qualities']))} "
+        "(JPEG quality of the models, `level` of the reference codecs)",
+        f"- Models: {', '.join(result['models'])} "
+        "(`.cjpg` whole-file bytes; plain JPEG is `jpeg`: Pillow, 4:2:0, optimize)",
+        f"- Reference codecs (raw encoded bytes): {'; '.join(refs) or 'none'}",
+        *[f"- Note: {note}" for note in result["notes"]],
+        f"- Machine: {m['platform']}, {m['cpu']}, {m['cpu_count']} CPUs; Python {m['python']}, "
+        f"torch {m['torch']} (torch threads: {m['torch_threads']}), imagecodecs {m['imagecodecs']}",
+        f"- Peak resident memory: {m['peak_rss_mib']} MiB",
+        "- Metrics: `napari_cnnjpeg.metrics` (PSNR over all channels, SSIM Gaussian sigma 1.5, bpp of the whole file)",
+        "", "## Bjontegaard deltas against plain JPEG", "",
+        "Cubic fits over the overlapping range, per image, then the mean over the images where all three "
+        "deltas exist. Negative BD-rate: fewer bits for the same quality.", "",
+        _table(
+            ["codec", "BD-rate PSNR (%)", "BD-PSNR (dB)", "BD-rate SSIM (%)", "images"],
+            [[c, *(_fmt(k, v[k]) for k in ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim")), str(v["images"])]
+             for c, v in result["bd"].items()],
+        ),
+        "", "## Equal-rate comparison", "",
+        f"Each model at quality {result['equal_rate']['quality']}; plain JPEG's PSNR and SSIM interpolated "
+        "linearly in bpp to the model's bpp (n/a outside JPEG's measured range)."
+        + (" No model but plain JPEG was measured, so it stands alone." if result["models"] == [BASELINE] else ""), "",
+        _table(
+            ["image", "codec", "bpp", "PSNR (dB)", "SSIM"],
+            [[r["image"], r["codec"], *(_fmt(k, r[k]) for k in ("bpp", "psnr", "ssim"))]
+             for r in result["equal_rate"]["rows"]],
+            text=2,
+        ),
+        "", "## Mean rate-distortion points", "", f"Means over the {n} images at each setting; plot: `rd.png`.", "",
+        "![rate-distortion](rd.png)", "",
+        _table(
+            ["codec", "setting", "bpp", "PSNR (dB)", "SSIM"],
+            [[c, str(p["setting"]), *(_fmt(k, p[k]) for k in ("bpp", "psnr", "ssim"))]
+             for c, pts in result["curves"].items() for p in pts],
+        ),
+        "", "## Speed", "",
+        f"Megapixels per second over the whole run (wall time, metrics excluded); models ran with "
+        f"torch threads: {m['torch_threads']}; reference codecs with their libraries' default threading.", "",
+        _table(
+            ["codec", "encode (MP/s)", "decode (MP/s)"],
+            [[c, _fmt("encode_mpx_s", v["encode_mpx_s"]), _fmt("decode_mpx_s", v["decode_mpx_s"])]
+             for c, v in result["speed"].items()],
+        ),
+        "", "Every point: `results.json`.", "",
+    ]
+    return "\n".join(lines)
+
+
+def _plot(result: dict, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for codec, pts in result["curves"].items():
+        style = "-" if codec in result["models"] else "--"
+        x = [p["bpp"] for p in pts]
+        for ax, key in zip(axes, ("psnr", "ssim")):
+            ax.plot(x, [p[key] for p in pts], style, marker="o", markersize=3, label=codec)
+    for ax, label in zip(axes, ("PSNR (dB)", "SSIM")):
+        ax.set(xlabel="bits per pixel", ylabel=label)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"{result['dataset']}: mean over {len(result['images'])} images ({result['mode']})")
+    fig.savefig(path, dpi=120)
+
+
+def write_report(result: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``report.md``, ``results.json`` and ``rd.png`` for a :func:`benchmark` result.
+
+    Returns
+    -------
+    dict
+        Paths by kind: ``"report"``, ``"json"``, ``"plot"``.
+    """
+    from .container import write_atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"report": out / "report.md", "json": out / "results.json", "plot": out / "rd.png"}
+    write_atomic(paths["json"], json.dumps(_json_safe(result), indent=1, allow_nan=False).encode())
+    write_atomic(paths["report"], _markdown(result).encode())
+    _plot(result, paths["plot"])
+    return paths
+
+
+# -- command line -----------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``bench`` command."""
+    parser.add_argument("--data", default=None, help="folder of lossless images (default: scikit-image samples)")
+    parser.add_argument("--qualities", type=int, nargs="+", default=list(DEFAULT_QUALITIES))
+    parser.add_argument("--models", nargs="+", default=None, help="model ids (default: all installed)")
+    parser.add_argument("--references", nargs="*", default=list(REFERENCES), choices=REFERENCES,
+                        help="reference codecs (default: all)")
+    parser.add_argument("--gray", action="store_true", help="benchmark grayscale coding of the images' luma")
+    parser.add_argument("--out", default="bench-out", help="folder for report.md, results.json, rd.png")
+    parser.add_argument("--pair", nargs=2, default=None, metavar="NAME",
+                        help="images (file stems) of the equal-rate table (default: the first two)")
+    parser.add_argument("--pair-quality", type=int, default=30, help="model quality of the equal-rate table")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark from parsed ``bench`` options; prints the deltas and the written paths."""
+    set_threads(args.threads)
+    images = load_images(args.data)
+    result = benchmark(
+        images, args.qualities, args.models, gray=args.gray, references=args.references, pair=args.pair,
+        pair_quality=args.pair_quality, dataset=str(args.data) if args.data else "scikit-image samples",
+    )
+    paths = write_report(result, args.out)
+    for codec, v in result["bd"].items():
+        print(f"{codec}: BD-rate {_fmt('bd_rate_psnr', v['bd_rate_psnr'])} % (PSNR), "
+              f"{_fmt('bd_rate_ssim', v['bd_rate_ssim'])} % (SSIM), BD-PSNR {_fmt('bd_psnr', v['bd_psnr'])} dB")
+    for path in paths.values():
+        print(path)
+    return 0

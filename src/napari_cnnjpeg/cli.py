@@ -187,12 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_cmd_demo)
 
     b = sub.add_parser("bench", help="rate-distortion benchmark against JPEG, WebP, AVIF and JPEG XL")
-    try:
-        from . import bench
+    from . import bench
 
-        bench.add_arguments(b)
-    except ImportError:  # the benchmark module is optional in a trimmed install
-        pass
+    bench.add_arguments(b)
     b.set_defaults(func=_cmd_bench)
 
     t = sub.add_parser("train", help="train a network from a JSON config (see configs/)")

@@ -52,7 +52,7 @@ class _FiLMBlock(nn.Module):
         self.c2 = nn.Conv2d(ch, ch, 3, padding=1)
 
     def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.c1(x))
+        h = F.leaky_relu(self.c1(x))
         h = h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
         return x + self.c2(h)
 
@@ -77,7 +77,7 @@ class _CondNet(nn.Module):
         self.fine = _FiLMBlock(ch1)
         self.tail = nn.Conv2d(ch1, 12, 3, padding=1)
         self.cond = nn.Sequential(
-            nn.Linear(COND_DIM, 64), nn.ReLU(), nn.Linear(64, 2 * (ch2 * blocks + ch1))
+            nn.Linear(COND_DIM, 64), nn.LeakyReLU(), nn.Linear(64, 2 * (ch2 * blocks + ch1))
         )
         for m in (self.tail, self.cond[-1]):
             nn.init.zeros_(m.weight)
@@ -86,15 +86,15 @@ class _CondNet(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         film = self.cond(cond)
         gammas, betas = film.chunk(2, dim=1)
-        h1 = F.relu(self.head(F.pixel_unshuffle(x, 2)))
-        h = F.relu(self.down(h1))
+        h1 = F.leaky_relu(self.head(F.pixel_unshuffle(x, 2)))
+        h = F.leaky_relu(self.down(h1))
         for i, blk in enumerate(self.body):
             s = slice(i * self.ch2, (i + 1) * self.ch2)
             h = blk(h, gammas[:, s], betas[:, s])
         h = h1 + F.pixel_shuffle(self.up(h), 2)
         s = slice(self.blocks * self.ch2, self.blocks * self.ch2 + self.ch1)
-        h = self.fine(F.relu(h), gammas[:, s], betas[:, s])
-        return x + F.pixel_shuffle(self.tail(F.relu(h)), 2)
+        h = self.fine(F.leaky_relu(h), gammas[:, s], betas[:, s])
+        return x + F.pixel_shuffle(self.tail(F.leaky_relu(h)), 2)
 
 
 class RestoreNet(_CondNet):

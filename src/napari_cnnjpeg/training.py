@@ -50,6 +50,8 @@ class TrainConfig:
     quality_range: tuple[int, int] = (5, 95)
     gray_fraction: float = 0.15
     rate_weight: float = 1.5
+    loss: str = "mse"  # "mse" or "logmse" (per-patch log10 MSE: every quality weighs the same in dB)
+    clip_grad: float = 1.0
     init: str = ""  # a checkpoint or safetensors file whose weights start the run
     restore_config: dict = field(default_factory=dict)
     pre_config: dict = field(default_factory=dict)
@@ -243,13 +245,14 @@ class Trainer:
             jpeg, conds, rate = _to_tensor(real), torch.from_numpy(c), None
         out = ycc_to_rgb(dec(rgb_to_ycc(jpeg), conds))
         mse = (out - clean).square().mean(dim=(1, 2, 3))
-        loss = torch.log10(mse + 1e-5).mean()
+        loss = torch.log10(mse + 1e-5).mean() if self.cfg.loss == "logmse" else mse.mean() * 1e3
         if rate is not None:
             loss = loss + self.cfg.rate_weight / math.log(10) * rate.mean()
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for n in self.nets.values() for p in n.parameters()], self.cfg.clip_grad)
         self.opt.step()
         self.step += 1
         return loss.item()
@@ -325,3 +328,51 @@ def _proxy_batch(pre, qualities):
         outs.append(o)
         rates.append(r)
     return torch.cat(outs), torch.cat(rates)
+
+
+def register(
+    trainer: Trainer, model_id: str, description: str, weights_dir: str | Path, *, default: bool = False
+) -> dict:
+    """Export a run's weights into the package and add (or replace) its zoo entry.
+
+    The entry records the architecture, the SHA-256 of the weights and a model card
+    (parameters, data, steps, wall time, seed); Kodak figures are added by
+    ``cnnjpeg bench --update-cards``.
+    """
+    from .models import sha256_of
+
+    weights_dir = Path(weights_dir)
+    path = weights_dir / f"{model_id}.safetensors"
+    trainer.export(path)
+    cfg = trainer.cfg
+    n_params = sum(p.numel() for net in trainer.nets.values() for p in net.parameters())
+    entry = {
+        "id": model_id,
+        "description": description,
+        "kind": "joint" if "encoder" in trainer.nets else "restore",
+        "weights": path.name,
+        "sha256": sha256_of(path.read_bytes()),
+        "decoder": {"arch": "RestoreNet", "config": cfg.restore_config},
+        "encoder": {"arch": "PreNet", "config": cfg.pre_config} if "encoder" in trainer.nets else None,
+        "default": default,
+        "card": {
+            "architecture": {k: type(v).__name__ for k, v in trainer.nets.items()},
+            "parameters": int(n_params),
+            "weights_bytes": path.stat().st_size,
+            "training_data": f"{cfg.data} ({len(trainer.train_names)} images; held out for validation: "
+            f"{', '.join(trainer.val_names)})",
+            "config": dataclasses.asdict(cfg),
+            "steps": trainer.step,
+            "wall_time_s": round(trainer.elapsed, 1),
+            "seed": cfg.seed,
+        },
+    }
+    zoo_path = weights_dir / "zoo.json"
+    zoo = json.loads(zoo_path.read_text()) if zoo_path.exists() else []
+    zoo = [e for e in zoo if e["id"] != model_id]
+    if default:
+        for e in zoo:
+            e["default"] = False
+    zoo.append(entry)
+    zoo_path.write_text(json.dumps(zoo, indent=2) + "\n")
+    return entry

@@ -1,0 +1,132 @@
+"""The benchmark on tiny images: every curve measured, the report agrees with the JSON."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from napari_cnnjpeg import CjpgError, available_models, bench, cli, models
+
+QUALITIES = [20, 50, 80]
+
+
+def _tiny() -> list[tuple[str, np.ndarray]]:
+    return [("astronaut", data.astronaut()[40:104, 200:264]), ("chelsea", data.chelsea()[100:164, 200:264])]
+
+
+@pytest.fixture(scope="module")
+def result():
+    return bench.benchmark(_tiny(), QUALITIES, progress=False)
+
+
+@pytest.fixture(scope="module")
+def written(result, tmp_path_factory):
+    return bench.write_report(result, tmp_path_factory.mktemp("bench"))
+
+
+def _cells(markdown: str, columns: int) -> list[list[str]]:
+    """Body rows of every pipe table with ``columns`` columns."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    return [r for r in rows if len(r) == columns and not r[0].startswith("---") and r[0] not in ("codec", "image")]
+
+
+def test_every_codec_and_setting_is_measured(result):
+    codecs = set(available_models()) | set(result["references"])
+    assert set(result["models"]) == set(available_models())
+    skipped = {n.split()[0] for n in result["notes"]}
+    assert set(result["references"]) | skipped == set(bench.REFERENCES)
+    assert {p["codec"] for p in result["points"]} == codecs
+    assert len(result["points"]) == 2 * len(codecs) * len(QUALITIES)
+    assert set(result["bd"]) == codecs - {"jpeg"}
+    assert set(result["speed"]) == set(result["curves"]) == codecs
+
+
+def test_values_are_sane(result):
+    for p in result["points"]:
+        assert 0 < p["bpp"] < 24 and 15 < p["psnr"] < 60 and 0 < p["ssim"] <= 1
+        assert p["bpp"] == round(p["bytes"] * 8 / (64 * 64), 4)
+    for codec in result["curves"]:
+        for name in ("astronaut", "chelsea"):
+            pts = [p for p in result["points"] if p["codec"] == codec and p["image"] == name]
+            pts.sort(key=lambda p: p["setting"])
+            assert np.all(np.diff([p["psnr"] for p in pts]) > 0), (codec, name)
+            if codec == "jpeg":
+                assert np.all(np.diff([p["bpp"] for p in pts]) > 0)
+    for v in result["bd"].values():
+        assert v["images"] == 2 and np.isfinite(v["bd_rate_psnr"])
+    for v in result["speed"].values():
+        assert v["encode_mpx_s"] > 0 and v["decode_mpx_s"] > 0
+    assert result["machine"]["peak_rss_mib"] > 0
+
+
+def test_report_files_agree_with_the_json(result, written):
+    assert set(written) == {"report", "json", "plot"}
+    assert written["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads(written["json"].read_text())
+    assert saved["points"] == result["points"]
+    md = written["report"].read_text()
+    bd_rows = {r[0]: r for r in _cells(md, 5) if r[0] in saved["bd"] and not r[1].isdigit()}
+    assert set(bd_rows) == set(saved["bd"])
+    for codec, row in bd_rows.items():
+        for cell, key in zip(row[1:4], ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim")):
+            assert float(cell) == saved["bd"][codec][key]
+    curve_rows = [r for r in _cells(md, 5) if r[1].isdigit()]
+    assert len(curve_rows) == sum(len(c) for c in saved["curves"].values())
+    for codec, setting, *cells in curve_rows:
+        point = next(p for p in saved["curves"][codec] if p["setting"] == int(setting))
+        assert [float(c) for c in cells] == [point["bpp"], point["psnr"], point["ssim"]]
+    speed_rows = _cells(md, 3)
+    assert {r[0]: [float(r[1]), float(r[2])] for r in speed_rows} == {
+        c: [v["encode_mpx_s"], v["decode_mpx_s"]] for c, v in saved["speed"].items()
+    }
+
+
+def test_equal_rate_table_interpolates_jpeg(monkeypatch):
+    """A model that is plain JPEG under another id: zero deltas, and JPEG interpolated onto its own point."""
+    reg = {**models.registry(), "same": models.ModelInfo("same", "plain JPEG again", "baseline")}
+    monkeypatch.setattr(models, "registry", lambda: reg)
+    result = bench.benchmark(_tiny(), [20, 30, 60], ["same"], references=(), pair=["chelsea"], progress=False)
+    assert result["bd"]["same"]["bd_rate_psnr"] == 0 and result["bd"]["same"]["bd_psnr"] == 0
+    rows = result["equal_rate"]["rows"]
+    assert [r["codec"] for r in rows] == ["jpeg (interpolated)", "same q30"]
+    assert rows[0]["bpp"] == rows[1]["bpp"]
+    assert rows[0]["psnr"] == pytest.approx(rows[1]["psnr"]) and rows[0]["ssim"] == pytest.approx(rows[1]["ssim"])
+
+
+def test_gray_mode_measures_luma():
+    result = bench.benchmark(_tiny()[:1], [30, 70], ["jpeg"], gray=True, references=("webp",), progress=False)
+    assert result["mode"] == "gray" and result["images"][0]["shape"] == [64, 64]
+    assert {p["codec"] for p in result["points"]} == {"jpeg", "webp"}
+    assert all(p["psnr"] > 20 for p in result["points"])
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(CjpgError, match="pair"):
+        bench.benchmark(_tiny(), [50], ["jpeg"], references=(), pair=["nope"], progress=False)
+    with pytest.raises(CjpgError, match="8-bit"):
+        bench.benchmark([("f", np.zeros((16, 16), np.float32))], [50], ["jpeg"], references=(), progress=False)
+    with pytest.raises(CjpgError, match="unknown model"):
+        bench.benchmark(_tiny(), [50], ["nope"], references=(), progress=False)
+
+
+def test_command_line(tmp_path, capsys):
+    src = tmp_path / "data"
+    src.mkdir()
+    for name, image in _tiny():
+        Image.fromarray(image).save(src / f"{name}.png")
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--data", str(src), "--out", str(tmp_path / "a"), "--qualities", "30", "60",
+                              "--models", "jpeg", "--references", "webp", "--threads", "1"])
+    assert bench.run(args) == 0
+    saved = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert saved["dataset"] == str(src) and saved["equal_rate"]["images"] == ["astronaut", "chelsea"]
+    assert "webp: BD-rate" in capsys.readouterr().out
+    assert cli.main(["bench", "--data", str(src), "--out", str(tmp_path / "b"), "--qualities", "50",
+                     "--references", "--pair", "chelsea", "astronaut"]) == 0
+    assert (tmp_path / "b" / "report.md").is_file()
+    assert cli.main(["bench", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "c")]) == 2
