@@ -40,6 +40,7 @@ LOSSLESS_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
 DECIMALS = {
     "bpp": 4, "psnr": 3, "ssim": 5, "encode_s": 5, "decode_s": 5,
     "bd_rate_psnr": 2, "bd_psnr": 3, "bd_rate_ssim": 2, "encode_mpx_s": 2, "decode_mpx_s": 2,
+    "d_psnr": 3, "d_ssim": 4,
 }
 #: How each reference codec is called; ``level`` is the benchmark setting (10-90 by default).
 REFERENCE_SETTINGS = {
@@ -48,6 +49,12 @@ REFERENCE_SETTINGS = {
     "jpegxl": "imagecodecs.jpegxl_encode(level=q, effort=7) (libjxl quality 0-100)",
 }
 _LUMA = np.array([0.299, 0.587, 0.114])
+#: The reference result this project set out to beat (quoted from it, not measured here):
+#: two photos, plain JPEG vs CNN at equal bits per pixel.
+REFERENCE_RESULT = [
+    {"image": "photo 1", "jpeg_psnr": 27.65, "jpeg_ssim": 0.7733, "cnn_psnr": 29.52, "cnn_ssim": 0.8413},
+    {"image": "photo 2", "jpeg_psnr": 29.48, "jpeg_ssim": 0.9234, "cnn_psnr": 32.43, "cnn_ssim": 0.9460},
+]
 
 Codec = tuple[Callable[[np.ndarray, int], bytes], Callable[[bytes], np.ndarray]]
 
@@ -213,6 +220,27 @@ def _equal_rate(points: list[dict], models: list[str], pair: list[str], quality:
     return rows
 
 
+def _gains_at_equal_rate(curves: dict, models: list[str]) -> dict:
+    """Each model's mean-curve PSNR and SSIM minus plain JPEG's, interpolated to the model's bpp."""
+    jpeg = curves[BASELINE]
+    x = np.array([p["bpp"] for p in jpeg])
+    order = np.argsort(x)
+    out = {}
+    for model in models:
+        if model == BASELINE:
+            continue
+        rows = []
+        for p in curves[model]:
+            inside = x.min() <= p["bpp"] <= x.max()
+            row = {"setting": p["setting"], "bpp": p["bpp"]}
+            for k in ("psnr", "ssim"):
+                ref = np.interp(p["bpp"], x[order], np.array([q[k] for q in jpeg])[order])
+                row[f"d_{k}"] = _round(f"d_{k}", p[k] - ref) if inside else float("nan")
+            rows.append(row)
+        out[model] = rows
+    return out
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -330,6 +358,7 @@ def benchmark(
                     megapixels[codec_name] += image.shape[0] * image.shape[1] / 1e6
                     bar.update()
 
+    curves = _mean_curves(points, list(codecs), qualities)
     return {
         "dataset": dataset, "images": [{"name": n, "shape": list(im.shape)} for n, im in prepared],
         "mode": "gray" if gray else "rgb", "qualities": qualities, "models": models,
@@ -337,7 +366,7 @@ def benchmark(
         "reference_settings": {c: REFERENCE_SETTINGS[c] for c in codecs if c not in models},
         "notes": notes, "command": shlex.join(sys.argv),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(),
-        "decimals": DECIMALS, "points": points, "curves": _mean_curves(points, list(codecs), qualities),
+        "decimals": DECIMALS, "points": points, "curves": curves, "gains": _gains_at_equal_rate(curves, models),
         "bd": _bd_table(points, list(codecs), names),
         "equal_rate": {
             "images": pair, "quality": pair_quality, "rows": _equal_rate(points, models, pair, pair_quality),
@@ -359,7 +388,7 @@ def _fmt(key: str, value) -> str:
         return "n/a"
     if np.isinf(value):
         return "inf" if value > 0 else "-inf"
-    sign = "+" if key.startswith("bd_") else ""
+    sign = "+" if key.startswith(("bd_", "d_")) else ""
     return f"{value:{sign}.{DECIMALS[key]}f}"
 
 
@@ -419,6 +448,20 @@ def _markdown(result: dict) -> str:
              for r in result["equal_rate"]["rows"]],
             text=2,
         ),
+        "", "The reference result (quoted from it, not measured here; its two photos are not Kodak images):", "",
+        _table(
+            ["image", "JPEG PSNR (dB)", "JPEG SSIM", "CNN PSNR (dB)", "CNN SSIM"],
+            [[r["image"], f"{r['jpeg_psnr']:.2f}", f"{r['jpeg_ssim']:.4f}", f"{r['cnn_psnr']:.2f}",
+              f"{r['cnn_ssim']:.4f}"] for r in REFERENCE_RESULT],
+        ),
+        "", "## Gain over plain JPEG at equal bpp, per setting", "",
+        "Mean curves: each model's PSNR and SSIM minus plain JPEG's interpolated to the model's bpp "
+        "(n/a outside JPEG's measured range).", "",
+        _table(
+            ["model", "setting", "bpp", "ΔPSNR (dB)", "ΔSSIM"],
+            [[m, str(r["setting"]), _fmt("bpp", r["bpp"]), _fmt("d_psnr", r["d_psnr"]), _fmt("d_ssim", r["d_ssim"])]
+             for m, rows in result["gains"].items() for r in rows],
+        ),
         "", "## Mean rate-distortion points", "", f"Means over the {n} images at each setting; plot: `rd.png`.", "",
         "![rate-distortion](rd.png)", "",
         _table(
@@ -476,6 +519,28 @@ def write_report(result: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     return paths
 
 
+def update_cards(result: dict) -> None:
+    """Record a run's deltas against plain JPEG in the model cards of ``weights/zoo.json``."""
+    from importlib import resources
+
+    from .container import write_atomic
+    from .models import registry
+
+    path = Path(str(resources.files("napari_cnnjpeg") / "weights" / "zoo.json"))
+    zoo = json.loads(path.read_text())
+    for entry in zoo:
+        if entry["id"] in result["bd"]:
+            bd = result["bd"][entry["id"]]
+            entry["card"]["kodak"] = {
+                "dataset": result["dataset"], "qualities": result["qualities"], "date": result["date"],
+                "command": result["command"], **{k: bd[k] for k in ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim")},
+                "decode_mpx_s": result["speed"][entry["id"]]["decode_mpx_s"],
+                "encode_mpx_s": result["speed"][entry["id"]]["encode_mpx_s"],
+            }
+    write_atomic(path, (json.dumps(_json_safe(zoo), indent=2) + "\n").encode())
+    registry.cache_clear()
+
+
 # -- command line -----------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``bench`` command."""
@@ -490,6 +555,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images (file stems) of the equal-rate table (default: the first two)")
     parser.add_argument("--pair-quality", type=int, default=30, help="model quality of the equal-rate table")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--update-cards", action="store_true",
+                        help="write each model's deltas into its model card (run on Kodak)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -501,6 +568,8 @@ def run(args: argparse.Namespace) -> int:
         pair_quality=args.pair_quality, dataset=str(args.data) if args.data else "scikit-image samples",
     )
     paths = write_report(result, args.out)
+    if args.update_cards:
+        update_cards(result)
     for codec, v in result["bd"].items():
         print(f"{codec}: BD-rate {_fmt('bd_rate_psnr', v['bd_rate_psnr'])} % (PSNR), "
               f"{_fmt('bd_rate_ssim', v['bd_rate_ssim'])} % (SSIM), BD-PSNR {_fmt('bd_psnr', v['bd_psnr'])} dB")

@@ -1,0 +1,115 @@
+"""The shipped networks: loading, hash checks, gains over JPEG, tiling."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from skimage import data
+
+import napari_cnnjpeg as cj
+from napari_cnnjpeg import models
+from napari_cnnjpeg.jpeg import encode_jpeg, quant_tables
+from napari_cnnjpeg.metrics import psnr, ssim
+
+
+def _of_kind(kind):
+    return [m for m in cj.available_models() if models.model_info(m).kind == kind]
+
+
+def test_zoo_ships_restore_and_joint_models():
+    assert _of_kind("restore"), "no decoder-only model shipped"
+    assert _of_kind("joint"), "no joint encoder+decoder model shipped"
+    assert cj.default_model() != "jpeg"
+    for m in cj.available_models()[1:]:
+        info = models.model_info(m)
+        card = info.card
+        assert card["parameters"] > 0 and card["steps"] > 0 and "wall_time_s" in card and "seed" in card
+        assert "kodak" in card, f"model card of {m} lacks its Kodak figures"
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return data.astronaut()[64:320, 96:352].copy()
+
+
+@pytest.mark.parametrize("quality", [10, 30])
+def test_restore_beats_jpeg(photo, quality):
+    jpeg = encode_jpeg(photo, quality)
+    plain = cj.decode(cj.encode(photo, quality=quality, model="jpeg"))
+    restored = cj.restore(jpeg)
+    assert restored.shape == photo.shape and restored.dtype == np.uint8
+    assert psnr(photo, restored) > psnr(photo, plain) + 0.5
+    assert ssim(photo, restored) > ssim(photo, plain)
+
+
+def test_restore_gray_and_array_input(photo):
+    gray = photo[..., 1].copy()
+    jpeg = encode_jpeg(gray, 20)
+    from napari_cnnjpeg.jpeg import decode_jpeg
+
+    plain = decode_jpeg(jpeg)
+    from_bytes = cj.restore(jpeg)
+    from_array = cj.restore(plain, quality=20)
+    np.testing.assert_array_equal(from_bytes, from_array)
+    assert psnr(gray, from_bytes) > psnr(gray, plain) + 0.3
+    with pytest.raises(cj.CjpgError, match="quality"):
+        cj.restore(plain)
+
+
+def test_restore_refuses_bad_input(photo):
+    with pytest.raises(cj.CjpgError):
+        cj.restore(b"not a jpeg")
+    with pytest.raises(cj.CjpgError, match="unknown model"):
+        cj.restore(encode_jpeg(photo), model="nope")
+    with pytest.raises(cj.CjpgError, match="decoder-only"):
+        cj.restore(encode_jpeg(photo), model=_of_kind("joint")[0])
+
+
+@pytest.mark.parametrize("kind", ["restore", "joint"])
+def test_models_roundtrip_through_cjpg(photo, kind):
+    m = _of_kind(kind)[0]
+    blob = cj.encode(photo, quality=30, model=m)
+    info = cj.info(blob)
+    assert info["model"] == m and info["model_sha256"] == models.model_info(m).sha256
+    out = cj.decode(blob)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    plain_payload = cj.decode(blob, model="jpeg")
+    assert psnr(photo, out) > psnr(photo, plain_payload)
+
+
+def test_model_on_16bit_stack():
+    m = _of_kind("restore")[0]
+    stack = (data.camera()[:64, :96].astype(np.uint16) * 200)[None].repeat(2, axis=0)
+    out = cj.decode(cj.encode(stack, quality=50, model=m))
+    assert out.dtype == np.uint16 and out.shape == stack.shape
+
+
+def test_hash_check_refuses_altered_weights():
+    m = _of_kind("restore")[0]
+    info = models.model_info(m)
+    from importlib import resources
+
+    raw = bytearray((resources.files("napari_cnnjpeg") / "weights" / info.weights).read_bytes())
+    assert models.load_weights(info, bytes(raw))
+    raw[-5] ^= 0x40
+    with pytest.raises(cj.CjpgError, match="SHA-256"):
+        models.load_weights(info, bytes(raw))
+    forged = dataclasses.replace(info, sha256="0" * 64)
+    with pytest.raises(cj.CjpgError, match="SHA-256"):
+        models.load_weights(forged)
+
+
+def test_tiled_equals_untiled():
+    img = data.coffee()[:300, :420].copy()
+    jpeg = encode_jpeg(img, 15)
+    from napari_cnnjpeg.jpeg import decode_jpeg
+
+    pixels = decode_jpeg(jpeg)
+    stages = models.load_stages(_of_kind("restore")[0])
+    luma, chroma = quant_tables(jpeg)
+    whole = models.run_network(stages.decoder, pixels, luma, chroma, tile=1024)
+    tiled = models.run_network(stages.decoder, pixels, luma, chroma, tile=96)
+    assert psnr(img, np.clip(np.rint(whole), 0, 255).astype(np.uint8)) == pytest.approx(
+        psnr(img, np.clip(np.rint(tiled), 0, 255).astype(np.uint8)), abs=0.05
+    )
+    assert np.abs(whole - tiled).max() < 1.0

@@ -1,0 +1,60 @@
+"""Training runs a few steps on tiny data, checkpoints, resumes and exports."""
+
+import json
+
+import numpy as np
+import pytest
+from skimage import data
+
+from napari_cnnjpeg.training import TrainConfig, Trainer, register
+
+
+def _images():
+    return [(f"im{i}.png", im) for i, im in enumerate([data.astronaut()[:128, :128], data.chelsea()[:128, :128],
+                                                      data.coffee()[:128, :128]])]
+
+
+def _cfg(tmp_path, recipe):
+    return TrainConfig(recipe=recipe, out=str(tmp_path / recipe), steps=4, patch=32, batch=2, val_images=1,
+                       val_every=2, checkpoint_every=2, threads=1,
+                       restore_config={"ch1": 8, "ch2": 8, "blocks": 1}, pre_config={"ch1": 8, "ch2": 8, "blocks": 1})
+
+
+@pytest.mark.parametrize("recipe", ["restore", "joint"])
+def test_train_resume_export(tmp_path, recipe):
+    cfg = _cfg(tmp_path, recipe)
+    cfg.steps = 2
+    t = Trainer(cfg, _images())
+    t.run(progress=False)
+    assert t.step == 2 and (tmp_path / recipe / "checkpoint.pt").exists()
+    first = {k: v.clone() for k, v in t.nets["decoder"].state_dict().items()}
+
+    # an uninterrupted 4-step run equals 2 steps + resume + 2 steps
+    cfg4 = _cfg(tmp_path, recipe)
+    resumed = Trainer(cfg4, _images())
+    assert resumed.step == 2
+    for k, v in resumed.nets["decoder"].state_dict().items():
+        assert np.array_equal(v.numpy(), first[k].numpy())
+    resumed.run(progress=False)
+    straight_cfg = _cfg(tmp_path, recipe)
+    straight_cfg.out = str(tmp_path / "straight")
+    straight = Trainer(straight_cfg, _images())
+    straight.run(progress=False)
+    for k, v in resumed.nets["decoder"].state_dict().items():
+        np.testing.assert_allclose(v.numpy(), straight.nets["decoder"].state_dict()[k].numpy(), atol=1e-4)
+
+    log = [json.loads(line) for line in (tmp_path / recipe / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4]
+    assert set(log[-1]["val"]) == {"10", "30", "50", "70", "90"}
+
+    entry = register(resumed, f"test-{recipe}", "test model", tmp_path)
+    assert entry["kind"] == recipe and len(entry["sha256"]) == 64
+    assert (tmp_path / f"test-{recipe}.safetensors").exists()
+    assert json.loads((tmp_path / "zoo.json").read_text())[0]["id"] == f"test-{recipe}"
+
+
+def test_config_rejects_unknown_settings(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"recipe": "restore", "stepz": 3}))
+    with pytest.raises(ValueError, match="stepz"):
+        TrainConfig.load(p)
