@@ -191,3 +191,21 @@ def test_progress_callback():
     calls = []
     cj.encode(np.zeros((3, 16, 16), np.uint8), model="jpeg", progress=lambda d, t: calls.append((d, t)))
     assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_lazy_dask_stack_is_read_plane_by_plane():
+    import dask.array as da
+
+    reads = []
+
+    def plane(k):
+        reads.append(k)
+        return np.full((1, 16, 24), k * 10, np.uint8)
+
+    lazy = da.concatenate([da.from_delayed(__import__("dask").delayed(plane)(k), (1, 16, 24), np.uint8)
+                           for k in range(4)])
+    blob = cj.encode(lazy, model="jpeg", quality=95)
+    assert sorted(reads) == [0, 1, 2, 3]
+    out = cj.decode(blob)
+    assert out.shape == (4, 16, 24)
+    assert [int(np.median(p)) for p in out] == [0, 10, 20, 30]

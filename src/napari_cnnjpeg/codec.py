@@ -40,9 +40,12 @@ def _check_dtype(image: np.ndarray) -> str:
         raise CjpgError("boolean images are not supported: store masks losslessly (e.g. PNG/TIFF)")
     if name != "uint8" and name not in MAPPED_DTYPES:
         raise CjpgError(f"unsupported dtype {name}; use uint8, uint16, int16 or float32 data")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise CjpgError("image contains NaN or infinite values, which JPEG cannot store")
     return name
+
+
+def _check_finite(plane: np.ndarray) -> None:
+    if plane.dtype.kind == "f" and not np.isfinite(plane).all():
+        raise CjpgError("image contains NaN or infinite values, which JPEG cannot store")
 
 
 def _to_uint8(plane: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -92,8 +95,8 @@ def encode(
 
     Parameters
     ----------
-    image : ndarray
-        ``(..., H, W)`` grayscale or ``(..., H, W, 3)`` RGB planes; leading axes
+    image : array-like
+        A numpy, dask or zarr array (read one plane at a time): ``(..., H, W)`` grayscale or ``(..., H, W, 3)`` RGB planes; leading axes
         (time, z, channel, ...) make a stack. uint8 is stored as is; uint16, int
         and float data are mapped linearly per plane from their min/max to 8 bits.
     quality : int
@@ -117,7 +120,8 @@ def encode(
     bytes
         The file; a 2D image is a valid JPEG file.
     """
-    image = np.asarray(image)
+    if not all(hasattr(image, a) for a in ("shape", "dtype", "ndim", "__getitem__")):
+        image = np.asarray(image)
     dtype = _check_dtype(image)
     rgb = _plane_layout(image, rgb)
     if subsampling not in SUBSAMPLING:
@@ -128,17 +132,19 @@ def encode(
         raise CjpgError(f"axes {axes!r} must name each of the image's {image.ndim} axes")
     image_meta = _check_image_meta(metadata)
     model_id, sha, stages = resolve(default_model() if model is None else model)
-    plane_dims = 3 if rgb else 2
-    planes = image.reshape((-1,) + image.shape[image.ndim - plane_dims :])
+    lead = image.shape[: image.ndim - (3 if rgb else 2)]
+    total = int(np.prod(lead, dtype=np.int64))
     payloads, lows, highs = [], [], []
-    for i, plane in enumerate(planes):
+    for i, index in enumerate(np.ndindex(*lead)):
+        plane = np.asarray(image[index])  # one plane at a time: dask, zarr and memory maps stay lazy
+        _check_finite(plane)
         if dtype != "uint8":
             plane, lo, hi = _to_uint8(plane)
             lows.append(lo)
             highs.append(hi)
         payloads.append(encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling))
         if progress:
-            progress(i + 1, len(planes))
+            progress(i + 1, total)
     meta = {
         "model": model_id, "model_sha256": sha, "quality": int(quality), "subsampling": subsampling,
         "shape": list(image.shape), "dtype": dtype, "rgb": rgb, "axes": axes,

@@ -1,0 +1,42 @@
+"""Export finished training runs into the package's model zoo.
+
+Usage: python scripts/register_models.py [--default MODEL_ID]
+
+Each run is loaded from its checkpoint (configs/*.json name the run folders), its
+weights are written to src/napari_cnnjpeg/weights/<id>.safetensors and its entry
+(architecture, SHA-256, model card) to weights/zoo.json. Afterwards run
+``cnnjpeg bench --data ../shared/data/kodak --out docs/kodak --update-cards``.
+"""
+
+import argparse
+from pathlib import Path
+
+from napari_cnnjpeg.training import TrainConfig, Trainer, register
+
+ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS = ROOT / "src" / "napari_cnnjpeg" / "weights"
+RUNS = {
+    "restore-s": ("configs/restore.json", "decoder-only JPEG artefact removal, conditioned on the quantisation tables"),
+    "joint-s": ("configs/joint.json", "pre-processing encoder + JPEG + restoring decoder, trained jointly"),
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--default", default=None, help="model id that encode() uses by default")
+    p.add_argument("ids", nargs="*", default=list(RUNS))
+    args = p.parse_args()
+    for model_id in args.ids:
+        config, description = RUNS[model_id]
+        cfg = TrainConfig.load(ROOT / config)
+        cfg.out = str(ROOT / cfg.out)
+        cfg.data = str((ROOT / cfg.data).resolve())
+        trainer = Trainer(cfg)
+        if trainer.step < cfg.steps:
+            raise SystemExit(f"{model_id}: run {cfg.out} stopped at step {trainer.step} of {cfg.steps}")
+        entry = register(trainer, model_id, description, WEIGHTS, default=model_id == args.default)
+        print(model_id, entry["sha256"], entry["card"]["parameters"], "parameters")
+
+
+if __name__ == "__main__":
+    main()
