@@ -1,0 +1,60 @@
+"""Sample data: the astronaut photograph, plain JPEG vs the default model at the same low bit rate."""
+
+from __future__ import annotations
+
+#: Quality of the default model's file; plain JPEG is matched to its bits per pixel.
+MODEL_QUALITY = 20
+
+
+def _decoded(image, quality: int, model: str):
+    from . import codec, metrics
+
+    data = codec.encode(image, quality=quality, model=model)
+    out = codec.decode(data)
+    return out, {
+        "model": model, "quality": quality, "bytes": len(data), "bpp": metrics.bpp(len(data), image.shape),
+        "psnr": metrics.psnr(image, out), "ssim": float(metrics.ssim(image, out)),
+    }
+
+
+def jpeg_quality_for_bpp(image, target_bpp: float) -> int:
+    """The plain-JPEG quality whose file size comes closest to ``target_bpp`` (bits per pixel)."""
+    from . import codec, metrics
+
+    def rate(q: int) -> float:
+        return metrics.bpp(len(codec.encode(image, quality=q, model="jpeg")), image.shape)
+
+    lo, hi = 1, 100
+    while lo < hi:  # smallest quality reaching the target; bpp grows with quality
+        mid = (lo + hi) // 2
+        if rate(mid) < target_bpp:
+            lo = mid + 1
+        else:
+            hi = mid
+    return min((q for q in (lo - 1, lo) if 1 <= q <= 100), key=lambda q: abs(rate(q) - target_bpp))
+
+
+def make_sample_data():
+    """Original astronaut, plain JPEG and the default model, both at about the same bits per pixel."""
+    from skimage.data import astronaut
+
+    from ._workers import apply_runtime_settings, default_model_id
+
+    image = astronaut()
+    model = default_model_id()
+    apply_runtime_settings(model)
+    layers = [(image, {"name": "astronaut (original)", "rgb": True}, "image")]
+    if model == "jpeg":
+        out, meta = _decoded(image, MODEL_QUALITY, "jpeg")
+        meta["note"] = "no trained model is installed: the default model is plain JPEG"
+        layers.append((out, {"name": f"JPEG q{MODEL_QUALITY}, {meta['bpp']:.2f} bpp", "rgb": True,
+                             "metadata": meta}, "image"))
+        return layers
+    model_out, model_meta = _decoded(image, MODEL_QUALITY, model)
+    q = jpeg_quality_for_bpp(image, model_meta["bpp"])
+    jpeg_out, jpeg_meta = _decoded(image, q, "jpeg")
+    layers.append((jpeg_out, {"name": f"JPEG q{q}, {jpeg_meta['bpp']:.2f} bpp", "rgb": True,
+                              "metadata": jpeg_meta}, "image"))
+    layers.append((model_out, {"name": f"{model} q{MODEL_QUALITY}, {model_meta['bpp']:.2f} bpp", "rgb": True,
+                               "metadata": model_meta}, "image"))
+    return layers

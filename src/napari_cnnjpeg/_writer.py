@@ -1,0 +1,86 @@
+"""napari writer: image layers to ``.cjpg`` (npe2 ``writers`` contribution, lossy).
+
+Uses the model and quality of the plugin settings; the layer's name, scale,
+translate, axis labels, units, contrast limits and colormap are stored in the
+file and restored by the reader.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import CjpgError
+
+
+def _as_list(value) -> list | None:
+    if value is None:
+        return None
+    return [v.item() if hasattr(v, "item") else v for v in value]
+
+
+def layer_image_metadata(attributes: dict) -> dict:
+    """The layer state a ``.cjpg`` keeps (``metadata=`` of :func:`napari_cnnjpeg.encode`)."""
+    meta: dict[str, Any] = {}
+    if attributes.get("name"):
+        meta["name"] = str(attributes["name"])
+    for key in ("scale", "translate"):
+        value = _as_list(attributes.get(key))
+        if value is not None:
+            meta[key] = [float(v) for v in value]
+    if attributes.get("axis_labels") is not None:
+        meta["axis_labels"] = [str(a) for a in attributes["axis_labels"]]
+    if attributes.get("units") is not None:
+        meta["units"] = [str(u) for u in attributes["units"]]
+    if attributes.get("contrast_limits") is not None and not attributes.get("rgb"):
+        lo, hi = _as_list(attributes["contrast_limits"])
+        meta["contrast_limits"] = [float(lo), float(hi)]
+    cmap = attributes.get("colormap")
+    name = cmap.get("name") if isinstance(cmap, dict) else getattr(cmap, "name", cmap)
+    if isinstance(name, str) and not attributes.get("rgb"):
+        try:
+            from napari.utils.colormaps import AVAILABLE_COLORMAPS
+
+            if name in AVAILABLE_COLORMAPS:
+                meta["colormap"] = name
+        except ImportError:
+            meta["colormap"] = name
+    return meta
+
+
+def write_image(path: str, data: Any, attributes: dict) -> list[str]:
+    """Write one image layer to ``path`` (a ``.cjpg`` file); returns ``[path]``.
+
+    A :class:`CjpgError` is also shown as a napari notification: napari reports a
+    writer's ValueError only as "not a valid writer", without its message.
+    """
+    try:
+        return _write_image(path, data, attributes)
+    except CjpgError as exc:
+        try:
+            from napari.utils.notifications import show_error
+
+            show_error(f"napari-cnnjpeg could not save {path}: {exc}")
+        except ImportError:
+            pass
+        raise
+
+
+def _write_image(path: str, data: Any, attributes: dict) -> list[str]:
+    import numpy as np
+
+    from . import codec
+    from ._workers import apply_runtime_settings, default_model_id, get_settings
+
+    if attributes.get("multiscale"):
+        raise CjpgError("multiscale (pyramid) layers cannot be saved as .cjpg; save the full-resolution level")
+    rgb = bool(attributes.get("rgb", False))
+    image = np.asarray(data)
+    if rgb and image.shape[-1] != 3:
+        raise CjpgError(f"a .cjpg stores RGB or grayscale, this layer has {image.shape[-1]} channels (RGBA?)")
+    settings = get_settings()
+    model = default_model_id(settings)
+    apply_runtime_settings(model, settings)
+    codec.imwrite(
+        path, image, quality=settings.quality, model=model, rgb=rgb, metadata=layer_image_metadata(attributes)
+    )
+    return [path]

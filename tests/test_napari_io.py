@@ -1,0 +1,310 @@
+"""napari reader, writer, sample data, settings and manifest of napari-cnnjpeg."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import napari_cnnjpeg as cj
+from napari_cnnjpeg import codec, metrics
+from napari_cnnjpeg._reader import napari_get_reader
+
+pytestmark = pytest.mark.usefixtures("isolated_napari_settings")
+PLUGIN = "napari-cnnjpeg"
+
+
+# -- reader hook --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "path, claimed",
+    [
+        ("a.cjpg", True), ("A.CJPG", True), (Path("x/a.cjpg"), True), (["a.cjpg", "b.cjpg"], True),
+        ("a.jpg", False), ("a.tif", False), (["a.cjpg", "b.tif"], False), ([], False), (None, False),
+        (123, False), ("", False), ([None], False),
+    ],
+)
+def test_get_reader_claims_only_cjpg(path, claimed):
+    reader = napari_get_reader(path)
+    assert (reader is not None) == claimed
+    if claimed:
+        assert callable(reader)
+
+
+def test_reader_function_2d(tmp_path, photo):
+    path = tmp_path / "photo.cjpg"
+    cj.imwrite(path, photo, quality=60, metadata={"name": "my photo"})
+    [(data, kwargs, kind)] = napari_get_reader(str(path))(str(path))
+    assert kind == "image" and kwargs["rgb"] is True and kwargs["name"] == "my photo"
+    np.testing.assert_array_equal(data, cj.imread(path))
+    meta = kwargs["metadata"]
+    info = cj.info(path)
+    assert meta["model"] == info["model"] == "jpeg"
+    assert meta["quality"] == 60 and meta["dtype"] == "uint8"
+    assert meta["bpp"] == pytest.approx(info["bpp"]) and meta["bytes"] == path.stat().st_size
+
+
+# -- opening in the viewer ------------------------------------------------------------
+def test_open_2d(make_napari_viewer, tmp_path, photo):
+    path = tmp_path / "astro.cjpg"
+    cj.imwrite(path, photo, quality=40)
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(path, plugin=PLUGIN)
+    assert layer.name == "astro"  # no stored name: the file stem
+    assert layer.rgb and layer.data.shape == photo.shape
+    np.testing.assert_array_equal(np.asarray(layer.data), cj.imread(path))
+    assert layer.metadata["quality"] == 40 and layer.metadata["model"] == "jpeg"
+    assert layer.metadata["bpp"] == pytest.approx(cj.info(path)["bpp"])
+
+
+def test_open_16bit_stack_lazily_with_metadata(make_napari_viewer, tmp_path, stack16, monkeypatch):
+    path = tmp_path / "stack.cjpg"
+    meta = {"name": "cells", "scale": [2.0, 0.5, 0.25], "translate": [1.0, 10.0, -5.0],
+            "axis_labels": ["z", "y", "x"], "units": ["micrometer", "micrometer", "nanometer"],
+            "contrast_limits": [15000.0, 40000.0], "colormap": "magma"}
+    cj.imwrite(path, stack16, quality=90, metadata=meta)
+    decoded = []
+    plane = codec.Reader.plane
+    monkeypatch.setattr(codec.Reader, "plane", lambda self, k: decoded.append(k) or plane(self, k))
+
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(path, plugin=PLUGIN)
+    import dask.array as da
+
+    assert isinstance(layer.data, da.Array)
+    assert layer.data.shape == stack16.shape and layer.dtype == np.uint16
+    assert layer.name == "cells" and not layer.rgb
+    np.testing.assert_allclose(layer.scale, meta["scale"])
+    np.testing.assert_allclose(layer.translate, meta["translate"])
+    assert tuple(layer.axis_labels) == ("z", "y", "x")
+    assert [str(u) for u in layer.units] == meta["units"]
+    assert tuple(layer.contrast_limits) == (15000.0, 40000.0)
+    assert layer.colormap.name == "magma"
+    assert layer.metadata["dtype"] == "uint16" and layer.metadata["planes"] == 5
+    assert len(decoded) <= 2, decoded  # only the plane shown was decoded
+    n = len(decoded)
+    viewer.dims.set_current_step(0, 3)
+    assert decoded[n:] and set(decoded[n:]) == {3}, (decoded, viewer.dims.current_step, viewer.dims.point)
+    np.testing.assert_array_equal(np.asarray(layer.data[3]), codec.read_plane(path, 3))
+
+
+def test_big_stack_opens_fast(make_napari_viewer, tmp_path):
+    """500 planes: opening reads the header only, the slider decodes one plane."""
+    rng = np.random.default_rng(0)
+    stack = rng.integers(0, 255, (500, 32, 32), dtype=np.uint8)
+    path = tmp_path / "big.cjpg"
+    cj.imwrite(path, stack, quality=50)
+    t0 = time.perf_counter()
+    [(data, kwargs, _)] = napari_get_reader(str(path))(str(path))
+    assert time.perf_counter() - t0 < 1.0
+    assert data.shape == (500, 32, 32) and data.numblocks == (500, 1, 1)
+    viewer = make_napari_viewer()
+    t0 = time.perf_counter()
+    [layer] = viewer.open(path, plugin=PLUGIN)
+    assert time.perf_counter() - t0 < 3.0  # generous: the machine is shared
+    viewer.dims.set_current_step(0, 321)
+    np.testing.assert_array_equal(np.asarray(layer.data[321]), codec.read_plane(path, 321))
+
+
+# -- writer ----------------------------------------------------------------------------
+def test_save_and_reopen_round_trip(make_napari_viewer, tmp_path, stack16):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(
+        stack16, name="embryo", scale=(3.0, 0.2, 0.2), translate=(0.0, 5.0, 6.0), axis_labels=("t", "y", "x"),
+        units=("second", "micrometer", "micrometer"), contrast_limits=(12000, 38000), colormap="viridis",
+    )
+    path = tmp_path / "saved.cjpg"
+    written = layer.save(str(path), plugin=PLUGIN)
+    assert [Path(p) for p in written] == [path] and path.exists()
+    info = cj.info(path)
+    assert info["quality"] == 75 and info["model"] == cj.default_model()
+    viewer.layers.clear()
+    [back] = viewer.open(path, plugin=PLUGIN)
+    assert back.name == "embryo" and back.dtype == np.uint16
+    np.testing.assert_allclose(back.scale, (3.0, 0.2, 0.2))
+    np.testing.assert_allclose(back.translate, (0.0, 5.0, 6.0))
+    assert tuple(back.axis_labels) == ("t", "y", "x")
+    assert [str(u) for u in back.units] == ["second", "micrometer", "micrometer"]
+    assert tuple(back.contrast_limits) == (12000.0, 38000.0)
+    assert back.colormap.name == "viridis"
+    np.testing.assert_array_equal(np.asarray(back.data), cj.imread(path))
+
+
+def test_save_layers_rgb(make_napari_viewer, tmp_path, photo):
+    import napari
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(photo, name="astro", rgb=True)
+    path = tmp_path / "rgb.cjpg"
+    napari.save_layers(str(path), [layer], plugin=PLUGIN)
+    [back] = viewer.open(path, plugin=PLUGIN)
+    assert back.rgb and back.name.startswith("astro")
+    assert back.data.shape == photo.shape
+    assert metrics.psnr(photo, np.asarray(back.data)) > 28
+
+
+def test_writer_settings_and_refusals(tmp_path, photo, stack16):
+    from napari_cnnjpeg._writer import write_image
+
+    path = tmp_path / "w.cjpg"
+    assert write_image(str(path), photo, {"name": "p", "rgb": True}) == [str(path)]
+    assert cj.info(path)["name"] == "p" and cj.info(path)["rgb"]
+    with pytest.raises(cj.CjpgError, match="multiscale"):
+        write_image(str(tmp_path / "m.cjpg"), [photo, photo[::2, ::2]], {"multiscale": True, "rgb": True})
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    with pytest.raises(cj.CjpgError, match="RGBA"):
+        write_image(str(tmp_path / "a.cjpg"), rgba, {"rgb": True})
+    assert not (tmp_path / "m.cjpg").exists() and not (tmp_path / "a.cjpg").exists()
+
+
+def test_multiscale_layer_is_refused_not_crashing(make_napari_viewer, tmp_path, photo, notifications):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image([photo, photo[::2, ::2]], multiscale=True, rgb=True)
+    # napari turns a writer's ValueError into a warning; the writer notifies the reason
+    with pytest.warns(UserWarning, match="not a valid writer"):
+        assert layer.save(str(tmp_path / "pyr.cjpg"), plugin=PLUGIN) == []
+    assert not (tmp_path / "pyr.cjpg").exists()
+    assert any("multiscale" in str(n.message) for n in notifications)
+    viewer.add_image(photo, rgb=True)  # still usable
+    assert len(viewer.layers) == 2
+
+
+# -- corrupt files ----------------------------------------------------------------------
+def test_corrupt_file_notifies_and_viewer_stays_usable(make_napari_viewer, tmp_path, photo, notifications):
+    from napari.errors import ReaderPluginError
+    from napari.utils.notifications import notification_manager
+
+    good = tmp_path / "good.cjpg"
+    cj.imwrite(good, photo, quality=50)
+    bad = tmp_path / "bad.cjpg"
+    blob = bytearray(good.read_bytes())
+    blob[len(blob) // 2 : len(blob) // 2 + 64] = b"\x00" * 64  # damage the payload
+    bad.write_bytes(bytes(blob))
+    garbage = tmp_path / "garbage.cjpg"
+    garbage.write_bytes(b"this is not an image at all")
+
+    viewer = make_napari_viewer()
+    with pytest.raises(cj.CjpgError, match="not a .cjpg file"):
+        viewer.open(garbage, plugin=PLUGIN)
+    with pytest.raises(ReaderPluginError) as err:  # no plugin named: napari wraps the reader's error
+        viewer.open(garbage, plugin=None)
+    assert isinstance(err.value.original_error, cj.CjpgError)
+    assert "not a .cjpg file" in str(err.value)
+    with pytest.raises(cj.CjpgError, match="checksum|corrupt"):
+        viewer.open(bad, plugin=PLUGIN)
+    assert len(viewer.layers) == 0
+
+    # through the GUI (File > Open): napari's exception hook turns the error into a notification
+    try:
+        viewer.window._qt_viewer._qt_open([str(garbage)], stack=False)
+    except ReaderPluginError:
+        notification_manager.receive_error(*sys.exc_info())
+    assert any("not a .cjpg file" in str(n.message) for n in notifications)
+    # the notification's traceback holds the QtViewer: drop it, or napari's fixture reports a leak
+    notifications.clear()
+    notification_manager.records.clear()
+    del err
+
+    [layer] = viewer.open(good, plugin=PLUGIN)  # the viewer still works
+    assert layer.data.shape == photo.shape
+    viewer.add_image(np.zeros((8, 8)))
+    assert len(viewer.layers) == 2
+
+
+def test_corrupt_plane_of_lazy_stack(make_napari_viewer, tmp_path):
+    """A damaged plane fails (clear message) only when shown; the other planes still display."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "stack.cjpg"
+    cj.imwrite(path, rng.integers(0, 255, (6, 40, 40), dtype=np.uint8), quality=80)
+    blob = bytearray(path.read_bytes())
+    blob[-120:-80] = b"\x00" * 40  # inside the last plane's payload
+    path.write_bytes(bytes(blob))
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(path, plugin=PLUGIN)
+    with pytest.raises(cj.CjpgError, match="plane 5"):
+        viewer.dims.set_current_step(0, 5)
+    viewer.dims.set_current_step(0, 1)
+    np.testing.assert_array_equal(np.asarray(layer.data[1]), codec.read_plane(path, 1))
+
+
+# -- sample data -------------------------------------------------------------------------
+def test_sample_data(make_napari_viewer):
+    from skimage.data import astronaut
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "astronaut_low_rate")
+    names = [layer.name for layer in viewer.layers]
+    assert names[0] == "astronaut (original)"
+    np.testing.assert_array_equal(viewer.layers[0].data, astronaut())
+    jpeg = viewer.layers[1]
+    assert names[1].startswith("JPEG q") and jpeg.rgb
+    assert jpeg.metadata["model"] == "jpeg" and 0 < jpeg.metadata["bpp"] < 1.5
+    assert jpeg.metadata["psnr"] == pytest.approx(metrics.psnr(astronaut(), jpeg.data))
+    if cj.default_model() != "jpeg":
+        model = viewer.layers[2]
+        assert model.metadata["model"] == cj.default_model() and model.metadata["quality"] == 20
+        assert jpeg.metadata["bpp"] == pytest.approx(model.metadata["bpp"], rel=0.25)
+    else:
+        assert len(viewer.layers) == 2
+
+
+def test_jpeg_quality_for_bpp_matches_rate(photo):
+    from napari_cnnjpeg._sample_data import jpeg_quality_for_bpp
+
+    target = metrics.bpp(len(cj.encode(photo, quality=33, model="jpeg")), photo.shape)
+    q = jpeg_quality_for_bpp(photo, target)
+    assert abs(q - 33) <= 2
+
+
+# -- settings and manifest ------------------------------------------------------------
+def test_plugin_settings(plugin_settings, npe2pm):
+    from napari.settings import get_plugin_settings
+    from npe2 import PluginManifest
+
+    from napari_cnnjpeg._workers import Settings, default_model_id, get_settings
+
+    if PLUGIN not in npe2pm._manifests:
+        npe2pm.register(PluginManifest.from_distribution(PLUGIN))
+    settings = get_plugin_settings(PLUGIN)
+    assert get_settings() == Settings(default_model="", quality=75, device="auto", threads=0)
+    settings.codec.quality = 42
+    settings.codec.device = "cpu"
+    settings.codec.default_model = "jpeg"
+    assert get_settings() == Settings(default_model="jpeg", quality=42, device="cpu", threads=0)
+    assert default_model_id() == "jpeg"
+    with pytest.raises(Exception):
+        settings.codec.device = "tpu"
+    settings.codec.default_model = "no-such-model"
+    assert default_model_id() == cj.default_model()
+
+
+def test_npe2_validate():
+    npe2 = Path(sys.executable).with_name("npe2")
+    proc = subprocess.run([str(npe2), "validate", "napari_cnnjpeg"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "valid" in proc.stdout
+
+
+def test_manifest_commands_import():
+    import importlib
+
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution(PLUGIN)
+    for cmd in manifest.contributions.commands:
+        module, attr = cmd.python_name.split(":")
+        assert callable(getattr(importlib.import_module(module), attr)), cmd.id
+    assert manifest.contributions.writers[0].display_name.startswith("lossy")
+    assert {w.display_name for w in manifest.contributions.widgets} == {"Compress", "Restore JPEG", "Compare layers"}
+    assert set(manifest.contributions.configurations["codec"].properties) == {
+        "default_model", "quality", "device", "threads"}
+
+
+def test_reader_does_not_import_torch():
+    code = ("import sys, napari_cnnjpeg._reader as r, napari_cnnjpeg._writer, napari_cnnjpeg._sample_data;"
+            "r.napari_get_reader('a.cjpg'); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
