@@ -27,11 +27,12 @@ def written(result, tmp_path_factory):
     return bench.write_report(result, tmp_path_factory.mktemp("bench"))
 
 
-def _cells(markdown: str, columns: int) -> list[list[str]]:
-    """Body rows of every pipe table with ``columns`` columns."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+def _cells(markdown: str, columns: int, section: str) -> list[list[str]]:
+    """Body rows of the pipe tables with ``columns`` columns under the heading ``## section``."""
+    body = markdown.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in body.splitlines() if line.startswith("|")]
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
-    return [r for r in rows if len(r) == columns and not r[0].startswith("---") and r[0] not in ("codec", "image")]
+    return [r for r in rows if len(r) == columns and not r[0].startswith("---") and r[0] not in ("codec", "image", "model")]
 
 
 def test_every_codec_and_setting_is_measured(result):
@@ -69,17 +70,23 @@ def test_report_files_agree_with_the_json(result, written):
     saved = json.loads(written["json"].read_text())
     assert saved["points"] == result["points"]
     md = written["report"].read_text()
-    bd_rows = {r[0]: r for r in _cells(md, 5) if r[0] in saved["bd"] and not r[1].isdigit()}
+    bd_rows = {r[0]: r for r in _cells(md, 5, "Bjontegaard deltas against plain JPEG")}
     assert set(bd_rows) == set(saved["bd"])
     for codec, row in bd_rows.items():
         for cell, key in zip(row[1:4], ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim")):
             assert float(cell) == saved["bd"][codec][key]
-    curve_rows = [r for r in _cells(md, 5) if r[1].isdigit()]
+    curve_rows = _cells(md, 5, "Mean rate-distortion points")
     assert len(curve_rows) == sum(len(c) for c in saved["curves"].values())
     for codec, setting, *cells in curve_rows:
         point = next(p for p in saved["curves"][codec] if p["setting"] == int(setting))
         assert [float(c) for c in cells] == [point["bpp"], point["psnr"], point["ssim"]]
-    speed_rows = _cells(md, 3)
+    gain_rows = _cells(md, 5, "Gain over plain JPEG at equal bpp, per setting")
+    assert len(gain_rows) == sum(len(g) for g in saved["gains"].values())
+    for model, setting, bpp, d_psnr, d_ssim in gain_rows:
+        g = next(r for r in saved["gains"][model] if r["setting"] == int(setting))
+        cells = [None if c == "n/a" else float(c) for c in (bpp, d_psnr, d_ssim)]
+        assert cells == [g["bpp"], g["d_psnr"], g["d_ssim"]]
+    speed_rows = _cells(md, 3, "Speed")
     assert {r[0]: [float(r[1]), float(r[2])] for r in speed_rows} == {
         c: [v["encode_mpx_s"], v["decode_mpx_s"]] for c, v in saved["speed"].items()
     }

@@ -74,7 +74,7 @@ def _write_image(path: str, data: Any, attributes: dict) -> list[str]:
     if attributes.get("multiscale"):
         raise CjpgError("multiscale (pyramid) layers cannot be saved as .cjpg; save the full-resolution level")
     rgb = bool(attributes.get("rgb", False))
-    image = np.asarray(data)
+    image = data if hasattr(data, "shape") and hasattr(data, "dtype") else np.asarray(data)  # dask stays lazy
     if rgb and image.shape[-1] != 3:
         raise CjpgError(f"a .cjpg stores RGB or grayscale, this layer has {image.shape[-1]} channels (RGBA?)")
     settings = get_settings()
