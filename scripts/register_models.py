@@ -9,6 +9,7 @@ weights are written to src/napari_cnnjpeg/weights/<id>.safetensors and its entry
 """
 
 import argparse
+import os
 from pathlib import Path
 
 from napari_cnnjpeg.training import TrainConfig, Trainer, register
@@ -26,11 +27,10 @@ def main() -> None:
     p.add_argument("--default", default=None, help="model id that encode() uses by default")
     p.add_argument("ids", nargs="*", default=list(RUNS))
     args = p.parse_args()
+    os.chdir(ROOT)  # the configs' paths are relative to the repository
     for model_id in args.ids:
         config, description = RUNS[model_id]
-        cfg = TrainConfig.load(ROOT / config)
-        cfg.out = str(ROOT / cfg.out)
-        cfg.data = str((ROOT / cfg.data).resolve())
+        cfg = TrainConfig.load(config)
         trainer = Trainer(cfg)
         if trainer.step < cfg.steps:
             raise SystemExit(f"{model_id}: run {cfg.out} stopped at step {trainer.step} of {cfg.steps}")
