@@ -42,7 +42,7 @@ def test_reader_function_2d(tmp_path, photo):
     np.testing.assert_array_equal(data, cj.imread(path))
     meta = kwargs["metadata"]
     info = cj.info(path)
-    assert meta["model"] == info["model"] == "jpeg"
+    assert meta["model"] == info["model"] == cj.default_model()
     assert meta["quality"] == 60 and meta["dtype"] == "uint8"
     assert meta["bpp"] == pytest.approx(info["bpp"]) and meta["bytes"] == path.stat().st_size
 
@@ -56,7 +56,7 @@ def test_open_2d(make_napari_viewer, tmp_path, photo):
     assert layer.name == "astro"  # no stored name: the file stem
     assert layer.rgb and layer.data.shape == photo.shape
     np.testing.assert_array_equal(np.asarray(layer.data), cj.imread(path))
-    assert layer.metadata["quality"] == 40 and layer.metadata["model"] == "jpeg"
+    assert layer.metadata["quality"] == 40 and layer.metadata["model"] == cj.default_model()
     assert layer.metadata["bpp"] == pytest.approx(cj.info(path)["bpp"])
 
 

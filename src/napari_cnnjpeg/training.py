@@ -7,8 +7,9 @@ Two recipes:
 - ``joint``: a :class:`~napari_cnnjpeg.nets.PreNet` encoder and a RestoreNet decoder
   learn together. The forward pass runs the real JPEG encoder on the encoder's
   output; gradients flow through :mod:`napari_cnnjpeg.jpeg_proxy`. The loss is
-  log-MSE plus ``rate_weight`` x bits per pixel, so the encoder is rewarded only for
-  beating JPEG's own rate-distortion trade-off.
+  log10 MSE (-PSNR/10) plus ``rate_weight``/10 x log2 of the rate proxy, so the
+  encoder gains only where it beats JPEG's own trade-off of ``rate_weight`` dB per
+  doubling of the bits.
 
 Each step draws its batch from a generator seeded by (seed, step), so a resumed run
 follows the same path as an uninterrupted one.
@@ -49,7 +50,7 @@ class TrainConfig:
     threads: int = 2
     quality_range: tuple[int, int] = (5, 95)
     gray_fraction: float = 0.15
-    rate_weight: float = 1.5
+    rate_weight: float = 3.5  # dB of PSNR one doubling of the bits is worth (plain JPEG's slope on photos)
     loss: str = "mse"  # "mse" or "logmse" (per-patch log10 MSE: every quality weighs the same in dB)
     clip_grad: float = 1.0
     init: str = ""  # a checkpoint or safetensors file whose weights start the run
@@ -246,8 +247,8 @@ class Trainer:
         out = ycc_to_rgb(dec(rgb_to_ycc(jpeg), conds))
         mse = (out - clean).square().mean(dim=(1, 2, 3))
         loss = torch.log10(mse + 1e-5).mean() if self.cfg.loss == "logmse" else mse.mean() * 1e3
-        if rate is not None:
-            loss = loss + self.cfg.rate_weight / math.log(10) * rate.mean()
+        if rate is not None:  # log10 MSE is -PSNR/10: the encoder must beat rate_weight dB per doubling
+            loss = loss + self.cfg.rate_weight / 10 * torch.log2(rate).mean()
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step)
         self.opt.zero_grad(set_to_none=True)
