@@ -17,7 +17,7 @@ from napari_cnnjpeg.training import TrainConfig, Trainer, register
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "src" / "napari_cnnjpeg" / "weights"
 RUNS = {
-    "restore-s": ("configs/restore.json", "decoder-only JPEG artefact removal, conditioned on the quantisation tables"),
+    "restore-s": ("configs/restore-2.json", "decoder-only JPEG artefact removal, conditioned on the quantisation tables"),
     "joint-s": ("configs/joint.json", "pre-processing encoder + JPEG + restoring decoder, trained jointly"),
 }
 

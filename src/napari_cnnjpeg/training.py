@@ -199,13 +199,19 @@ class Trainer:
         self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
 
     def _init_from(self, path: str) -> None:
-        from safetensors.torch import load_file
+        """Start from another run's weights: its checkpoint (.pt) or exported safetensors."""
+        if str(path).endswith(".pt"):
+            import torch
 
-        state = load_file(path)
+            nets = torch.load(path, weights_only=True)["nets"]
+        else:
+            from safetensors.torch import load_file
+
+            flat = load_file(path)
+            nets = {n: {k[len(n) + 1 :]: v for k, v in flat.items() if k.startswith(n + ".")} for n in self.nets}
         for name, net in self.nets.items():
-            sub = {k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")}
-            if sub:
-                net.load_state_dict(sub)
+            if nets.get(name):
+                net.load_state_dict(nets[name])
 
     def export(self, path: str | Path) -> None:
         """Write the trained weights as one safetensors file ("decoder.*", "encoder.*")."""
