@@ -130,10 +130,11 @@ def test_command_line(tmp_path, capsys):
     args = parser.parse_args(["--data", str(src), "--out", str(tmp_path / "a"), "--qualities", "30", "60",
                               "--models", "jpeg", "--references", "webp", "--threads", "1"])
     assert bench.run(args) == 0
-    saved = json.loads((tmp_path / "a" / "results.json").read_text())
+    saved = json.loads((tmp_path / "a" / "report.json").read_text())
     assert saved["dataset"] == str(src) and saved["equal_rate"]["images"] == ["astronaut", "chelsea"]
     assert "webp: BD-rate" in capsys.readouterr().out
     assert cli.main(["bench", "--data", str(src), "--out", str(tmp_path / "b"), "--qualities", "50",
-                     "--references", "--pair", "chelsea", "astronaut"]) == 0
-    assert (tmp_path / "b" / "report.md").is_file()
+                     "--references", "--pair", "chelsea", "astronaut", "--name", "kodak"]) == 0
+    assert {p.name for p in (tmp_path / "b").iterdir()} == {"kodak.md", "kodak.json", "kodak.png"}
+    assert "![rate-distortion](kodak.png)" in (tmp_path / "b" / "kodak.md").read_text()
     assert cli.main(["bench", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "c")]) == 2

@@ -410,7 +410,7 @@ def _json_safe(obj):
     return obj
 
 
-def _markdown(result: dict) -> str:
+def _markdown(result: dict, name: str) -> str:
     m, n = result["machine"], len(result["images"])
     shapes = sorted({"x".join(map(str, i["shape"])) for i in result["images"]})
     refs = [f"`{c}`: {s}" for c, s in result["reference_settings"].items()]
@@ -462,8 +462,8 @@ def _markdown(result: dict) -> str:
             [[m, str(r["setting"]), _fmt("bpp", r["bpp"]), _fmt("d_psnr", r["d_psnr"]), _fmt("d_ssim", r["d_ssim"])]
              for m, rows in result["gains"].items() for r in rows],
         ),
-        "", "## Mean rate-distortion points", "", f"Means over the {n} images at each setting; plot: `rd.png`.", "",
-        "![rate-distortion](rd.png)", "",
+        "", "## Mean rate-distortion points", "", f"Means over the {n} images at each setting.", "",
+        f"![rate-distortion]({name}.png)", "",
         _table(
             ["codec", "setting", "bpp", "PSNR (dB)", "SSIM"],
             [[c, str(p["setting"]), *(_fmt(k, p[k]) for k in ("bpp", "psnr", "ssim"))]
@@ -477,7 +477,7 @@ def _markdown(result: dict) -> str:
             [[c, _fmt("encode_mpx_s", v["encode_mpx_s"]), _fmt("decode_mpx_s", v["decode_mpx_s"])]
              for c, v in result["speed"].items()],
         ),
-        "", "Every point: `results.json`.", "",
+        "", f"Every point: `{name}.json`.", "",
     ]
     return "\n".join(lines)
 
@@ -500,8 +500,9 @@ def _plot(result: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def write_report(result: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``report.md``, ``results.json`` and ``rd.png`` for a :func:`benchmark` result.
+def write_report(result: dict, out_dir: str | os.PathLike, name: str = "report") -> dict[str, Path]:
+    """Write ``<name>.md`` (the report), ``<name>.json`` (every point) and ``<name>.png``
+    (the rate-distortion plot) for a :func:`benchmark` result.
 
     Returns
     -------
@@ -512,9 +513,9 @@ def write_report(result: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"report": out / "report.md", "json": out / "results.json", "plot": out / "rd.png"}
+    paths = {"report": out / f"{name}.md", "json": out / f"{name}.json", "plot": out / f"{name}.png"}
     write_atomic(paths["json"], json.dumps(_json_safe(result), indent=1, allow_nan=False).encode())
-    write_atomic(paths["report"], _markdown(result).encode())
+    write_atomic(paths["report"], _markdown(result, name).encode())
     _plot(result, paths["plot"])
     return paths
 
@@ -550,7 +551,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--references", nargs="*", default=list(REFERENCES), choices=REFERENCES,
                         help="reference codecs (default: all)")
     parser.add_argument("--gray", action="store_true", help="benchmark grayscale coding of the images' luma")
-    parser.add_argument("--out", default="bench-out", help="folder for report.md, results.json, rd.png")
+    parser.add_argument("--out", default="bench-out", help="folder of the report, its JSON and its plot")
+    parser.add_argument("--name", default="report", help="file name of NAME.md, NAME.json and NAME.png")
     parser.add_argument("--pair", nargs=2, default=None, metavar="NAME",
                         help="images (file stems) of the equal-rate table (default: the first two)")
     parser.add_argument("--pair-quality", type=int, default=30, help="model quality of the equal-rate table")
@@ -567,7 +569,7 @@ def run(args: argparse.Namespace) -> int:
         images, args.qualities, args.models, gray=args.gray, references=args.references, pair=args.pair,
         pair_quality=args.pair_quality, dataset=str(args.data) if args.data else "scikit-image samples",
     )
-    paths = write_report(result, args.out)
+    paths = write_report(result, args.out, args.name)
     if args.update_cards:
         update_cards(result)
     for codec, v in result["bd"].items():
