@@ -138,3 +138,15 @@ def test_command_line(tmp_path, capsys):
     assert {p.name for p in (tmp_path / "b").iterdir()} == {"kodak.md", "kodak.json", "kodak.png"}
     assert "![rate-distortion](kodak.png)" in (tmp_path / "b" / "kodak.md").read_text()
     assert cli.main(["bench", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "c")]) == 2
+
+
+def test_update_cards_records_the_deltas(tmp_path, result):
+    zoo = tmp_path / "zoo.json"
+    models_measured = [m for m in result["bd"] if m in available_models()]
+    zoo.write_text(json.dumps([{"id": m, "card": {}} for m in models_measured] + [{"id": "other", "card": {}}]))
+    bench.update_cards(result, zoo)
+    saved = {e["id"]: e["card"] for e in json.loads(zoo.read_text())}
+    assert saved["other"] == {}
+    for m in models_measured:
+        assert saved[m]["kodak"]["bd_psnr"] == result["bd"][m]["bd_psnr"]
+        assert saved[m]["kodak"]["decode_mpx_s"] == result["speed"][m]["decode_mpx_s"]

@@ -520,14 +520,14 @@ def write_report(result: dict, out_dir: str | os.PathLike, name: str = "report")
     return paths
 
 
-def update_cards(result: dict) -> None:
+def update_cards(result: dict, path: str | os.PathLike | None = None) -> None:
     """Record a run's deltas against plain JPEG in the model cards of ``weights/zoo.json``."""
     from importlib import resources
 
     from .container import write_atomic
     from .models import registry
 
-    path = Path(str(resources.files("napari_cnnjpeg") / "weights" / "zoo.json"))
+    path = Path(path or str(resources.files("napari_cnnjpeg") / "weights" / "zoo.json"))
     zoo = json.loads(path.read_text())
     for entry in zoo:
         if entry["id"] in result["bd"]:
