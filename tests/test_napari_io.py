@@ -251,12 +251,12 @@ def test_sample_data(make_napari_viewer):
         assert len(viewer.layers) == 2
 
 
-def test_jpeg_quality_for_bpp_matches_rate(photo):
-    from napari_cnnjpeg._sample_data import jpeg_quality_for_bpp
+def test_jpeg_at_bpp_matches_rate(photo):
+    from napari_cnnjpeg.demo import jpeg_at_bpp
 
     target = metrics.bpp(len(cj.encode(photo, quality=33, model="jpeg")), photo.shape)
-    q = jpeg_quality_for_bpp(photo, target)
-    assert abs(q - 33) <= 2
+    q, data = jpeg_at_bpp(photo, target)
+    assert abs(q - 33) <= 2 and data == cj.encode(photo, quality=q, model="jpeg")
 
 
 # -- settings and manifest ------------------------------------------------------------

@@ -17,23 +17,6 @@ def _decoded(image, quality: int, model: str):
     }
 
 
-def jpeg_quality_for_bpp(image, target_bpp: float) -> int:
-    """The plain-JPEG quality whose file size comes closest to ``target_bpp`` (bits per pixel)."""
-    from . import codec, metrics
-
-    def rate(q: int) -> float:
-        return metrics.bpp(len(codec.encode(image, quality=q, model="jpeg")), image.shape)
-
-    lo, hi = 1, 100
-    while lo < hi:  # smallest quality reaching the target; bpp grows with quality
-        mid = (lo + hi) // 2
-        if rate(mid) < target_bpp:
-            lo = mid + 1
-        else:
-            hi = mid
-    return min((q for q in (lo - 1, lo) if 1 <= q <= 100), key=lambda q: abs(rate(q) - target_bpp))
-
-
 def make_sample_data():
     """Original astronaut, plain JPEG and the default model, both at about the same bits per pixel."""
     from skimage.data import astronaut
@@ -51,7 +34,9 @@ def make_sample_data():
                              "metadata": meta}, "image"))
         return layers
     model_out, model_meta = _decoded(image, MODEL_QUALITY, model)
-    q = jpeg_quality_for_bpp(image, model_meta["bpp"])
+    from .demo import jpeg_at_bpp
+
+    q, _ = jpeg_at_bpp(image, model_meta["bpp"])
     jpeg_out, jpeg_meta = _decoded(image, q, "jpeg")
     layers.append((jpeg_out, {"name": f"JPEG q{q}, {jpeg_meta['bpp']:.2f} bpp", "rgb": True,
                               "metadata": jpeg_meta}, "image"))
