@@ -364,7 +364,7 @@ def benchmark(
         "mode": "gray" if gray else "rgb", "qualities": qualities, "models": models,
         "references": [c for c in codecs if c not in models],
         "reference_settings": {c: REFERENCE_SETTINGS[c] for c in codecs if c not in models},
-        "notes": notes, "command": shlex.join(sys.argv),
+        "notes": notes, "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(),
         "decimals": DECIMALS, "points": points, "curves": curves, "gains": _gains_at_equal_rate(curves, models),
         "bd": _bd_table(points, list(codecs), names),
