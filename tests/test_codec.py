@@ -209,3 +209,11 @@ def test_lazy_dask_stack_is_read_plane_by_plane():
     out = cj.decode(blob)
     assert out.shape == (4, 16, 24)
     assert [int(np.median(p)) for p in out] == [0, 10, 20, 30]
+
+
+def test_import_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, napari_cnnjpeg; assert 'torch' not in sys.modules, 'torch imported eagerly'"
+    subprocess.run([sys.executable, "-c", code], check=True)
