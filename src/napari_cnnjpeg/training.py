@@ -374,6 +374,13 @@ def register(
             "seed": cfg.seed,
         },
     }
+    if cfg.init.endswith(".pt") and Path(cfg.init).exists():  # record the run it continued from
+        import torch
+
+        ck = torch.load(cfg.init, weights_only=True)
+        entry["card"]["initialised_from"] = {
+            "checkpoint": cfg.init, "steps": int(ck["step"]), "wall_time_s": round(float(ck["elapsed"]), 1),
+        }
     zoo_path = weights_dir / "zoo.json"
     zoo = json.loads(zoo_path.read_text()) if zoo_path.exists() else []
     zoo = [e for e in zoo if e["id"] != model_id]
