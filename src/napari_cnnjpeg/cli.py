@@ -118,7 +118,7 @@ def _cmd_demo(args) -> int:
     rows = []
     for name, image in tqdm(images, desc="demo"):
         for row, data in demo_rows(name, image, quality=args.quality, models=args.models):
-            write_atomic(out / f"{name}.{row['format']}.cjpg", data)
+            write_atomic(out / f"{name}.{row['format']}.q{row['quality']}.cjpg", data)
             rows.append(row)
     print(format_table(rows))
     print(f"\n.cjpg files written to {out}/")
