@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -91,21 +90,26 @@ def test_open_16bit_stack_lazily_with_metadata(make_napari_viewer, tmp_path, sta
     np.testing.assert_array_equal(np.asarray(layer.data[3]), codec.read_plane(path, 3))
 
 
-def test_big_stack_opens_fast(make_napari_viewer, tmp_path):
-    """500 planes: opening reads the header only, the slider decodes one plane."""
+def test_big_stack_opens_without_decoding(make_napari_viewer, tmp_path, monkeypatch):
+    """500 planes: opening reads the header only, the slider decodes the plane shown.
+
+    (How fast that is, is the benchmark's business; here: how much work is done.)
+    """
     rng = np.random.default_rng(0)
     stack = rng.integers(0, 255, (500, 32, 32), dtype=np.uint8)
     path = tmp_path / "big.cjpg"
-    cj.imwrite(path, stack, quality=50)
-    t0 = time.perf_counter()
+    cj.imwrite(path, stack, quality=50, model="jpeg")
+    decoded = []
+    plane = codec.Reader.plane
+    monkeypatch.setattr(codec.Reader, "plane", lambda self, k: decoded.append(k) or plane(self, k))
     [(data, kwargs, _)] = napari_get_reader(str(path))(str(path))
-    assert time.perf_counter() - t0 < 1.0
+    assert decoded == []
     assert data.shape == (500, 32, 32) and data.numblocks == (500, 1, 1)
     viewer = make_napari_viewer()
-    t0 = time.perf_counter()
     [layer] = viewer.open(path, plugin=PLUGIN)
-    assert time.perf_counter() - t0 < 3.0  # generous: the machine is shared
     viewer.dims.set_current_step(0, 321)
+    np.asarray(layer.data[321])
+    assert 321 in decoded and len(set(decoded)) <= 3, decoded  # the plane shown (+ first/initial view), not 500
     np.testing.assert_array_equal(np.asarray(layer.data[321]), codec.read_plane(path, 321))
 
 
