@@ -28,6 +28,7 @@ import numpy as np
 from .bd import bd_psnr, bd_rate
 from .codec import decode, encode
 from .errors import CjpgError
+from .jpeg import luma
 from .metrics import bpp, psnr, ssim
 from .models import BASELINE, available_models, set_threads
 
@@ -48,7 +49,6 @@ REFERENCE_SETTINGS = {
     "avif": "imagecodecs.avif_encode(level=q, speed=6) (libavif quality 0-100)",
     "jpegxl": "imagecodecs.jpegxl_encode(level=q, effort=7) (libjxl quality 0-100)",
 }
-_LUMA = np.array([0.299, 0.587, 0.114])
 #: The reference result this project set out to beat (quoted from it, not measured here):
 #: two photos, plain JPEG vs CNN at equal bits per pixel.
 REFERENCE_RESULT = [
@@ -63,12 +63,7 @@ def _round(key: str, value: float) -> float:
     return round(float(value), DECIMALS[key])
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 luma of a uint8 RGB image, as JPEG computes it, rounded to uint8."""
-    return np.clip(np.rint(rgb @ _LUMA), 0, 255).astype(np.uint8)
-
-
-def _prepare(image: np.ndarray, gray: bool) -> np.ndarray:
+def prepare(image: np.ndarray, gray: bool) -> np.ndarray:
     """A uint8 (H, W) luma image in gray mode, else a uint8 (H, W, 3) RGB image."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
@@ -78,7 +73,7 @@ def _prepare(image: np.ndarray, gray: bool) -> np.ndarray:
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if image.ndim == 3 and image.shape[-1] == 3:
-        return _luma(image) if gray else image
+        return luma(image) if gray else image
     if image.ndim == 2:
         return image if gray else np.repeat(image[..., None], 3, axis=2)
     raise CjpgError(f"the benchmark takes (H, W) or (H, W, 3) images, got shape {image.shape}")
@@ -149,7 +144,7 @@ def _measure(name: str, image: np.ndarray, codec_name: str, quality: int, codec:
     out = np.asarray(dec(data))
     t2 = time.perf_counter()
     if out.ndim == 3 and image.ndim == 2:  # WebP decodes a gray image as R=G=B
-        out = _luma(out)
+        out = luma(out)
     point = {
         "image": name, "codec": codec_name, "setting": int(quality), "bytes": len(data),
         "bpp": _round("bpp", bpp(len(data), image.shape)), "psnr": _round("psnr", psnr(image, out)),
@@ -320,7 +315,7 @@ def benchmark(
     models = list(dict.fromkeys([BASELINE, *(models or available_models())]))
     for m in models:
         model_info(m)
-    prepared = [(name, _prepare(img, gray)) for name, img in images]
+    prepared = [(name, prepare(img, gray)) for name, img in images]
     names = [name for name, _ in prepared]
     if len(set(names)) != len(names):
         raise CjpgError(f"image names must be unique, got {names}")

@@ -12,8 +12,15 @@ from .errors import CjpgError
 
 #: Chroma subsampling names accepted by :func:`encode_jpeg`, mapped to Pillow's codes.
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+#: BT.601 luma weights, as JPEG's colour transform uses them.
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 #: Largest side a baseline JPEG can hold.
 MAX_SIDE = 65500
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of a uint8 RGB image, as JPEG computes it, rounded to uint8."""
+    return np.clip(np.rint(rgb @ LUMA_WEIGHTS), 0, 255).astype(np.uint8)
 
 
 def encode_jpeg(

@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .jpeg import decode_jpeg, encode_jpeg, quant_tables, tables_for_quality
+from .jpeg import decode_jpeg, encode_jpeg, luma, quant_tables, tables_for_quality
 
-IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".ppm"}
 VAL_QUALITIES = (10, 30, 50, 70, 90)
 
 
@@ -69,17 +68,10 @@ class TrainConfig:
 
 
 def load_images(folder: str | Path) -> list[tuple[str, np.ndarray]]:
-    """Every image in a folder as uint8 RGB, sorted by name."""
-    from PIL import Image
+    """Every lossless image in a folder as uint8 RGB, by file stem, sorted by name."""
+    from .bench import load_images as load, prepare
 
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-    return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
-
-
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(rgb @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255).astype(np.uint8)
+    return [(name, prepare(image, gray=False)) for name, image in load(folder)]
 
 
 def _jpeg_pair(img: np.ndarray, quality: int, subsampling: str) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +109,7 @@ class PatchSampler:
             if rng.random() < 0.5:
                 crop = crop.transpose(1, 0, 2)
             g = rng.random() < cfg.gray_fraction
-            clean.append(_as_rgb(_luma(crop)) if g else np.ascontiguousarray(crop))
+            clean.append(_as_rgb(luma(crop)) if g else np.ascontiguousarray(crop))
             gray.append(g)
             quality.append(int(rng.integers(cfg.quality_range[0], cfg.quality_range[1] + 1)))
             sub.append("4:4:4" if (cfg.recipe == "restore" and rng.random() < 0.2) else "4:2:0")
