@@ -116,11 +116,11 @@ def _known_colormap(name) -> bool:
 
 
 def _read_one(path: Path) -> tuple:
-    from .codec import Reader, info as cjpg_info
+    from .codec import Reader, describe
 
-    info = cjpg_info(path)
     reader = Reader(path)
     try:
+        info = describe(reader.container)
         if len(reader) == 1:
             data = reader.read()
             reader.close()

@@ -255,19 +255,24 @@ def info(src: Source) -> dict:
     Reads only the header.
     """
     with Container.open(src if isinstance(src, (bytes, bytearray)) else Path(src)) as c:
-        m = c.meta
-        rgb = m["rgb"]
-        shape = m["shape"]
-        h, w = shape[-3:-1] if rgb else shape[-2:]
-        out = {
-            "format_version": m["version"], "model": m["model"], "model_sha256": m["model_sha256"],
-            "quality": m["quality"], "subsampling": m["subsampling"], "shape": tuple(shape), "dtype": m["dtype"],
-            "rgb": rgb, "axes": m["axes"], "planes": len(c), "bytes": c.size,
-            "bpp": c.size * 8 / (h * w * len(c)), "mapping": m["mapping"],
-        }
-        image = m.get("image") if isinstance(m.get("image"), dict) else {}
-        out.update({k: image[k] for k in IMAGE_KEYS if k in image})
-        return out
+        return describe(c)
+
+
+def describe(c: Container) -> dict:
+    """The :func:`info` dictionary of an open container."""
+    m = c.meta
+    rgb = m["rgb"]
+    shape = m["shape"]
+    h, w = shape[-3:-1] if rgb else shape[-2:]
+    out = {
+        "format_version": m["version"], "model": m["model"], "model_sha256": m["model_sha256"],
+        "quality": m["quality"], "subsampling": m["subsampling"], "shape": tuple(shape), "dtype": m["dtype"],
+        "rgb": rgb, "axes": m["axes"], "planes": len(c), "bytes": c.size,
+        "bpp": c.size * 8 / (h * w * len(c)), "mapping": m["mapping"],
+    }
+    image = m.get("image") if isinstance(m.get("image"), dict) else {}
+    out.update({k: image[k] for k in IMAGE_KEYS if k in image})
+    return out
 
 
 def restore(
