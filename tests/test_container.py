@@ -159,3 +159,13 @@ def test_spec_constants_match_doc():
     assert container.APP9 == b"\xff\xe9" and container.MAGIC == b"CJPG\x00"
     assert struct.calcsize(">5sBHHI") == container._HEAD.size
     assert zlib.crc32(b"") == 0 and json.loads("{}") == {}
+
+
+def test_jpeg_declaring_absurd_dimensions_is_refused():
+    from napari_cnnjpeg.jpeg import encode_jpeg
+
+    jpeg = bytearray(encode_jpeg(np.zeros((8, 8), np.uint8)))
+    sof = jpeg.index(b"\xff\xc0")  # baseline SOF0: length(2) precision(1) height(2) width(2)
+    jpeg[sof + 5 : sof + 9] = b"\xff\xf0\xff\xf0"  # 65520 x 65520
+    with pytest.raises(cj.CjpgError, match="absurd"):
+        cj.restore(bytes(jpeg))

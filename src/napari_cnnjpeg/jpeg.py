@@ -46,6 +46,8 @@ def encode_jpeg(
 def _open(data: bytes) -> Image.Image:
     try:
         im = Image.open(io.BytesIO(data), formats=["JPEG"])
+    except Image.DecompressionBombError as exc:
+        raise CjpgError(f"JPEG declares absurd dimensions: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CjpgError(f"not a readable JPEG stream: {exc}") from None
     return im
