@@ -1,10 +1,12 @@
 """Export finished training runs into the package's model zoo.
 
-Usage: python scripts/register_models.py [--default MODEL_ID]
+Usage: python scripts/register_models.py [--default MODEL_ID] [MODEL_ID ...]
 
 Each run is loaded from its checkpoint (configs/*.json name the run folders), its
 weights are written to src/napari_cnnjpeg/weights/<id>.safetensors and its entry
-(architecture, SHA-256, model card) to weights/zoo.json. Afterwards run
+(architecture, SHA-256, model card) to weights/zoo.json. A model that supersedes an
+older one leaves the older one installed (files made with it still decode) but no
+longer offered. Afterwards run
 ``cnnjpeg bench --data ../shared/data/kodak --out docs/kodak --update-cards``.
 """
 
@@ -16,9 +18,16 @@ from napari_cnnjpeg.training import TrainConfig, Trainer, register
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "src" / "napari_cnnjpeg" / "weights"
+RESTORE = "decoder-only JPEG artefact removal, conditioned on the quantisation tables"
+JOINT = "pre-processing encoder + JPEG + restoring decoder, trained jointly"
+#: model id: (training config, description, id of the model it supersedes)
 RUNS = {
-    "restore-s": ("configs/restore-2.json", "decoder-only JPEG artefact removal, conditioned on the quantisation tables"),
-    "joint-s": ("configs/joint.json", "pre-processing encoder + JPEG + restoring decoder, trained jointly"),
+    "restore-s": ("configs/restore-2.json", RESTORE, None),
+    "joint-s": ("configs/joint.json", JOINT, None),
+    "restore-s-v2": ("configs/restore-3.json", RESTORE, "restore-s"),
+    "joint-s-v2": ("configs/joint-2.json", JOINT, "joint-s"),
+    "compact-s": ("configs/compact.json", "compact: JPEG at half resolution (Lanczos), decoder upsamples and "
+                  "restores; for low bit rates", None),
 }
 
 
@@ -29,12 +38,13 @@ def main() -> None:
     args = p.parse_args()
     os.chdir(ROOT)  # the configs' paths are relative to the repository
     for model_id in args.ids:
-        config, description = RUNS[model_id]
+        config, description, supersedes = RUNS[model_id]
         cfg = TrainConfig.load(config)
         trainer = Trainer(cfg)
         if trainer.step < cfg.steps:
             raise SystemExit(f"{model_id}: run {cfg.out} stopped at step {trainer.step} of {cfg.steps}")
-        entry = register(trainer, model_id, description, WEIGHTS, default=model_id == args.default)
+        entry = register(trainer, model_id, description, WEIGHTS, default=model_id == args.default,
+                         supersedes=supersedes)
         print(model_id, entry["sha256"], entry["card"]["parameters"], "parameters")
 
 

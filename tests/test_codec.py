@@ -112,7 +112,7 @@ def test_info_fields(tmp_path):
     assert i["shape"] == (2, 32, 48) and i["planes"] == 2 and i["axes"] == "ZYX"
     assert i["bytes"] == path.stat().st_size
     assert i["bpp"] == pytest.approx(path.stat().st_size * 8 / (32 * 48 * 2))
-    assert i["format_version"] == 1
+    assert i["format_version"] == 1 and i["downscale"] == 1
     for k, v in meta.items():
         assert i[k] == v
 
@@ -217,3 +217,26 @@ def test_import_does_not_load_torch():
 
     code = "import sys, napari_cnnjpeg; assert 'torch' not in sys.modules, 'torch imported eagerly'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("shape", [(301, 299, 3), (2, 101, 77), (1, 1)])
+def test_downscaled_payload_roundtrip(shape):
+    """A compact model's file holds half-size JPEGs and decodes to the full shape."""
+    from napari_cnnjpeg.models import ModelStages
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    if img.ndim == 3 and shape[-1] == 3:
+        img = data.astronaut()[: shape[0], : shape[1]].copy()
+    half = ModelStages(downscale=2)
+    blob = cj.encode(img, quality=90, model=half)
+    i = cj.info(blob)
+    assert i["downscale"] == 2 and i["shape"] == shape
+    plane_h, plane_w = (shape[-3:-1] if i["rgb"] else shape[-2:])
+    with Image.open(io.BytesIO(blob)) as im:  # the payload is a plain JPEG at half size
+        assert im.size == (-(-plane_w // 2), -(-plane_h // 2))
+    out = cj.decode(blob, model=half)
+    assert out.shape == shape and out.dtype == np.uint8
+    assert cj.decode(blob, model="jpeg").shape == shape
+    if i["rgb"]:
+        assert psnr(img, out) > 25  # a smooth photo survives halving

@@ -169,3 +169,15 @@ def test_jpeg_declaring_absurd_dimensions_is_refused():
     jpeg[sof + 5 : sof + 9] = b"\xff\xf0\xff\xf0"  # 65520 x 65520
     with pytest.raises(cj.CjpgError, match="absurd"):
         cj.restore(bytes(jpeg))
+
+
+@pytest.mark.parametrize("bad", [0, 5, 2.0, "2", True])
+def test_bad_downscale_refused(bad):
+    with pytest.raises(cj.CjpgError, match="downscale"):
+        cj.decode(_rewrite_meta(BLOB, lambda m: m.update(downscale=bad)))
+
+
+def test_downscale_must_match_payload_size():
+    # full-size payloads declared as half-size ones
+    with pytest.raises(cj.CjpgError, match="decodes to"):
+        cj.decode(_rewrite_meta(BLOB, lambda m: m.update(downscale=2, required=["downscale"])))

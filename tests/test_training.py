@@ -20,7 +20,7 @@ def _cfg(tmp_path, recipe):
                        restore_config={"ch1": 8, "ch2": 8, "blocks": 1}, pre_config={"ch1": 8, "ch2": 8, "blocks": 1})
 
 
-@pytest.mark.parametrize("recipe", ["restore", "joint"])
+@pytest.mark.parametrize("recipe", ["restore", "joint", "compact"])
 def test_train_resume_export(tmp_path, recipe):
     cfg = _cfg(tmp_path, recipe)
     cfg.steps = 2
@@ -58,3 +58,15 @@ def test_config_rejects_unknown_settings(tmp_path):
     p.write_text(json.dumps({"recipe": "restore", "stepz": 3}))
     with pytest.raises(ValueError, match="stepz"):
         TrainConfig.load(p)
+
+
+def test_register_supersedes_but_keeps_old_model(tmp_path):
+    cfg = _cfg(tmp_path, "restore")
+    cfg.steps = 1
+    t = Trainer(cfg, _images())
+    t.run(progress=False)
+    register(t, "old", "first version", tmp_path, default=True)
+    register(t, "new", "second version", tmp_path, default=True, supersedes="old")
+    zoo = {e["id"]: e for e in json.loads((tmp_path / "zoo.json").read_text())}
+    assert zoo["old"]["superseded_by"] == "new" and not zoo["old"]["default"] and zoo["new"]["default"]
+    assert (tmp_path / "old.safetensors").exists()

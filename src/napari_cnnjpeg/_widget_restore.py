@@ -29,7 +29,7 @@ def restore_models() -> list[str]:
     """Ids of the installed decoder-only models, best first."""
     from .models import default_restore_model, registry
 
-    ids = [m.id for m in registry().values() if m.kind == "restore"]
+    ids = [m.id for m in registry().values() if m.kind == "restore" and not m.superseded_by]
     best = default_restore_model()
     return sorted(ids, key=lambda m: m != best)
 

@@ -12,6 +12,7 @@ from .container import Container, pack, write_atomic
 from .errors import CjpgError
 from .jpeg import SUBSAMPLING, decode_jpeg, encode_jpeg, quant_tables
 from .models import ModelStages, default_model, model_info, resolve
+from .resample import reduced_size, upscale
 
 #: Dtypes that are stored through a per-plane linear min/max mapping to 8 bits.
 MAPPED_DTYPES = ("uint16", "int8", "int16", "int32", "uint32", "float16", "float32", "float64")
@@ -151,6 +152,8 @@ def encode(
         "mapping": None if dtype == "uint8" else {"kind": "linear-minmax", "min": lows, "max": highs},
         "required": [],
     }
+    if stages.downscale > 1:  # readers that cannot enlarge the payload must refuse the file
+        meta.update(downscale=stages.downscale, required=["downscale"])
     return pack({**meta, "image": image_meta}, payloads)
 
 
@@ -181,6 +184,8 @@ class Reader:
         self.dtype = np.dtype(self.meta["dtype"])
         self.shape = tuple(self.meta["shape"])
         self.plane_shape = self.shape[len(self.shape) - (3 if self.meta["rgb"] else 2) :]
+        self.downscale = self.meta.get("downscale", 1)
+        self.payload_shape = reduced_size(*self.plane_shape[:2], self.downscale) + self.plane_shape[2:]
 
     def __len__(self) -> int:
         return len(self.container)
@@ -189,8 +194,9 @@ class Reader:
         """Decode plane ``k`` (in C order of the leading axes) to the original dtype."""
         data = self.container.payload(k)
         pixels = decode_jpeg(data)
-        if pixels.shape != self.plane_shape:
-            raise CjpgError(f"corrupt .cjpg file: plane {k} decodes to {pixels.shape}, header says {self.plane_shape}")
+        if pixels.shape != self.payload_shape:
+            raise CjpgError(f"corrupt .cjpg file: plane {k} decodes to {pixels.shape}, header says {self.payload_shape}")
+        pixels = upscale(pixels, self.plane_shape[:2])
         if self.stages.decoder is not None:
             pixels = self.stages.post(pixels, *quant_tables(data))
         mapping = self.meta["mapping"]
@@ -268,7 +274,7 @@ def describe(c: Container) -> dict:
         "format_version": m["version"], "model": m["model"], "model_sha256": m["model_sha256"],
         "quality": m["quality"], "subsampling": m["subsampling"], "shape": tuple(shape), "dtype": m["dtype"],
         "rgb": rgb, "axes": m["axes"], "planes": len(c), "bytes": c.size,
-        "bpp": c.size * 8 / (h * w * len(c)), "mapping": m["mapping"],
+        "bpp": c.size * 8 / (h * w * len(c)), "mapping": m["mapping"], "downscale": m.get("downscale", 1),
     }
     image = m.get("image") if isinstance(m.get("image"), dict) else {}
     out.update({k: image[k] for k in IMAGE_KEYS if k in image})

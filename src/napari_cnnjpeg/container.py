@@ -25,10 +25,14 @@ MAGIC = b"CJPG\x00"
 APP9 = b"\xff\xe9"
 _HEAD = struct.Struct(">5sBHHI")  # magic, version, chunk index, chunk count, CRC-32 of the whole JSON
 _CHUNK = 65533 - _HEAD.size
-#: Fields a reader must understand; a file listing others under "required" is refused.
+#: Fields every file has.
 KNOWN_REQUIRED = frozenset(
     {"version", "model", "model_sha256", "quality", "subsampling", "shape", "dtype", "rgb", "axes", "mapping", "planes"}
 )
+#: Optional fields this reader understands; a file listing others under "required" is refused.
+KNOWN_OPTIONAL = frozenset({"downscale"})
+#: Largest factor by which a payload may be smaller than the image (``downscale``).
+MAX_DOWNSCALE = 4
 MAX_PLANES = 10_000_000
 MAX_META = 256 * 1024 * 1024
 
@@ -196,7 +200,7 @@ def _check_meta(meta) -> None:
         raise CjpgError("corrupt .cjpg header: metadata is not an object")
     if not _is_int(meta.get("version")) or meta["version"] > VERSION:
         raise CjpgError(f"unsupported .cjpg format version {meta.get('version')!r}; this reader knows up to {VERSION}")
-    unknown = set(meta.get("required", [])) - KNOWN_REQUIRED
+    unknown = set(meta.get("required", [])) - KNOWN_REQUIRED - KNOWN_OPTIONAL
     if unknown:
         raise CjpgError(f"file needs features this reader does not know: {sorted(unknown)}; upgrade napari-cnnjpeg")
     missing = KNOWN_REQUIRED - set(meta)
@@ -222,6 +226,9 @@ def _check_meta(meta) -> None:
     h, w = shape[len(shape) - plane_dims : len(shape) - plane_dims + 2]
     if h > 65500 or w > 65500:
         raise CjpgError(f"corrupt .cjpg header: absurd plane size {h}x{w}")
+    downscale = meta.get("downscale", 1)
+    if not _is_int(downscale) or not 1 <= downscale <= MAX_DOWNSCALE:
+        raise CjpgError(f"corrupt .cjpg header: downscale {downscale!r} is not an integer from 1 to {MAX_DOWNSCALE}")
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -2,6 +2,8 @@
 
 A model has an id, an optional encoder stage (a network run before JPEG), an
 optional decoder stage (a network run after JPEG) and the SHA-256 of its weights.
+A compact model also stores its JPEG at reduced resolution (``downscale``): the
+plane is shrunk before JPEG and enlarged again before the decoder network.
 The shipped models are listed in ``weights/zoo.json`` beside their safetensors
 files; ``"jpeg"`` is plain JPEG with no network. A file can only name one of these
 ids: it never chooses code or weights beyond them.
@@ -33,11 +35,13 @@ class ModelInfo:
 
     id: str
     description: str
-    kind: str  # "baseline", "restore" (decoder only) or "joint" (encoder + decoder)
+    kind: str  # "baseline", "restore" (decoder only), "joint" (encoder + decoder) or "compact"
     weights: str | None = None  # file name inside napari_cnnjpeg/weights
     sha256: str | None = None
     encoder: dict | None = None  # {"arch": ..., "config": {...}}
     decoder: dict | None = None
+    downscale: int = 1  # the JPEG holds the plane at 1/downscale resolution
+    superseded_by: str | None = None  # kept so that files made with it still decode
     card: dict = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -53,14 +57,19 @@ def registry() -> dict[str, ModelInfo]:
     for e in _zoo_entries():
         models[e["id"]] = ModelInfo(
             id=e["id"], description=e["description"], kind=e["kind"], weights=e["weights"],
-            sha256=e["sha256"], encoder=e.get("encoder"), decoder=e.get("decoder"), card=e.get("card", {}),
+            sha256=e["sha256"], encoder=e.get("encoder"), decoder=e.get("decoder"),
+            downscale=int(e.get("downscale", 1)), superseded_by=e.get("superseded_by"), card=e.get("card", {}),
         )
     return models
 
 
 def available_models() -> list[str]:
-    """Ids of the models this installation ships, plain JPEG (``"jpeg"``) first."""
-    return list(registry())
+    """Ids of the models to choose from, plain JPEG (``"jpeg"``) first.
+
+    Superseded models are left out: they stay installed only so that files made
+    with them still decode (:func:`model_info` knows them).
+    """
+    return [m.id for m in registry().values() if not m.superseded_by]
 
 
 def default_model() -> str:
@@ -70,9 +79,16 @@ def default_model() -> str:
 
 
 def default_restore_model() -> str | None:
-    """The best decoder-only model, used by :func:`~napari_cnnjpeg.restore`."""
-    restore = [m.id for m in registry().values() if m.kind == "restore"]
-    return restore[0] if restore else None
+    """The best decoder-only model, used by :func:`~napari_cnnjpeg.restore`.
+
+    Best means the lowest Kodak BD-rate recorded in the model cards (by ``cnnjpeg
+    bench --update-cards``); without figures, the first listed.
+    """
+    restore = [m for m in registry().values() if m.kind == "restore" and not m.superseded_by]
+    if not restore:
+        return None
+    measured = [m for m in restore if "bd_rate_psnr" in m.card.get("kodak", {})]
+    return min(measured, key=lambda m: m.card["kodak"]["bd_rate_psnr"]).id if measured else restore[0].id
 
 
 def model_info(model_id: str) -> ModelInfo:
@@ -121,15 +137,21 @@ def _device() -> str:
 class ModelStages:
     """The networks of one model, ready to run on numpy planes.
 
-    Either stage may be None (no network on that side of JPEG).
+    Either stage may be None (no network on that side of JPEG). With ``downscale``
+    above 1 the encoder stage first shrinks the plane by that factor; the reader
+    enlarges the decoded JPEG to full size before :meth:`post`.
     """
 
     encoder: Any = None
     decoder: Any = None
     tile: int = TILE
+    downscale: int = 1
 
     def pre(self, plane: np.ndarray, quality: int) -> np.ndarray:
         """Encoder stage on a uint8 plane, for JPEG at ``quality``; returns uint8."""
+        from .resample import downscale
+
+        plane = downscale(plane, self.downscale)
         if self.encoder is None:
             return plane
         from .jpeg import tables_for_quality
@@ -150,7 +172,7 @@ def load_stages(model_id: str) -> ModelStages:
     """The networks of a registered model, loaded once per process and hash-checked."""
     info = model_info(model_id)
     if info.weights is None:
-        return ModelStages()
+        return ModelStages(downscale=info.downscale)
     from .nets import build
 
     state = load_weights(info)
@@ -163,7 +185,7 @@ def load_stages(model_id: str) -> ModelStages:
         prefix = name + "."
         net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         nets[name] = net.eval().to(_device())
-    return ModelStages(**nets)
+    return ModelStages(**nets, downscale=info.downscale)
 
 
 def resolve(model: str | ModelStages) -> tuple[str, str | None, ModelStages]:

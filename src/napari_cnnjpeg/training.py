@@ -1,9 +1,13 @@
 """Training of the shipped networks, reproducible on a few CPU cores.
 
-Two recipes:
+Three recipes:
 
 - ``restore``: a decoder-only :class:`~napari_cnnjpeg.nets.RestoreNet` learns to undo
   real JPEG (Pillow) at random qualities 5-95, RGB 4:2:0 / 4:4:4 and grayscale.
+- ``compact``: the same, but each patch is shrunk by :data:`COMPACT_DOWNSCALE`
+  (Lanczos) before JPEG and enlarged (bicubic) after it, as compact models store
+  their files (:mod:`napari_cnnjpeg.resample`); the RestoreNet learns to upsample
+  and restore at once.
 - ``joint``: a :class:`~napari_cnnjpeg.nets.PreNet` encoder and a RestoreNet decoder
   learn together. The forward pass runs the real JPEG encoder on the encoder's
   output; gradients flow through :mod:`napari_cnnjpeg.jpeg_proxy`. The loss is
@@ -29,13 +33,16 @@ import numpy as np
 from .jpeg import decode_jpeg, encode_jpeg, luma, quant_tables, tables_for_quality
 
 VAL_QUALITIES = (10, 30, 50, 70, 90)
+RECIPES = ("restore", "joint", "compact")
+#: Resolution factor of the ``compact`` recipe's JPEG.
+COMPACT_DOWNSCALE = 2
 
 
 @dataclass
 class TrainConfig:
     """Everything that decides a training run."""
 
-    recipe: str = "restore"  # "restore" or "joint"
+    recipe: str = "restore"  # "restore", "joint" or "compact"
     data: str = "../shared/data/train"
     out: str = "runs/restore"
     steps: int = 20000
@@ -112,7 +119,7 @@ class PatchSampler:
             clean.append(_as_rgb(luma(crop)) if g else np.ascontiguousarray(crop))
             gray.append(g)
             quality.append(int(rng.integers(cfg.quality_range[0], cfg.quality_range[1] + 1)))
-            sub.append("4:4:4" if (cfg.recipe == "restore" and rng.random() < 0.2) else "4:2:0")
+            sub.append("4:4:4" if (cfg.recipe != "joint" and rng.random() < 0.2) else "4:2:0")
         return {"clean": np.stack(clean), "gray": np.array(gray), "quality": np.array(quality), "sub": sub}
 
 
@@ -122,11 +129,15 @@ def _to_tensor(a: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255
 
 
-def _jpeg_batch(clean: np.ndarray, gray, quality, sub) -> tuple[np.ndarray, np.ndarray]:
+def _jpeg_batch(clean: np.ndarray, gray, quality, sub, factor: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Each image through real JPEG (at 1/``factor`` resolution, enlarged back), and its table features."""
+    from .resample import downscale, upscale
+
     decoded, conds = [], []
     for img, g, q, s in zip(clean, gray, quality, sub):
-        d, c = _jpeg_pair(img[..., 0] if g else img, int(q), s)
-        decoded.append(_as_rgb(d))
+        plane = img[..., 0] if g else img
+        d, c = _jpeg_pair(downscale(plane, factor), int(q), s)
+        decoded.append(_as_rgb(upscale(d, plane.shape[:2])))
         conds.append(c)
     return np.stack(decoded), np.stack(conds)
 
@@ -151,10 +162,11 @@ class Trainer:
         self.sampler = PatchSampler([im for _, im in images[:split]], cfg)
         self.val_crops = [_center_crop(im, 256) for _, im in images[split:]]
         self.nets = {"decoder": RestoreNet(**cfg.restore_config)}
+        if cfg.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {cfg.recipe!r}; use one of {', '.join(RECIPES)}")
         if cfg.recipe == "joint":
             self.nets["encoder"] = PreNet(**cfg.pre_config)
-        elif cfg.recipe != "restore":
-            raise ValueError(f"unknown recipe {cfg.recipe!r}; use 'restore' or 'joint'")
+        self.downscale = COMPACT_DOWNSCALE if cfg.recipe == "compact" else 1
         params = [p for n in self.nets.values() for p in n.parameters()]
         self.opt = torch.optim.Adam(params, lr=cfg.lr)
         self.step = 0
@@ -240,7 +252,7 @@ class Trainer:
             jpeg = straight_through(_to_tensor(real), proxy)
         else:
             dec = self.nets["decoder"]
-            real, c = _jpeg_batch(b["clean"], b["gray"], b["quality"], b["sub"])
+            real, c = _jpeg_batch(b["clean"], b["gray"], b["quality"], b["sub"], self.downscale)
             jpeg, conds, rate = _to_tensor(real), torch.from_numpy(c), None
         out = ycc_to_rgb(dec(rgb_to_ycc(jpeg), conds))
         mse = (out - clean).square().mean(dim=(1, 2, 3))
@@ -262,7 +274,7 @@ class Trainer:
         from .metrics import psnr
         from .models import ModelStages
 
-        stages = ModelStages(encoder=self.nets.get("encoder"), decoder=self.nets["decoder"])
+        stages = ModelStages(encoder=self.nets.get("encoder"), decoder=self.nets["decoder"], downscale=self.downscale)
         for net in self.nets.values():
             net.eval()
         result = {}
@@ -330,13 +342,15 @@ def _proxy_batch(pre, qualities):
 
 
 def register(
-    trainer: Trainer, model_id: str, description: str, weights_dir: str | Path, *, default: bool = False
+    trainer: Trainer, model_id: str, description: str, weights_dir: str | Path, *, default: bool = False,
+    supersedes: str | None = None,
 ) -> dict:
     """Export a run's weights into the package and add (or replace) its zoo entry.
 
     The entry records the architecture, the SHA-256 of the weights and a model card
     (parameters, data, steps, wall time, seed); Kodak figures are added by
-    ``cnnjpeg bench --update-cards``.
+    ``cnnjpeg bench --update-cards``. The model named by ``supersedes`` stays in the
+    zoo, so files made with it still decode, but is no longer offered.
     """
     from .models import sha256_of
 
@@ -348,11 +362,12 @@ def register(
     entry = {
         "id": model_id,
         "description": description,
-        "kind": "joint" if "encoder" in trainer.nets else "restore",
+        "kind": "joint" if "encoder" in trainer.nets else ("compact" if trainer.downscale > 1 else "restore"),
         "weights": path.name,
         "sha256": sha256_of(path.read_bytes()),
         "decoder": {"arch": "RestoreNet", "config": cfg.restore_config},
         "encoder": {"arch": "PreNet", "config": cfg.pre_config} if "encoder" in trainer.nets else None,
+        "downscale": trainer.downscale,
         "default": default,
         "card": {
             "architecture": {k: type(v).__name__ for k, v in trainer.nets.items()},
@@ -376,6 +391,10 @@ def register(
     zoo_path = weights_dir / "zoo.json"
     zoo = json.loads(zoo_path.read_text()) if zoo_path.exists() else []
     zoo = [e for e in zoo if e["id"] != model_id]
+    for e in zoo:
+        if e["id"] == supersedes:
+            e["superseded_by"] = model_id
+            e["default"] = False
     if default:
         for e in zoo:
             e["default"] = False
