@@ -57,7 +57,9 @@ def test_values_are_sane(result):
             assert np.all(np.diff([p["psnr"] for p in pts]) > 0), (codec, name)
             if codec == "jpeg":
                 assert np.all(np.diff([p["bpp"] for p in pts]) > 0)
-    for v in result["bd"].values():
+    for codec, v in result["bd"].items():
+        if codec in result["models"] and models.model_info(codec).downscale > 1:
+            continue  # a compact model's curve need not reach JPEG's quality range on 64-pixel crops
         assert v["images"] == 2 and np.isfinite(v["bd_rate_psnr"])
     for v in result["speed"].values():
         assert v["encode_mpx_s"] > 0 and v["decode_mpx_s"] > 0
@@ -70,11 +72,13 @@ def test_report_files_agree_with_the_json(result, written):
     saved = json.loads(written["json"].read_text())
     assert saved["points"] == result["points"]
     md = written["report"].read_text()
-    bd_rows = {r[0]: r for r in _cells(md, 5, "Bjontegaard deltas against plain JPEG")}
+    bd_rows = {r[0]: r for r in _cells(md, 6, "Bjontegaard deltas against plain JPEG")}
     assert set(bd_rows) == set(saved["bd"])
     for codec, row in bd_rows.items():
         for cell, key in zip(row[1:4], ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim")):
-            assert float(cell) == saved["bd"][codec][key]
+            assert (None if cell == "n/a" else float(cell)) == saved["bd"][codec][key]
+        lo, hi = saved["bd"][codec]["common_bpp"]
+        assert row[5] == f"{lo:.4f}-{hi:.4f}" and 0 < lo < hi
     curve_rows = _cells(md, 5, "Mean rate-distortion points")
     assert len(curve_rows) == sum(len(c) for c in saved["curves"].values())
     for codec, setting, *cells in curve_rows:
@@ -148,5 +152,6 @@ def test_update_cards_records_the_deltas(tmp_path, result):
     saved = {e["id"]: e["card"] for e in json.loads(zoo.read_text())}
     assert saved["other"] == {}
     for m in models_measured:
-        assert saved[m]["kodak"]["bd_psnr"] == result["bd"][m]["bd_psnr"]
+        bd_psnr = result["bd"][m]["bd_psnr"]
+        assert saved[m]["kodak"]["bd_psnr"] == (None if np.isnan(bd_psnr) else bd_psnr)
         assert saved[m]["kodak"]["decode_mpx_s"] == result["speed"][m]["decode_mpx_s"]

@@ -65,9 +65,17 @@ def test_restore_refuses_bad_input(photo):
         cj.restore(encode_jpeg(photo), model=_of_kind("joint")[0])
 
 
-@pytest.mark.parametrize("kind", ["restore", "joint"])
-def test_models_roundtrip_through_cjpg(photo, kind):
-    m = _of_kind(kind)[0]
+def test_superseded_models_still_decode_their_files(photo):
+    old = [m for m in models.registry().values() if m.superseded_by]
+    for info in old:
+        assert info.id not in cj.available_models() and info.superseded_by in cj.available_models()
+        blob = cj.encode(photo, quality=30, model=info.id)
+        assert cj.info(blob)["model_sha256"] == info.sha256
+        assert psnr(photo, cj.decode(blob)) > psnr(photo, cj.decode(blob, model="jpeg"))
+
+
+@pytest.mark.parametrize("m", cj.available_models()[1:])
+def test_models_roundtrip_through_cjpg(photo, m):
     blob = cj.encode(photo, quality=30, model=m)
     info = cj.info(blob)
     assert info["model"] == m and info["model_sha256"] == models.model_info(m).sha256
@@ -75,6 +83,18 @@ def test_models_roundtrip_through_cjpg(photo, kind):
     assert out.shape == photo.shape and out.dtype == np.uint8
     plain_payload = cj.decode(blob, model="jpeg")
     assert psnr(photo, out) > psnr(photo, plain_payload)
+
+
+def test_compact_model_wins_at_low_rate(photo):
+    """At about 0.3 bpp the half-resolution model beats plain JPEG and the decoder-only model
+    given at least as many bytes."""
+    (m,) = _of_kind("compact")
+    blob = cj.encode(photo, quality=30, model=m)
+    assert cj.info(blob)["downscale"] == 2
+    mine = psnr(photo, cj.decode(blob))
+    for other, margin in (("jpeg", 1.0), (models.default_restore_model(), 0.2)):
+        same = next(b for q in range(1, 101) if len(b := cj.encode(photo, quality=q, model=other)) >= len(blob))
+        assert mine > psnr(photo, cj.decode(same)) + margin, other
 
 
 def test_model_on_16bit_stack():

@@ -174,9 +174,14 @@ def _bd_table(points: list[dict], codecs: list[str], names: list[str]) -> dict:
                 "bd_rate_ssim": bd_rate(a["bpp"], a["ssim"], b["bpp"], b["ssim"]),
             }
         valid = [v for v in raw.values() if all(np.isfinite(x) for x in v.values())]
+        spans = []  # the bpp range both curves cover, where BD-PSNR is measured
+        for name in names:
+            a, b = _series(points, BASELINE, name)["bpp"], _series(points, codec, name)["bpp"]
+            spans.append((max(a.min(), b.min()), min(a.max(), b.max())))
         out[codec] = {
             **{k: _round(k, np.mean([v[k] for v in valid])) if valid else float("nan") for k in raw[names[0]]},
             "images": len(valid),
+            "common_bpp": [_round("bpp", np.mean([s[0] for s in spans])), _round("bpp", np.mean([s[1] for s in spans]))],
             "per_image": {n: {k: _round(k, x) for k, x in v.items()} for n, v in raw.items()},
         }
     return out
@@ -427,10 +432,13 @@ def _markdown(result: dict, name: str) -> str:
         "- Metrics: `napari_cnnjpeg.metrics` (PSNR over all channels, SSIM Gaussian sigma 1.5, bpp of the whole file)",
         "", "## Bjontegaard deltas against plain JPEG", "",
         "Cubic fits over the overlapping range, per image, then the mean over the images where all three "
-        "deltas exist. Negative BD-rate: fewer bits for the same quality.", "",
+        "deltas exist. Negative BD-rate: fewer bits for the same quality. The last column is the bpp range "
+        "that the codec's curve and plain JPEG's both cover (mean over the images): a codec whose curve "
+        "covers only part of JPEG's range is compared over that part only.", "",
         _table(
-            ["codec", "BD-rate PSNR (%)", "BD-PSNR (dB)", "BD-rate SSIM (%)", "images"],
-            [[c, *(_fmt(k, v[k]) for k in ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim")), str(v["images"])]
+            ["codec", "BD-rate PSNR (%)", "BD-PSNR (dB)", "BD-rate SSIM (%)", "images", "common bpp"],
+            [[c, *(_fmt(k, v[k]) for k in ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim")), str(v["images"]),
+              f"{_fmt('bpp', v['common_bpp'][0])}-{_fmt('bpp', v['common_bpp'][1])}"]
              for c, v in result["bd"].items()],
         ),
         "", "## Equal-rate comparison", "",
@@ -529,7 +537,7 @@ def update_cards(result: dict, path: str | os.PathLike | None = None) -> None:
             bd = result["bd"][entry["id"]]
             entry["card"]["kodak"] = {
                 "dataset": result["dataset"], "qualities": result["qualities"], "date": result["date"],
-                "command": result["command"], **{k: bd[k] for k in ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim")},
+                "command": result["command"], **{k: bd[k] for k in ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim", "common_bpp")},
                 "decode_mpx_s": result["speed"][entry["id"]]["decode_mpx_s"],
                 "encode_mpx_s": result["speed"][entry["id"]]["encode_mpx_s"],
             }

@@ -1,0 +1,69 @@
+"""Compare training runs on the held-out training photos (never Kodak), to choose what ships.
+
+Usage: python scripts/heldout_eval.py configs/restore-3.json configs/joint-2.json ... [--shipped ID ...]
+
+For each run (its latest checkpoint) and each shipped model id, prints the BD-rate and
+BD-PSNR against plain JPEG at qualities 10-90 on the full held-out images of the
+run's data folder (the last ``val_images`` by name), averaged over the images.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+from napari_cnnjpeg.bd import bd_psnr, bd_rate
+from napari_cnnjpeg.codec import decode, encode
+from napari_cnnjpeg.metrics import bpp, psnr
+from napari_cnnjpeg.models import ModelStages, load_stages
+from napari_cnnjpeg.training import TrainConfig, Trainer, load_images
+
+ROOT = Path(__file__).resolve().parent.parent
+QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
+
+
+def curve(image: np.ndarray, stages) -> tuple[list[float], list[float]]:
+    rates, dists = [], []
+    for q in QUALITIES:
+        data = encode(image, quality=q, model=stages)
+        rates.append(bpp(len(data), image.shape))
+        dists.append(psnr(image, decode(data, model=stages)))
+    return rates, dists
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("configs", nargs="*")
+    p.add_argument("--shipped", nargs="*", default=[])
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    os.chdir(ROOT)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    candidates = {m: load_stages(m) for m in args.shipped}
+    data, n_val = "../shared/data/train", 4
+    for path in args.configs:
+        cfg = TrainConfig.load(path)
+        data, n_val = cfg.data, cfg.val_images
+        t = Trainer(cfg)
+        for net in t.nets.values():
+            net.eval()
+        candidates[f"{Path(path).stem}@{t.step}"] = ModelStages(
+            encoder=t.nets.get("encoder"), decoder=t.nets["decoder"], downscale=t.downscale)
+    images = load_images(data)[-n_val:]
+    base = {name: curve(im, load_stages("jpeg")) for name, im in images}
+    print(f"held-out images: {', '.join(n for n, _ in images)}; qualities {QUALITIES[0]}-{QUALITIES[-1]}")
+    print("| model | BD-rate (PSNR) | BD-PSNR |\n|---|---:|---:|")
+    for label, stages in candidates.items():
+        rows = []
+        for name, im in images:
+            c = curve(im, stages)
+            rows.append((bd_rate(*base[name], *c), bd_psnr(*base[name], *c)))
+        r = np.nanmean(rows, axis=0)
+        print(f"| {label} | {r[0]:+.2f} % | {r[1]:+.3f} dB |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
