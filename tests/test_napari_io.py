@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import napari_cnnjpeg as cj
-from napari_cnnjpeg import codec, metrics
+from napari_cnnjpeg import codec, metrics, models
 from napari_cnnjpeg._reader import napari_get_reader
 
 pytestmark = pytest.mark.usefixtures("isolated_napari_settings")
@@ -57,6 +57,18 @@ def test_open_2d(make_napari_viewer, tmp_path, photo):
     np.testing.assert_array_equal(np.asarray(layer.data), cj.imread(path))
     assert layer.metadata["quality"] == 40 and layer.metadata["model"] == cj.default_model()
     assert layer.metadata["bpp"] == pytest.approx(cj.info(path)["bpp"])
+
+
+def test_open_compact_stack_at_full_size(make_napari_viewer, tmp_path, photo):
+    """A compact model's half-resolution payloads open at the original size."""
+    compact = [m for m in cj.available_models() if models.model_info(m).downscale > 1]
+    stack = np.stack([photo, photo[::-1]])
+    path = tmp_path / "small.cjpg"
+    cj.imwrite(path, stack, quality=50, model=compact[0])
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(path, plugin=PLUGIN)
+    assert layer.data.shape == stack.shape and layer.metadata["downscale"] == 2
+    np.testing.assert_array_equal(np.asarray(layer.data[1]), cj.read_plane(path, 1))
 
 
 def test_open_16bit_stack_lazily_with_metadata(make_napari_viewer, tmp_path, stack16, monkeypatch):

@@ -85,7 +85,7 @@ def _plain(value):
 def layer_metadata(info: dict, path: Path | None = None) -> dict:
     """What a layer opened from a ``.cjpg`` keeps in ``layer.metadata``."""
     keep = ("format_version", "model", "model_sha256", "quality", "subsampling", "shape", "dtype", "rgb",
-            "axes", "planes", "bytes", "bpp")
+            "axes", "planes", "bytes", "bpp", "downscale")
     meta = {k: _plain(info[k]) for k in keep if k in info}
     meta["dtype"] = info.get("dtype")  # the original dtype (uint16 data comes back as uint16)
     if path is not None:
