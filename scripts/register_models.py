@@ -7,7 +7,7 @@ weights are written to src/napari_cnnjpeg/weights/<id>.safetensors and its entry
 (architecture, SHA-256, model card) to weights/zoo.json. A model that supersedes an
 older one leaves the older one installed (files made with it still decode) but no
 longer offered. Afterwards run
-``cnnjpeg bench --data ../shared/data/kodak --out docs/kodak --update-cards``.
+``cnnjpeg bench --data ../shared/data/kodak --out docs --name benchmarks --update-cards``.
 """
 
 import argparse

@@ -158,11 +158,13 @@ class CompressWidget(Container):
         self.run_button.changed.connect(self.run)
         self.save_button.changed.connect(self.save)
         self.rate_mode.changed.connect(self._on_rate_mode)
-        for w in (self.image, self.model, self.quality, self.target_bpp, self.planes):
+        self._image_seen = None
+        self.image.changed.connect(self._on_image_changed)
+        for w in (self.model, self.quality, self.target_bpp, self.planes):
             w.changed.connect(self._on_input_changed)
         viewer.dims.events.current_step.connect(self._on_dims)
-        for ev in ("inserted", "removed", "reordered"):
-            getattr(viewer.layers.events, ev).connect(self.reset_choices)
+        for ev in ("inserted", "removed", "reordered"):  # only the layer list changes: not every choice widget
+            getattr(viewer.layers.events, ev).connect(self.image.reset_choices)
         self.native.destroyed.connect(self._on_destroyed)
         self.reset_choices()
 
@@ -177,6 +179,12 @@ class CompressWidget(Container):
         self._job.cancel()  # its result would no longer match the controls
         if self.auto.value and self.image.value is not None:
             self._timer.start()
+
+    def _on_image_changed(self, *_):
+        # refreshing the layer list (e.g. when the result layer is added) may re-emit the same layer
+        if self.image.value is not self._image_seen:
+            self._image_seen = self.image.value
+            self._on_input_changed()
 
     def _on_dims(self, *_):
         layer = self.image.value

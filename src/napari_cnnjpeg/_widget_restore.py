@@ -27,9 +27,9 @@ NO_MODEL = (
 
 def restore_models() -> list[str]:
     """Ids of the installed decoder-only models, best first."""
-    from .models import default_restore_model, registry
+    from .models import available_models, default_restore_model, model_info
 
-    ids = [m.id for m in registry().values() if m.kind == "restore" and not m.superseded_by]
+    ids = [m for m in available_models() if model_info(m).kind == "restore"]
     best = default_restore_model()
     return sorted(ids, key=lambda m: m != best)
 
