@@ -165,19 +165,16 @@ def _bd_table(points: list[dict], codecs: list[str], names: list[str]) -> dict:
     for codec in codecs:
         if codec == BASELINE:
             continue
-        raw = {}
+        raw, spans = {}, []  # spans: the bpp range both curves cover, where BD-PSNR is measured
         for name in names:
             a, b = _series(points, BASELINE, name), _series(points, codec, name)
+            spans.append((max(a["bpp"].min(), b["bpp"].min()), min(a["bpp"].max(), b["bpp"].max())))
             raw[name] = {
                 "bd_rate_psnr": bd_rate(a["bpp"], a["psnr"], b["bpp"], b["psnr"]),
                 "bd_psnr": bd_psnr(a["bpp"], a["psnr"], b["bpp"], b["psnr"]),
                 "bd_rate_ssim": bd_rate(a["bpp"], a["ssim"], b["bpp"], b["ssim"]),
             }
         valid = [v for v in raw.values() if all(np.isfinite(x) for x in v.values())]
-        spans = []  # the bpp range both curves cover, where BD-PSNR is measured
-        for name in names:
-            a, b = _series(points, BASELINE, name)["bpp"], _series(points, codec, name)["bpp"]
-            spans.append((max(a.min(), b.min()), min(a.max(), b.max())))
         out[codec] = {
             **{k: _round(k, np.mean([v[k] for v in valid])) if valid else float("nan") for k in raw[names[0]]},
             "images": len(valid),

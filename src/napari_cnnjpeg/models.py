@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CjpgError
+from . import resample
 
 BASELINE = "jpeg"
 #: Tile side (pixels) and overlap used by network inference; keeps memory bounded.
@@ -149,9 +150,7 @@ class ModelStages:
 
     def pre(self, plane: np.ndarray, quality: int) -> np.ndarray:
         """Encoder stage on a uint8 plane, for JPEG at ``quality``; returns uint8."""
-        from .resample import downscale
-
-        plane = downscale(plane, self.downscale)
+        plane = resample.downscale(plane, self.downscale)
         if self.encoder is None:
             return plane
         from .jpeg import tables_for_quality

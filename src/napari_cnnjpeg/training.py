@@ -362,7 +362,7 @@ def register(
     entry = {
         "id": model_id,
         "description": description,
-        "kind": "joint" if "encoder" in trainer.nets else ("compact" if trainer.downscale > 1 else "restore"),
+        "kind": cfg.recipe,  # each recipe makes one kind of model
         "weights": path.name,
         "sha256": sha256_of(path.read_bytes()),
         "decoder": {"arch": "RestoreNet", "config": cfg.restore_config},
