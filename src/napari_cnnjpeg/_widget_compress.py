@@ -163,12 +163,20 @@ class CompressWidget(Container):
         for w in (self.model, self.quality, self.target_bpp, self.planes):
             w.changed.connect(self._on_input_changed)
         viewer.dims.events.current_step.connect(self._on_dims)
-        for ev in ("inserted", "removed", "reordered"):  # only the layer list changes: not every choice widget
-            getattr(viewer.layers.events, ev).connect(self.image.reset_choices)
+        for ev in ("inserted", "removed", "reordered"):
+            getattr(viewer.layers.events, ev).connect(self.reset_choices)
         self.native.destroyed.connect(self._on_destroyed)
         self.reset_choices()
 
     # -- inputs
+    def reset_choices(self, *_):
+        """Refresh the layer list (napari calls this when layers change).
+
+        Only the image choices depend on the viewer; resetting the other choice widgets
+        would re-emit their values and re-run the compression for nothing.
+        """
+        self.image.reset_choices()
+
     def _on_rate_mode(self, *_):
         target = self.rate_mode.value == TARGET
         self.quality.visible = not target
