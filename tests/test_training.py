@@ -70,3 +70,39 @@ def test_register_supersedes_but_keeps_old_model(tmp_path):
     zoo = {e["id"]: e for e in json.loads((tmp_path / "zoo.json").read_text())}
     assert zoo["old"]["superseded_by"] == "new" and not zoo["old"]["default"] and zoo["new"]["default"]
     assert (tmp_path / "old.safetensors").exists()
+
+
+def test_batched_proxy_matches_per_image_proxy():
+    import torch
+
+    from napari_cnnjpeg.jpeg import tables_for_quality
+    from napari_cnnjpeg.jpeg_proxy import jpeg_proxy
+    from napari_cnnjpeg.training import _proxy_batch
+
+    x = torch.rand(3, 3, 32, 32)
+    out, rate = _proxy_batch(x, [10, 50, 90])
+    for i, q in enumerate([10, 50, 90]):
+        luma, chroma = (torch.from_numpy(t) for t in tables_for_quality(q))
+        o, r = jpeg_proxy(x[i : i + 1], luma, chroma)
+        torch.testing.assert_close(out[i : i + 1], o)
+        torch.testing.assert_close(rate[i : i + 1], r)
+
+
+def test_parallel_jpeg_round_trips_match_serial():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from napari_cnnjpeg.training import _jpeg_batch
+
+    clean = np.stack([im for _, im in _images()])
+    args = (clean, [False, True, False], [10, 50, 90], ["4:2:0", "4:2:0", "4:4:4"])
+    with ThreadPoolExecutor(2) as pool:
+        parallel = _jpeg_batch(*args, pool=pool)
+    serial = _jpeg_batch(*args)
+    assert all(np.array_equal(a, b) for a, b in zip(parallel, serial))
+
+
+def test_unknown_device_is_refused(tmp_path):
+    cfg = _cfg(tmp_path, "restore")
+    cfg.device = "tpu"
+    with pytest.raises(ValueError, match="unknown device"):
+        Trainer(cfg, _images())

@@ -46,12 +46,16 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
 
 
 def _code_plane(p: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Quantise one plane (B, H, W, level-shifted 0..255 scale); returns it and its bit proxy."""
+    """Quantise one plane (B, H, W, level-shifted 0..255 scale); returns it and its bit proxy.
+
+    ``table`` is one (8, 8) table or one per image, (B, 8, 8).
+    """
     d = _D.to(p)
+    table = table.to(p).reshape(-1, 1, 1, 8, 8)
     coef = d @ _blocks(p) @ d.T
-    q = coef / table.to(p)
+    q = coef / table
     rate = torch.log2(1 + q.abs()).sum(dim=(1, 2, 3, 4))
-    rec = _unblocks(d.T @ (_round_ste(q) * table.to(p)) @ d)
+    rec = _unblocks(d.T @ (_round_ste(q) * table) @ d)
     return rec, rate
 
 
@@ -59,6 +63,8 @@ def jpeg_proxy(
     rgb: torch.Tensor, luma: torch.Tensor, chroma: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Differentiable JPEG (4:2:0) of RGB in [0, 1], (B, 3, H, W) with H, W multiples of 16.
+
+    The tables are (8, 8), shared by the batch, or (B, 8, 8), one per image.
 
     Returns the decoded RGB and a per-image rate proxy in bits per pixel (up to a scale).
     """

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +54,8 @@ class TrainConfig:
     val_images: int = 4  # held out from the data folder (the last names in sorted order)
     val_every: int = 500
     checkpoint_every: int = 250
-    threads: int = 2
+    threads: int = 2  # torch CPU threads, and parallel JPEG round trips
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (CUDA when available)
     quality_range: tuple[int, int] = (5, 95)
     gray_fraction: float = 0.15
     rate_weight: float = 3.5  # dB of PSNR one doubling of the bits is worth (plain JPEG's slope on photos)
@@ -123,23 +125,28 @@ class PatchSampler:
         return {"clean": np.stack(clean), "gray": np.array(gray), "quality": np.array(quality), "sub": sub}
 
 
-def _to_tensor(a: np.ndarray):
+def _to_tensor(a: np.ndarray, device="cpu"):
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device).permute(0, 3, 1, 2).float() / 255
 
 
-def _jpeg_batch(clean: np.ndarray, gray, quality, sub, factor: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Each image through real JPEG (at 1/``factor`` resolution, enlarged back), and its table features."""
+def _jpeg_batch(
+    clean: np.ndarray, gray, quality, sub, factor: int = 1, pool=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each image through real JPEG (at 1/``factor`` resolution, enlarged back), and its table features.
+
+    ``pool`` (an executor) runs the round trips in parallel; Pillow releases the GIL.
+    """
     from .resample import downscale, upscale
 
-    decoded, conds = [], []
-    for img, g, q, s in zip(clean, gray, quality, sub):
+    def one(img, g, q, s):
         plane = img[..., 0] if g else img
         d, c = _jpeg_pair(downscale(plane, factor), int(q), s)
-        decoded.append(_as_rgb(upscale(d, plane.shape[:2])))
-        conds.append(c)
-    return np.stack(decoded), np.stack(conds)
+        return _as_rgb(upscale(d, plane.shape[:2])), c
+
+    done = list((pool.map if pool else map)(one, clean, gray, quality, sub))
+    return np.stack([d for d, _ in done]), np.stack([c for _, c in done])
 
 
 class Trainer:
@@ -153,6 +160,12 @@ class Trainer:
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.cfg = cfg
+        if cfg.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"unknown device {cfg.device!r}; use cpu, cuda or auto")
+        if cfg.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device")
+        self.device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+        self.pool = ThreadPoolExecutor(cfg.threads) if cfg.threads > 1 else None
         images = images if images is not None else load_images(cfg.data)
         if cfg.val_images >= len(images):
             raise ValueError(f"{len(images)} images cannot spare {cfg.val_images} for validation")
@@ -166,6 +179,8 @@ class Trainer:
             raise ValueError(f"unknown recipe {cfg.recipe!r}; use one of {', '.join(RECIPES)}")
         if cfg.recipe == "joint":
             self.nets["encoder"] = PreNet(**cfg.pre_config)
+        for net in self.nets.values():
+            net.to(self.device)
         self.downscale = COMPACT_DOWNSCALE if cfg.recipe == "compact" else 1
         params = [p for n in self.nets.values() for p in n.parameters()]
         self.opt = torch.optim.Adam(params, lr=cfg.lr)
@@ -180,7 +195,7 @@ class Trainer:
 
     # -- persistence ---------------------------------------------------------
     def _state(self) -> dict:
-        return {name: net.state_dict() for name, net in self.nets.items()}
+        return {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in self.nets.items()}
 
     def save_checkpoint(self) -> None:
         import torch
@@ -196,7 +211,7 @@ class Trainer:
     def _resume(self) -> None:
         import torch
 
-        ck = torch.load(self.out / "checkpoint.pt", weights_only=True)
+        ck = torch.load(self.out / "checkpoint.pt", map_location="cpu", weights_only=True)
         for name, net in self.nets.items():
             net.load_state_dict(ck["nets"][name])
         self.opt.load_state_dict(ck["opt"])
@@ -207,7 +222,7 @@ class Trainer:
         if str(path).endswith(".pt"):
             import torch
 
-            nets = torch.load(path, weights_only=True)["nets"]
+            nets = torch.load(path, map_location="cpu", weights_only=True)["nets"]
         else:
             from safetensors.torch import load_file
 
@@ -235,25 +250,27 @@ class Trainer:
 
         from .nets import rgb_to_ycc, ycc_to_rgb
 
+        dev = self.device
         b = self.sampler.batch(self.step)
-        clean = _to_tensor(b["clean"])
+        clean = _to_tensor(b["clean"], dev)
         if self.cfg.recipe == "joint":
             enc, dec = self.nets["encoder"], self.nets["decoder"]
-            conds = torch.from_numpy(np.stack([_quality_features(int(q), g) for q, g in zip(b["quality"], b["gray"])]))
+            conds = np.stack([_quality_features(int(q), g) for q, g in zip(b["quality"], b["gray"])])
+            conds = torch.from_numpy(conds).to(dev)
             pre_ycc = enc(rgb_to_ycc(clean), conds)
-            gray = torch.from_numpy(b["gray"])[:, None, None, None]
-            pre_ycc = torch.where(gray & (torch.arange(3) > 0).view(1, 3, 1, 1), 0.5, pre_ycc)
+            gray = torch.from_numpy(b["gray"]).to(dev)[:, None, None, None]
+            pre_ycc = torch.where(gray & (torch.arange(3, device=dev) > 0).view(1, 3, 1, 1), 0.5, pre_ycc)
             pre = ycc_to_rgb(pre_ycc).clamp(0, 1)
-            pre_u8 = (pre.detach() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            real, _ = _jpeg_batch(pre_u8, b["gray"], b["quality"], b["sub"])
+            pre_u8 = (pre.detach() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            real, _ = _jpeg_batch(pre_u8, b["gray"], b["quality"], b["sub"], pool=self.pool)
             proxy, rate = _proxy_batch(pre, b["quality"])
             from .jpeg_proxy import straight_through
 
-            jpeg = straight_through(_to_tensor(real), proxy)
+            jpeg = straight_through(_to_tensor(real, dev), proxy)
         else:
             dec = self.nets["decoder"]
-            real, c = _jpeg_batch(b["clean"], b["gray"], b["quality"], b["sub"], self.downscale)
-            jpeg, conds, rate = _to_tensor(real), torch.from_numpy(c), None
+            real, c = _jpeg_batch(b["clean"], b["gray"], b["quality"], b["sub"], self.downscale, self.pool)
+            jpeg, conds, rate = _to_tensor(real, dev), torch.from_numpy(c).to(dev), None
         out = ycc_to_rgb(dec(rgb_to_ycc(jpeg), conds))
         mse = (out - clean).square().mean(dim=(1, 2, 3))
         loss = torch.log10(mse + 1e-5).mean() if self.cfg.loss == "logmse" else mse.mean() * 1e3
@@ -328,17 +345,13 @@ def _quality_features(quality: int, gray: bool) -> np.ndarray:
 
 
 def _proxy_batch(pre, qualities):
+    """The JPEG proxy of a batch, each image at its own quality."""
     import torch
 
     from .jpeg_proxy import jpeg_proxy
 
-    outs, rates = [], []
-    for i, q in enumerate(qualities):
-        luma, chroma = tables_for_quality(int(q))
-        o, r = jpeg_proxy(pre[i : i + 1], torch.from_numpy(luma), torch.from_numpy(chroma))
-        outs.append(o)
-        rates.append(r)
-    return torch.cat(outs), torch.cat(rates)
+    luma, chroma = zip(*(tables_for_quality(int(q)) for q in qualities))
+    return jpeg_proxy(pre, torch.from_numpy(np.stack(luma)), torch.from_numpy(np.stack(chroma)))
 
 
 def register(
@@ -384,7 +397,7 @@ def register(
     if cfg.init.endswith(".pt") and Path(cfg.init).exists():  # record the run it continued from
         import torch
 
-        ck = torch.load(cfg.init, weights_only=True)
+        ck = torch.load(cfg.init, map_location="cpu", weights_only=True)
         entry["card"]["initialised_from"] = {
             "checkpoint": cfg.init, "steps": int(ck["step"]), "wall_time_s": round(float(ck["elapsed"]), 1),
         }
