@@ -41,17 +41,17 @@ def main() -> None:
     os.chdir(ROOT)
     import torch
 
-    torch.set_num_threads(args.threads)
     candidates = {m: load_stages(m) for m in args.shipped}
     data, n_val = "../shared/data/train", 4
     for path in args.configs:
         cfg = TrainConfig.load(path)
         data, n_val = cfg.data, cfg.val_images
-        t = Trainer(cfg)
+        t = Trainer(cfg, device="cpu")
         for net in t.nets.values():
             net.eval()
         candidates[f"{Path(path).stem}@{t.step}"] = ModelStages(
             encoder=t.nets.get("encoder"), decoder=t.nets["decoder"], downscale=t.downscale)
+    torch.set_num_threads(args.threads)  # after the trainers, which set their own
     images = load_images(data)[-n_val:]
     base = {name: curve(im, load_stages("jpeg")) for name, im in images}
     print(f"held-out images: {', '.join(n for n, _ in images)}; qualities {QUALITIES[0]}-{QUALITIES[-1]}")

@@ -40,7 +40,7 @@ def main() -> None:
     for model_id in args.ids:
         config, description, supersedes = RUNS[model_id]
         cfg = TrainConfig.load(config)
-        trainer = Trainer(cfg)
+        trainer = Trainer(cfg, device="cpu")
         if trainer.step < cfg.steps:
             raise SystemExit(f"{model_id}: run {cfg.out} stopped at step {trainer.step} of {cfg.steps}")
         entry = register(trainer, model_id, description, WEIGHTS, default=model_id == args.default,

@@ -106,3 +106,10 @@ def test_unknown_device_is_refused(tmp_path):
     cfg.device = "tpu"
     with pytest.raises(ValueError, match="unknown device"):
         Trainer(cfg, _images())
+
+
+def test_train_images_limits_the_training_split(tmp_path):
+    cfg = _cfg(tmp_path, "restore")
+    cfg.train_images = 1
+    t = Trainer(cfg, _images())
+    assert t.train_names == ["im0.png"] and t.val_names == ["im2.png"] and len(t.sampler.images) == 1

@@ -52,6 +52,7 @@ class TrainConfig:
     lr: float = 1e-3
     seed: int = 0
     val_images: int = 4  # held out from the data folder (the last names in sorted order)
+    train_images: int = 0  # train on the first this many of the others (0: all of them)
     val_every: int = 500
     checkpoint_every: int = 250
     threads: int = 2  # torch CPU threads, and parallel JPEG round trips
@@ -152,7 +153,10 @@ def _jpeg_batch(
 class Trainer:
     """One training run: model(s), optimiser, schedule, checkpoints, validation log."""
 
-    def __init__(self, cfg: TrainConfig, images: list[tuple[str, np.ndarray]] | None = None):
+    def __init__(
+        self, cfg: TrainConfig, images: list[tuple[str, np.ndarray]] | None = None, *, device: str | None = None
+    ):
+        """``device`` overrides ``cfg.device`` (to load a CUDA run's checkpoint on a CPU, say)."""
         import torch
 
         from .nets import PreNet, RestoreNet
@@ -160,19 +164,21 @@ class Trainer:
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.cfg = cfg
-        if cfg.device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"unknown device {cfg.device!r}; use cpu, cuda or auto")
-        if cfg.device == "cuda" and not torch.cuda.is_available():
+        device = device or cfg.device
+        if device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"unknown device {device!r}; use cpu, cuda or auto")
+        if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device")
-        self.device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+        self.device = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
         self.pool = ThreadPoolExecutor(cfg.threads) if cfg.threads > 1 else None
         images = images if images is not None else load_images(cfg.data)
         if cfg.val_images >= len(images):
             raise ValueError(f"{len(images)} images cannot spare {cfg.val_images} for validation")
         split = len(images) - cfg.val_images
-        self.train_names = [n for n, _ in images[:split]]
+        train = images[: min(split, cfg.train_images)] if cfg.train_images > 0 else images[:split]
+        self.train_names = [n for n, _ in train]
         self.val_names = [n for n, _ in images[split:]]
-        self.sampler = PatchSampler([im for _, im in images[:split]], cfg)
+        self.sampler = PatchSampler([im for _, im in train], cfg)
         self.val_crops = [_center_crop(im, 256) for _, im in images[split:]]
         self.nets = {"decoder": RestoreNet(**cfg.restore_config)}
         if cfg.recipe not in RECIPES:
