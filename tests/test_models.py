@@ -16,11 +16,16 @@ def _of_kind(kind):
     return [m for m in cj.available_models() if models.model_info(m).kind == kind]
 
 
+#: The offered models that run networks (all but the plain-JPEG baselines).
+NETWORKED = [m for m in cj.available_models() if models.model_info(m).weights]
+
+
 def test_zoo_ships_restore_and_joint_models():
     assert _of_kind("restore"), "no decoder-only model shipped"
     assert _of_kind("joint"), "no joint encoder+decoder model shipped"
     assert cj.default_model() != "jpeg"
-    for m in cj.available_models()[1:]:
+    assert NETWORKED
+    for m in NETWORKED:
         info = models.model_info(m)
         card = info.card
         assert card["parameters"] > 0 and card["steps"] > 0 and "wall_time_s" in card and "seed" in card
@@ -74,7 +79,7 @@ def test_superseded_models_still_decode_their_files(photo):
         assert psnr(photo, cj.decode(blob)) > psnr(photo, cj.decode(blob, model="jpeg"))
 
 
-@pytest.mark.parametrize("m", cj.available_models()[1:])
+@pytest.mark.parametrize("m", NETWORKED)
 def test_models_roundtrip_through_cjpg(photo, m):
     blob = cj.encode(photo, quality=30, model=m)
     info = cj.info(blob)
@@ -133,3 +138,37 @@ def test_tiled_equals_untiled():
         psnr(img, np.clip(np.rint(tiled), 0, 255).astype(np.uint8)), abs=0.05
     )
     assert np.abs(whole - tiled).max() < 1.0
+
+
+def test_tuned_tables_are_written_and_read_back():
+    from napari_cnnjpeg.jpeg import TUNED_TABLES, tables_for_quality
+
+    rgb, gray = data.astronaut()[:64, :64], data.camera()[:64, :64]
+    for q in (5, 30, 90):
+        luma, chroma = tables_for_quality(q, TUNED_TABLES)
+        got = quant_tables(encode_jpeg(rgb, q, tables=TUNED_TABLES))
+        assert np.array_equal(got[0], luma) and np.array_equal(got[1], chroma)
+        got_gray = quant_tables(encode_jpeg(gray, q, tables=TUNED_TABLES))
+        assert np.array_equal(got_gray[0], luma) and got_gray[1] is None
+        assert not np.array_equal(luma, tables_for_quality(q)[0])  # not libjpeg's own
+    assert np.array_equal(quant_tables(encode_jpeg(rgb, 30))[0], tables_for_quality(30)[0])
+
+
+def test_tuned_jpeg_beats_standard_tables_at_equal_rate(photo):
+    """Plain JPEG with the PSNR-tuned tables: a lower BD-rate than libjpeg's tables, no network."""
+    from napari_cnnjpeg.bd import bd_rate
+    from napari_cnnjpeg.metrics import bpp
+
+    curves = {}
+    for m in ("jpeg", "jpeg-tuned"):
+        blobs = [cj.encode(photo, quality=q, model=m) for q in (20, 35, 50, 65, 80)]
+        curves[m] = ([bpp(len(b), photo.shape) for b in blobs], [psnr(photo, cj.decode(b)) for b in blobs])
+    assert cj.info(cj.encode(photo, quality=50, model="jpeg-tuned"))["model"] == "jpeg-tuned"
+    assert bd_rate(*curves["jpeg"], *curves["jpeg-tuned"]) < -5
+
+
+def test_restore_reads_tuned_tables_from_the_stream(photo):
+    from napari_cnnjpeg.jpeg import TUNED_TABLES, decode_jpeg
+
+    jpg = encode_jpeg(photo, 30, tables=TUNED_TABLES)
+    assert psnr(photo, cj.restore(jpg)) > psnr(photo, decode_jpeg(jpg)) + 0.3

@@ -420,7 +420,8 @@ def _markdown(result: dict, name: str) -> str:
         f"- Settings: {', '.join(map(str, result['qualities']))} "
         "(JPEG quality of the models, `level` of the reference codecs)",
         f"- Models: {', '.join(result['models'])} "
-        "(`.cjpg` whole-file bytes; plain JPEG is `jpeg`: Pillow, 4:2:0, optimize)",
+        "(`.cjpg` whole-file bytes; plain JPEG is `jpeg`: Pillow, 4:2:0, optimize; `jpeg-tuned` is the same "
+        "with quantisation tables tuned for PSNR, no network)",
         f"- Reference codecs (raw encoded bytes): {'; '.join(refs) or 'none'}",
         *[f"- Note: {note}" for note in result["notes"]],
         f"- Machine: {m['platform']}, {m['cpu']}, {m['cpu_count']} CPUs; Python {m['python']}, "

@@ -143,7 +143,7 @@ def encode(
             plane, lo, hi = _to_uint8(plane)
             lows.append(lo)
             highs.append(hi)
-        payloads.append(encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling))
+        payloads.append(encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables))
         if progress:
             progress(i + 1, total)
     meta = {

@@ -16,6 +16,11 @@ SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 #: Largest side a baseline JPEG can hold.
 MAX_SIDE = 65500
+#: Quantisation tables tuned for PSNR (see :func:`tables_for_quality`), as the shipped
+#: ``jpeg-tuned`` and joint models use them. Chosen on training photos (never Kodak):
+#: on 8 of them, plain JPEG with these tables has a BD-rate of about -19 % against
+#: libjpeg's standard tables.
+TUNED_TABLES = {"flatness": 0.2, "chroma_scale": 0.4}
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -24,9 +29,13 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def encode_jpeg(
-    plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:0"
+    plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:0", tables: dict | None = None
 ) -> bytes:
-    """Encode a uint8 plane, (H, W) or (H, W, 3), as a baseline JPEG with optimised Huffman tables."""
+    """Encode a uint8 plane, (H, W) or (H, W, 3), as a baseline JPEG with optimised Huffman tables.
+
+    ``tables`` (a tuning for :func:`tables_for_quality`) replaces libjpeg's standard
+    quantisation tables; the result is an ordinary JPEG either way.
+    """
     if plane.dtype != np.uint8 or plane.ndim not in (2, 3):
         raise CjpgError(f"JPEG planes must be uint8 (H, W) or (H, W, 3), got {plane.dtype} {plane.shape}")
     if not 1 <= int(quality) <= 100:
@@ -36,9 +45,14 @@ def encode_jpeg(
     h, w = plane.shape[:2]
     if min(h, w) < 1 or max(h, w) > MAX_SIDE:
         raise CjpgError(f"a JPEG plane must be 1 to {MAX_SIDE} pixels a side, got {h}x{w}")
+    if tables:
+        luma_t, chroma_t = tables_for_quality(int(quality), tables)
+        setting = {"qtables": [t.astype(int).ravel().tolist() for t in (luma_t, chroma_t)[: plane.ndim - 1]]}
+    else:
+        setting = {"quality": int(quality)}
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(plane)).save(
-        buf, format="JPEG", quality=int(quality), subsampling=SUBSAMPLING[subsampling], optimize=True
+        buf, format="JPEG", subsampling=SUBSAMPLING[subsampling], optimize=True, **setting
     )
     return buf.getvalue()
 
@@ -78,8 +92,35 @@ def quant_tables(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
     return luma, chroma
 
 
+def tables_for_quality(quality: int, tuning: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Luma and chroma quantisation tables at a quality.
+
+    Without ``tuning``: Pillow's (libjpeg's) tables, the standard's Annex K tables
+    scaled by the quality. With ``tuning`` ``{"flatness": a, "chroma_scale": c}``,
+    each Annex K table is first flattened towards its geometric mean m
+    (``m**(1 - a) * table**a``) and the chroma table multiplied by ``c``, then scaled
+    by the quality as libjpeg scales its own: tables that spend bits where PSNR,
+    rather than the eye, gains most.
+    """
+    if not tuning:
+        return _standard_tables(int(quality))
+    return _tuned_tables(int(quality), float(tuning["flatness"]), float(tuning["chroma_scale"]))
+
+
 @lru_cache(maxsize=128)
-def tables_for_quality(quality: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pillow's (libjpeg's) luma and chroma quantisation tables at a quality."""
+def _standard_tables(quality: int) -> tuple[np.ndarray, np.ndarray]:
     luma, chroma = quant_tables(encode_jpeg(np.zeros((8, 8, 3), np.uint8), quality))
     return luma, chroma
+
+
+@lru_cache(maxsize=128)
+def _tuned_tables(quality: int, flatness: float, chroma_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    if not 1 <= quality <= 100:
+        raise CjpgError(f"quality must be between 1 and 100, got {quality}")
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality  # libjpeg's jpeg_quality_scaling
+    out = []
+    for base, factor in zip(_standard_tables(50), (1.0, chroma_scale)):  # quality 50: the Annex K tables
+        mean = np.exp(np.log(base.astype(np.float64)).mean())
+        shaped = mean ** (1 - flatness) * base.astype(np.float64) ** flatness * factor
+        out.append(np.clip(np.floor((shaped * scale + 50) / 100), 1, 255).astype(np.float32))
+    return out[0], out[1]

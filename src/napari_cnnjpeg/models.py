@@ -5,8 +5,9 @@ optional decoder stage (a network run after JPEG) and the SHA-256 of its weights
 A compact model also stores its JPEG at reduced resolution (``downscale``): the
 plane is shrunk before JPEG and enlarged again before the decoder network.
 The shipped models are listed in ``weights/zoo.json`` beside their safetensors
-files; ``"jpeg"`` is plain JPEG with no network. A file can only name one of these
-ids: it never chooses code or weights beyond them.
+files; ``"jpeg"`` is plain JPEG with no network and ``"jpeg-tuned"`` plain JPEG with
+quantisation tables tuned for PSNR (a model's ``tables``). A file can only name one
+of these ids: it never chooses code or weights beyond them.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CjpgError
 from . import resample
+from .errors import CjpgError
+from .jpeg import TUNED_TABLES
 
 BASELINE = "jpeg"
+TUNED = "jpeg-tuned"
 #: Tile side (pixels) and overlap used by network inference; keeps memory bounded.
 TILE = 512
 OVERLAP = 48
@@ -42,6 +45,7 @@ class ModelInfo:
     encoder: dict | None = None  # {"arch": ..., "config": {...}}
     decoder: dict | None = None
     downscale: int = 1  # the JPEG holds the plane at 1/downscale resolution
+    tables: dict | None = None  # quantisation-table tuning (jpeg.tables_for_quality); None: libjpeg's
     superseded_by: str | None = None  # kept so that files made with it still decode
     card: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -54,12 +58,16 @@ def _zoo_entries() -> list[dict]:
 @lru_cache(maxsize=1)
 def registry() -> dict[str, ModelInfo]:
     """Every model this installation ships, by id."""
-    models = {BASELINE: ModelInfo(BASELINE, "plain baseline JPEG (Pillow/libjpeg-turbo), no network", "baseline")}
+    models = {
+        BASELINE: ModelInfo(BASELINE, "plain baseline JPEG (Pillow/libjpeg-turbo), no network", "baseline"),
+        TUNED: ModelInfo(TUNED, "plain baseline JPEG with quantisation tables tuned for PSNR, no network",
+                         "baseline", tables=TUNED_TABLES),
+    }
     for e in _zoo_entries():
         models[e["id"]] = ModelInfo(
             id=e["id"], description=e["description"], kind=e["kind"], weights=e["weights"],
             sha256=e["sha256"], encoder=e.get("encoder"), decoder=e.get("decoder"),
-            downscale=int(e.get("downscale", 1)), superseded_by=e.get("superseded_by"), card=e.get("card", {}),
+            downscale=int(e.get("downscale", 1)), tables=e.get("tables"), superseded_by=e.get("superseded_by"), card=e.get("card", {}),
         )
     return models
 
@@ -140,13 +148,15 @@ class ModelStages:
 
     Either stage may be None (no network on that side of JPEG). With ``downscale``
     above 1 the encoder stage first shrinks the plane by that factor; the reader
-    enlarges the decoded JPEG to full size before :meth:`post`.
+    enlarges the decoded JPEG to full size before :meth:`post`. ``tables`` is the
+    quantisation-table tuning the JPEG is written with (None: libjpeg's tables).
     """
 
     encoder: Any = None
     decoder: Any = None
     tile: int = TILE
     downscale: int = 1
+    tables: dict | None = None
 
     def pre(self, plane: np.ndarray, quality: int) -> np.ndarray:
         """Encoder stage on a uint8 plane, for JPEG at ``quality``; returns uint8."""
@@ -155,7 +165,7 @@ class ModelStages:
             return plane
         from .jpeg import tables_for_quality
 
-        luma, chroma = tables_for_quality(int(quality))
+        luma, chroma = tables_for_quality(int(quality), self.tables)
         out = run_network(self.encoder, plane, luma, None if plane.ndim == 2 else chroma, self.tile)
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
@@ -171,7 +181,7 @@ def load_stages(model_id: str) -> ModelStages:
     """The networks of a registered model, loaded once per process and hash-checked."""
     info = model_info(model_id)
     if info.weights is None:
-        return ModelStages(downscale=info.downscale)
+        return ModelStages(downscale=info.downscale, tables=info.tables)
     from .nets import build
 
     state = load_weights(info)
@@ -184,7 +194,7 @@ def load_stages(model_id: str) -> ModelStages:
         prefix = name + "."
         net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         nets[name] = net.eval().to(_device())
-    return ModelStages(**nets, downscale=info.downscale)
+    return ModelStages(**nets, downscale=info.downscale, tables=info.tables)
 
 
 def resolve(model: str | ModelStages) -> tuple[str, str | None, ModelStages]:

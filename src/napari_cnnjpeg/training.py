@@ -62,6 +62,7 @@ class TrainConfig:
     rate_weight: float = 3.5  # dB of PSNR one doubling of the bits is worth (plain JPEG's slope on photos)
     loss: str = "mse"  # "mse" or "logmse" (per-patch log10 MSE: every quality weighs the same in dB)
     clip_grad: float = 1.0
+    tables: dict = field(default_factory=dict)  # quantisation-table tuning (jpeg.tables_for_quality); {}: libjpeg's
     init: str = ""  # a checkpoint or safetensors file whose weights start the run
     restore_config: dict = field(default_factory=dict)
     pre_config: dict = field(default_factory=dict)
@@ -84,11 +85,13 @@ def load_images(folder: str | Path) -> list[tuple[str, np.ndarray]]:
     return [(name, prepare(image, gray=False)) for name, image in load(folder)]
 
 
-def _jpeg_pair(img: np.ndarray, quality: int, subsampling: str) -> tuple[np.ndarray, np.ndarray]:
+def _jpeg_pair(
+    img: np.ndarray, quality: int, subsampling: str, tables: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Decoded JPEG of an image and the conditioning features of its tables."""
     from .nets import table_features
 
-    data = encode_jpeg(img, quality, subsampling)
+    data = encode_jpeg(img, quality, subsampling, tables)
     return decode_jpeg(data), table_features(*quant_tables(data))
 
 
@@ -133,7 +136,7 @@ def _to_tensor(a: np.ndarray, device="cpu"):
 
 
 def _jpeg_batch(
-    clean: np.ndarray, gray, quality, sub, factor: int = 1, pool=None
+    clean: np.ndarray, gray, quality, sub, factor: int = 1, pool=None, tables: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each image through real JPEG (at 1/``factor`` resolution, enlarged back), and its table features.
 
@@ -143,7 +146,7 @@ def _jpeg_batch(
 
     def one(img, g, q, s):
         plane = img[..., 0] if g else img
-        d, c = _jpeg_pair(downscale(plane, factor), int(q), s)
+        d, c = _jpeg_pair(downscale(plane, factor), int(q), s, tables)
         return _as_rgb(upscale(d, plane.shape[:2])), c
 
     done = list((pool.map if pool else map)(one, clean, gray, quality, sub))
@@ -256,26 +259,26 @@ class Trainer:
 
         from .nets import rgb_to_ycc, ycc_to_rgb
 
-        dev = self.device
+        dev, cfg = self.device, self.cfg
         b = self.sampler.batch(self.step)
         clean = _to_tensor(b["clean"], dev)
-        if self.cfg.recipe == "joint":
+        if cfg.recipe == "joint":
             enc, dec = self.nets["encoder"], self.nets["decoder"]
-            conds = np.stack([_quality_features(int(q), g) for q, g in zip(b["quality"], b["gray"])])
+            conds = np.stack([_quality_features(int(q), g, cfg.tables) for q, g in zip(b["quality"], b["gray"])])
             conds = torch.from_numpy(conds).to(dev)
             pre_ycc = enc(rgb_to_ycc(clean), conds)
             gray = torch.from_numpy(b["gray"]).to(dev)[:, None, None, None]
             pre_ycc = torch.where(gray & (torch.arange(3, device=dev) > 0).view(1, 3, 1, 1), 0.5, pre_ycc)
             pre = ycc_to_rgb(pre_ycc).clamp(0, 1)
             pre_u8 = (pre.detach() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-            real, _ = _jpeg_batch(pre_u8, b["gray"], b["quality"], b["sub"], pool=self.pool)
-            proxy, rate = _proxy_batch(pre, b["quality"])
+            real, _ = _jpeg_batch(pre_u8, b["gray"], b["quality"], b["sub"], pool=self.pool, tables=cfg.tables)
+            proxy, rate = _proxy_batch(pre, b["quality"], cfg.tables)
             from .jpeg_proxy import straight_through
 
             jpeg = straight_through(_to_tensor(real, dev), proxy)
         else:
             dec = self.nets["decoder"]
-            real, c = _jpeg_batch(b["clean"], b["gray"], b["quality"], b["sub"], self.downscale, self.pool)
+            real, c = _jpeg_batch(b["clean"], b["gray"], b["quality"], b["sub"], self.downscale, self.pool, cfg.tables)
             jpeg, conds, rate = _to_tensor(real, dev), torch.from_numpy(c).to(dev), None
         out = ycc_to_rgb(dec(rgb_to_ycc(jpeg), conds))
         mse = (out - clean).square().mean(dim=(1, 2, 3))
@@ -297,7 +300,8 @@ class Trainer:
         from .metrics import psnr
         from .models import ModelStages
 
-        stages = ModelStages(encoder=self.nets.get("encoder"), decoder=self.nets["decoder"], downscale=self.downscale)
+        stages = ModelStages(encoder=self.nets.get("encoder"), decoder=self.nets["decoder"], downscale=self.downscale,
+                             tables=self.cfg.tables or None)
         for net in self.nets.values():
             net.eval()
         result = {}
@@ -343,20 +347,20 @@ def _center_crop(im: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(im[y : y + size, x : x + size])
 
 
-def _quality_features(quality: int, gray: bool) -> np.ndarray:
+def _quality_features(quality: int, gray: bool, tables: dict | None = None) -> np.ndarray:
     from .nets import table_features
 
-    luma, chroma = tables_for_quality(quality)
+    luma, chroma = tables_for_quality(quality, tables)
     return table_features(luma, None if gray else chroma)
 
 
-def _proxy_batch(pre, qualities):
+def _proxy_batch(pre, qualities, tables: dict | None = None):
     """The JPEG proxy of a batch, each image at its own quality."""
     import torch
 
     from .jpeg_proxy import jpeg_proxy
 
-    luma, chroma = zip(*(tables_for_quality(int(q)) for q in qualities))
+    luma, chroma = zip(*(tables_for_quality(int(q), tables) for q in qualities))
     return jpeg_proxy(pre, torch.from_numpy(np.stack(luma)), torch.from_numpy(np.stack(chroma)))
 
 
@@ -387,6 +391,7 @@ def register(
         "decoder": {"arch": "RestoreNet", "config": cfg.restore_config},
         "encoder": {"arch": "PreNet", "config": cfg.pre_config} if "encoder" in trainer.nets else None,
         "downscale": trainer.downscale,
+        "tables": cfg.tables or None,
         "default": default,
         "card": {
             "architecture": {k: type(v).__name__ for k, v in trainer.nets.items()},
