@@ -16,7 +16,7 @@ import numpy as np
 from napari_cnnjpeg.bd import bd_psnr, bd_rate
 from napari_cnnjpeg.codec import decode, encode
 from napari_cnnjpeg.metrics import bpp, psnr
-from napari_cnnjpeg.models import ModelStages, load_stages
+from napari_cnnjpeg.models import load_stages
 from napari_cnnjpeg.training import TrainConfig, Trainer, load_images
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,8 +49,7 @@ def main() -> None:
         t = Trainer(cfg, device="cpu")
         for net in t.nets.values():
             net.eval()
-        candidates[f"{Path(path).stem}@{t.step}"] = ModelStages(
-            encoder=t.nets.get("encoder"), decoder=t.nets["decoder"], downscale=t.downscale)
+        candidates[f"{Path(path).stem}@{t.step}"] = t.stages()
     torch.set_num_threads(args.threads)  # after the trainers, which set their own
     images = load_images(data)[-n_val:]
     base = {name: curve(im, load_stages("jpeg")) for name, im in images}

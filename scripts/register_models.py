@@ -20,14 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "src" / "napari_cnnjpeg" / "weights"
 RESTORE = "decoder-only JPEG artefact removal, conditioned on the quantisation tables"
 JOINT = "pre-processing encoder + JPEG + restoring decoder, trained jointly"
-#: model id: (training config, description, id of the model it supersedes)
+COMPACT = "compact: JPEG at half resolution (Lanczos), decoder upsamples and restores; for low bit rates"
+TUNED = " (JPEG with quantisation tables tuned for PSNR)"
+#: model id: (training config, description, id of the model it supersedes, float16 weights).
+#: The models of 2026-11-25/26 were exported as float32 and stay so, to keep their hashes.
 RUNS = {
-    "restore-s": ("configs/restore-2.json", RESTORE, None),
-    "joint-s": ("configs/joint.json", JOINT, None),
-    "restore-s-v2": ("configs/restore-3.json", RESTORE, "restore-s"),
-    "joint-s-v2": ("configs/joint-2.json", JOINT, "joint-s"),
-    "compact-s": ("configs/compact.json", "compact: JPEG at half resolution (Lanczos), decoder upsamples and "
-                  "restores; for low bit rates", None),
+    "restore-s": ("configs/restore-2.json", RESTORE, None, False),
+    "joint-s": ("configs/joint.json", JOINT, None, False),
+    "restore-s-v2": ("configs/restore-3.json", RESTORE, "restore-s", False),
+    "joint-s-v2": ("configs/joint-2.json", JOINT, "joint-s", False),
+    "compact-s": ("configs/compact.json", COMPACT, None, False),
 }
 
 
@@ -38,13 +40,13 @@ def main() -> None:
     args = p.parse_args()
     os.chdir(ROOT)  # the configs' paths are relative to the repository
     for model_id in args.ids:
-        config, description, supersedes = RUNS[model_id]
+        config, description, supersedes, half = RUNS[model_id]
         cfg = TrainConfig.load(config)
         trainer = Trainer(cfg, device="cpu")
         if trainer.step < cfg.steps:
             raise SystemExit(f"{model_id}: run {cfg.out} stopped at step {trainer.step} of {cfg.steps}")
         entry = register(trainer, model_id, description, WEIGHTS, default=model_id == args.default,
-                         supersedes=supersedes)
+                         supersedes=supersedes, half=half)
         print(model_id, entry["sha256"], entry["card"]["parameters"], "parameters")
 
 

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from skimage import data
 
 from napari_cnnjpeg.training import TrainConfig, Trainer, register
@@ -49,7 +50,12 @@ def test_train_resume_export(tmp_path, recipe):
 
     entry = register(resumed, f"test-{recipe}", "test model", tmp_path)
     assert entry["kind"] == recipe and len(entry["sha256"]) == 64
-    assert (tmp_path / f"test-{recipe}.safetensors").exists()
+    from safetensors.torch import load_file
+
+    stored = load_file(tmp_path / f"test-{recipe}.safetensors")
+    assert {v.dtype for v in stored.values()} == {torch.float16} and entry["card"]["weights_dtype"] == "float16"
+    for k, v in resumed.nets["decoder"].state_dict().items():
+        np.testing.assert_allclose(stored[f"decoder.{k}"].float().numpy(), v.numpy(), rtol=1e-3, atol=1e-4)
     assert json.loads((tmp_path / "zoo.json").read_text())[0]["id"] == f"test-{recipe}"
 
 

@@ -28,6 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,9 @@ VAL_QUALITIES = (10, 30, 50, 70, 90)
 RECIPES = ("restore", "joint", "compact")
 #: Resolution factor of the ``compact`` recipe's JPEG.
 COMPACT_DOWNSCALE = 2
+
+if TYPE_CHECKING:
+    from .models import ModelStages
 
 
 @dataclass
@@ -241,11 +245,16 @@ class Trainer:
             if nets.get(name):
                 net.load_state_dict(nets[name])
 
-    def export(self, path: str | Path) -> None:
-        """Write the trained weights as one safetensors file ("decoder.*", "encoder.*")."""
+    def export(self, path: str | Path, half: bool = False) -> None:
+        """Write the trained weights as one safetensors file ("decoder.*", "encoder.*").
+
+        ``half`` stores them as float16 (half the bytes; loading casts them back to float32).
+        """
+        import torch
         from safetensors.torch import save_file
 
-        flat = {f"{name}.{k}": v.contiguous() for name, sd in self._state().items() for k, v in sd.items()}
+        dtype = torch.float16 if half else torch.float32
+        flat = {f"{name}.{k}": v.to(dtype).contiguous() for name, sd in self._state().items() for k, v in sd.items()}
         save_file(flat, str(path))
 
     # -- training ------------------------------------------------------------
@@ -294,14 +303,19 @@ class Trainer:
         self.step += 1
         return loss.item()
 
+    def stages(self) -> ModelStages:
+        """The run's networks as :class:`~napari_cnnjpeg.models.ModelStages`, to encode and decode with."""
+        from .models import ModelStages
+
+        return ModelStages(encoder=self.nets.get("encoder"), decoder=self.nets["decoder"], downscale=self.downscale,
+                           tables=self.cfg.tables or None)
+
     def validate(self) -> dict:
         """PSNR gain (dB) and size ratio of the model over JPEG on held-out crops, per quality."""
         from .codec import decode, encode
         from .metrics import psnr
-        from .models import ModelStages
 
-        stages = ModelStages(encoder=self.nets.get("encoder"), decoder=self.nets["decoder"], downscale=self.downscale,
-                             tables=self.cfg.tables or None)
+        stages = self.stages()
         for net in self.nets.values():
             net.eval()
         result = {}
@@ -366,20 +380,21 @@ def _proxy_batch(pre, qualities, tables: dict | None = None):
 
 def register(
     trainer: Trainer, model_id: str, description: str, weights_dir: str | Path, *, default: bool = False,
-    supersedes: str | None = None,
+    supersedes: str | None = None, half: bool = True,
 ) -> dict:
     """Export a run's weights into the package and add (or replace) its zoo entry.
 
     The entry records the architecture, the SHA-256 of the weights and a model card
     (parameters, data, steps, wall time, seed); Kodak figures are added by
     ``cnnjpeg bench --update-cards``. The model named by ``supersedes`` stays in the
-    zoo, so files made with it still decode, but is no longer offered.
+    zoo, so files made with it still decode, but is no longer offered. Weights are
+    stored as float16 unless ``half`` is False (the package's weights are capped at 10 MB).
     """
     from .models import sha256_of
 
     weights_dir = Path(weights_dir)
     path = weights_dir / f"{model_id}.safetensors"
-    trainer.export(path)
+    trainer.export(path, half=half)
     cfg = trainer.cfg
     n_params = sum(p.numel() for net in trainer.nets.values() for p in net.parameters())
     entry = {
@@ -397,6 +412,7 @@ def register(
             "architecture": {k: type(v).__name__ for k, v in trainer.nets.items()},
             "parameters": int(n_params),
             "weights_bytes": path.stat().st_size,
+            "weights_dtype": "float16" if half else "float32",
             "training_data": f"{cfg.data} ({len(trainer.train_names)} images; held out for validation: "
             f"{', '.join(trainer.val_names)})",
             "config": dataclasses.asdict(cfg),
