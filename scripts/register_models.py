@@ -30,6 +30,8 @@ RUNS = {
     "restore-s-v2": ("configs/restore-3.json", RESTORE, "restore-s", False),
     "joint-s-v2": ("configs/joint-2.json", JOINT, "joint-s", False),
     "compact-s": ("configs/compact.json", COMPACT, None, False),
+    "compact-s-v2": ("configs/compact-t.json", COMPACT + TUNED, "compact-s", True),
+    "joint-s-v3": ("configs/joint-t.json", JOINT + TUNED, "joint-s-v2", True),
 }
 
 

@@ -67,7 +67,8 @@ def registry() -> dict[str, ModelInfo]:
         models[e["id"]] = ModelInfo(
             id=e["id"], description=e["description"], kind=e["kind"], weights=e["weights"],
             sha256=e["sha256"], encoder=e.get("encoder"), decoder=e.get("decoder"),
-            downscale=int(e.get("downscale", 1)), tables=e.get("tables"), superseded_by=e.get("superseded_by"), card=e.get("card", {}),
+            downscale=int(e.get("downscale", 1)), tables=e.get("tables"), superseded_by=e.get("superseded_by"),
+            card=e.get("card", {}),
         )
     return models
 
@@ -180,6 +181,9 @@ class ModelStages:
 def load_stages(model_id: str) -> ModelStages:
     """The networks of a registered model, loaded once per process and hash-checked."""
     info = model_info(model_id)
+    if info.weights is None and info.kind == "restore" and info.superseded_by:
+        # retired decoder-only model (weights removed): its files hold plain JPEG, which its successor restores
+        return load_stages(info.superseded_by)
     if info.weights is None:
         return ModelStages(downscale=info.downscale, tables=info.tables)
     from .nets import build
