@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 #: Quality of the default model's file; plain JPEG is matched to its bits per pixel.
-MODEL_QUALITY = 20
+MODEL_QUALITY = 30
 
 
 def _decoded(image, quality: int, model: str):
