@@ -155,3 +155,15 @@ def test_update_cards_records_the_deltas(tmp_path, result):
         bd_psnr = result["bd"][m]["bd_psnr"]
         assert saved[m]["kodak"]["bd_psnr"] == (None if np.isnan(bd_psnr) else bd_psnr)
         assert saved[m]["kodak"]["decode_mpx_s"] == result["speed"][m]["decode_mpx_s"]
+
+
+def test_equal_rate_table_matches_a_model_by_bpp_not_by_quality():
+    """A model whose files are smaller at each quality is shown at the setting whose bpp is nearest JPEG's."""
+    result = bench.benchmark(_tiny(), [20, 30, 50, 70], ["jpeg-tuned"], references=(), pair=["chelsea"],
+                             progress=False)
+    pts = {(p["codec"], p["setting"]): p["bpp"] for p in result["points"] if p["image"] == "chelsea"}
+    target = pts[("jpeg", 30)]
+    nearest = min((s for c, s in pts if c == "jpeg-tuned"), key=lambda s: abs(pts[("jpeg-tuned", s)] - target))
+    rows = result["equal_rate"]["rows"]
+    assert rows[1]["codec"] == f"jpeg-tuned q{nearest}" and rows[0]["bpp"] == rows[1]["bpp"]
+    assert nearest != 30  # the tuned tables make smaller files at the same quality

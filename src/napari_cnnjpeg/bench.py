@@ -197,15 +197,19 @@ def _mean_curves(points: list[dict], codecs: list[str], qualities: list[int]) ->
 
 
 def _equal_rate(points: list[dict], models: list[str], pair: list[str], quality: int) -> list[dict]:
-    """Rows of the equal-rate table: each model at ``quality`` and plain JPEG interpolated to its bpp."""
+    """Rows of the equal-rate table, per image: plain JPEG at ``quality`` sets the rate;
+    each model at its measured setting nearest to that bpp, with JPEG interpolated to it."""
     rows = []
     others = [m for m in models if m != BASELINE]
     for name in pair:
         jpeg = _series(points, BASELINE, name)
         order = np.argsort(jpeg["bpp"])
+        target = jpeg["bpp"][jpeg["setting"] == quality][0]
         for model in others or [BASELINE]:
-            p = next(p for p in points if p["codec"] == model and p["image"] == name and p["setting"] == quality)
-            row = {"image": name, "codec": f"{model} q{quality}", "bpp": p["bpp"], "psnr": p["psnr"], "ssim": p["ssim"]}
+            mine = [p for p in points if p["codec"] == model and p["image"] == name]
+            p = min(mine, key=lambda p: (abs(p["bpp"] - target), p["setting"]))
+            row = {"image": name, "codec": f"{model} q{p['setting']}", "bpp": p["bpp"], "psnr": p["psnr"],
+                   "ssim": p["ssim"]}
             if model != BASELINE:
                 inside = jpeg["bpp"].min() <= p["bpp"] <= jpeg["bpp"].max()
                 rows.append({
@@ -292,7 +296,8 @@ def benchmark(
     pair : sequence of str, optional
         Images of the equal-rate table; default: the first two.
     pair_quality : int
-        Model quality of the equal-rate table (the nearest measured one is used).
+        Plain JPEG quality that sets the rate of the equal-rate table (the nearest
+        measured one is used); each model is shown at its setting nearest to that bpp.
     dataset : str
         Description of the images for the report.
     progress : bool
@@ -440,7 +445,8 @@ def _markdown(result: dict, name: str) -> str:
              for c, v in result["bd"].items()],
         ),
         "", "## Equal-rate comparison", "",
-        f"Each model at quality {result['equal_rate']['quality']}; plain JPEG's PSNR and SSIM interpolated "
+        f"Plain JPEG at quality {result['equal_rate']['quality']} sets the rate: each model is shown at its "
+        "measured setting whose bpp is nearest to JPEG's there, and plain JPEG's PSNR and SSIM are interpolated "
         "linearly in bpp to the model's bpp (n/a outside JPEG's measured range)."
         + (" No model but plain JPEG was measured, so it stands alone." if result["models"] == [BASELINE] else ""), "",
         _table(
@@ -556,7 +562,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="report", help="file name of NAME.md, NAME.json and NAME.png")
     parser.add_argument("--pair", nargs=2, default=None, metavar="NAME",
                         help="images (file stems) of the equal-rate table (default: the first two)")
-    parser.add_argument("--pair-quality", type=int, default=30, help="model quality of the equal-rate table")
+    parser.add_argument("--pair-quality", type=int, default=30, help="plain-JPEG quality that sets the rate of the equal-rate table")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--update-cards", action="store_true",
                         help="write each model's deltas into its model card (run on Kodak)")
