@@ -12,6 +12,7 @@ import pytest
 import napari_cnnjpeg as cj
 from napari_cnnjpeg import codec, metrics, models
 from napari_cnnjpeg._reader import napari_get_reader
+from napari_cnnjpeg._sample_data import MODEL_QUALITY
 
 pytestmark = pytest.mark.usefixtures("isolated_napari_settings")
 PLUGIN = "napari-cnnjpeg"
@@ -261,7 +262,7 @@ def test_sample_data(make_napari_viewer):
     assert jpeg.metadata["psnr"] == pytest.approx(metrics.psnr(astronaut(), jpeg.data))
     if cj.default_model() != "jpeg":
         model = viewer.layers[2]
-        assert model.metadata["model"] == cj.default_model() and model.metadata["quality"] == 20
+        assert model.metadata["model"] == cj.default_model() and model.metadata["quality"] == MODEL_QUALITY
         assert jpeg.metadata["bpp"] == pytest.approx(model.metadata["bpp"], rel=0.25)
     else:
         assert len(viewer.layers) == 2
