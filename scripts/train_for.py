@@ -3,8 +3,8 @@
 Usage: python scripts/train_for.py CONFIG --seconds S
 
 Runs the first steps, measures the step rate after the warm-up, sets ``steps`` so
-that the run's cosine schedule ends inside the budget (validation included), and
-trains to that step. The ``config.json`` written beside the checkpoint records the
+that the run's cosine schedule ends inside ``margin`` of the rest of the budget (the
+remainder is left for validation and checkpoints), and trains to that step. The ``config.json`` written beside the checkpoint records the
 steps it settled on; ``cnnjpeg train --config`` on that file repeats the run (the
 first 40 steps' learning rates differ by under 0.1 %, as the schedule's length was
 not yet known).
@@ -35,7 +35,7 @@ def main() -> None:
         trainer.train_step()
     rate = MEASURED / (time.perf_counter() - t0)
     left = args.seconds - (time.perf_counter() - start)
-    cfg.steps = trainer.step + int(rate * left * args.margin)
+    cfg.steps = trainer.step + max(1, int(rate * left * args.margin))
     print(f"{rate:.1f} steps/s: training to step {cfg.steps}", flush=True)
     trainer.run(progress=False)
     print(f"done: step {trainer.step} after {time.perf_counter() - start:.0f} s", flush=True)

@@ -62,6 +62,11 @@ def test_errors_are_one_line(tmp_path, capsys):
     Image.fromarray(data.camera()).save(src)
     assert main(["encode", str(src), "-m", "no-such-model"]) == 2
     assert "unknown model" in capsys.readouterr().err
+    cfg = tmp_path / "cuda.json"
+    cfg.write_text('{"recipe": "restore", "device": "cuda", "data": "%s"}' % tmp_path)
+    if not __import__("torch").cuda.is_available():
+        assert main(["train", "--config", str(cfg)]) == 2
+        assert "CUDA" in capsys.readouterr().err
 
 
 def test_demo_writes_files_and_table(tmp_path, capsys):

@@ -198,3 +198,29 @@ def test_restore_reads_tuned_tables_from_the_stream(photo):
 
     jpg = encode_jpeg(photo, 30, tables=TUNED_TABLES)
     assert psnr(photo, cj.restore(jpg)) > psnr(photo, decode_jpeg(jpg)) + 0.3
+
+
+@pytest.mark.parametrize("bad", [{"flatness": 0.2}, {"flatness": "a", "chroma_scale": 1}, [0.2, 0.4],
+                                 {"flatness": 2, "chroma_scale": 0.4}, {"flatness": 0.2, "chroma_scale": float("nan")}])
+def test_bad_table_tuning_is_a_clear_error(bad):
+    from napari_cnnjpeg.jpeg import tables_for_quality
+
+    with pytest.raises(cj.CjpgError, match="tuning"):
+        tables_for_quality(30, bad)
+    with pytest.raises(cj.CjpgError, match="tuning"):
+        encode_jpeg(data.camera()[:16, :16], 30, tables=bad)
+
+
+def test_retired_networked_model_is_refused(monkeypatch):
+    reg = {**models.registry(), "gone": models.ModelInfo("gone", "retired joint", "joint", superseded_by="joint-s-v3")}
+    monkeypatch.setattr(models, "registry", lambda: reg)
+    with pytest.raises(cj.CjpgError, match="no longer installed.*model='jpeg'"):
+        models.load_stages.__wrapped__("gone")
+
+
+def test_restore_array_with_its_tables_matches_restoring_the_bytes(photo):
+    from napari_cnnjpeg.jpeg import TUNED_TABLES, decode_jpeg
+
+    jpg = encode_jpeg(photo, 30, tables=TUNED_TABLES)
+    from_array = cj.restore(decode_jpeg(jpg), quality=30, tables=TUNED_TABLES)
+    assert np.array_equal(from_array, cj.restore(jpg))

@@ -214,7 +214,7 @@ def test_restore_widget_without_model(make_napari_viewer, dock, notifications, m
     assert len(viewer.layers) == 1
 
 
-def fake_restore(jpeg, model=None, *, quality=None):
+def fake_restore(jpeg, model=None, *, quality=None, tables=None):
     """Stands in for a decoder-only network: inverts the decoded JPEG."""
     from napari_cnnjpeg.jpeg import decode_jpeg
 
@@ -230,7 +230,7 @@ def test_restore_widget_layer_and_file(make_napari_viewer, dock, qtbot, wait_idl
     monkeypatch.setattr(codec, "restore", lambda *a, **k: calls.append((a[1:], k)) or fake_restore(*a, **k))
     viewer = make_napari_viewer()
     path = tmp_path / "jpeg.cjpg"
-    cj.imwrite(path, photo, quality=35, model="jpeg")
+    cj.imwrite(path, photo, quality=35, model="jpeg-tuned")
     [layer] = viewer.open(path, plugin="napari-cnnjpeg")
     w = dock(viewer, "Restore JPEG")
     w.image.value = layer
@@ -238,7 +238,9 @@ def test_restore_widget_layer_and_file(make_napari_viewer, dock, qtbot, wait_idl
     w.run_button.clicked.emit()
     qtbot.waitUntil(lambda: w.restored_layer is not None, timeout=TIMEOUT)
     wait_idle(w)
-    assert calls[-1] == (("restore-fake",), {"quality": 35})
+    from napari_cnnjpeg.jpeg import TUNED_TABLES
+
+    assert calls[-1] == (("restore-fake",), {"quality": 35, "tables": TUNED_TABLES})  # the file's tables
     np.testing.assert_array_equal(w.restored_layer.data, 255 - np.asarray(layer.data))
     assert w.restored_layer.rgb and "restored" in w.restored_layer.name
 
@@ -383,3 +385,12 @@ def test_compare_single_plane_against_stack_and_errors(make_napari_viewer, dock,
     w.test.value = other
     assert w.run() is None
     assert any("differ in size" in m for m in errors(notifications))
+
+
+def test_restore_widget_takes_tables_from_cjpg_layer_metadata():
+    from napari_cnnjpeg._widget_restore import tables_from_metadata
+    from napari_cnnjpeg.jpeg import TUNED_TABLES
+
+    assert tables_from_metadata({"model": "jpeg-tuned"}) == TUNED_TABLES
+    assert tables_from_metadata({"model": "jpeg"}) is None
+    assert tables_from_metadata({"model": "no-such-model"}) is None and tables_from_metadata({}) is None

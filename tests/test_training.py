@@ -119,3 +119,20 @@ def test_train_images_limits_the_training_split(tmp_path):
     cfg.train_images = 1
     t = Trainer(cfg, _images())
     assert t.train_names == ["im0.png"] and t.val_names == ["im2.png"] and len(t.sampler.images) == 1
+
+
+def test_register_refuses_a_retired_id(tmp_path):
+    cfg = _cfg(tmp_path, "restore")
+    cfg.steps = 1
+    t = Trainer(cfg, _images())
+    (tmp_path / "zoo.json").write_text(json.dumps([{"id": "old", "retired": "weights removed"}]))
+    with pytest.raises(ValueError, match="retired"):
+        register(t, "old", "again", tmp_path)
+    assert not (tmp_path / "old.safetensors").exists()
+
+
+def test_config_with_bad_tables_is_refused(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"recipe": "joint", "tables": {"flatness": 0.2}}))
+    with pytest.raises(ValueError, match="tuning"):
+        TrainConfig.load(p)

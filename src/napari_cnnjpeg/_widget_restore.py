@@ -43,7 +43,17 @@ def quality_from_metadata(metadata: dict) -> int | None:
     return None
 
 
-def restore_layer_job(task, data, index, rgb: bool, model: str, quality: int):
+def tables_from_metadata(metadata: dict) -> dict | None:
+    """The quantisation-table tuning of the model a layer's metadata names (a ``.cjpg`` layer), if any."""
+    from .models import model_info
+
+    try:
+        return model_info((metadata or {}).get("model")).tables
+    except CjpgError:
+        return None
+
+
+def restore_layer_job(task, data, index, rgb: bool, model: str, quality: int, tables: dict | None = None):
     """Restore the plane at ``index`` (or every plane when None) of a uint8 layer."""
     from . import codec
 
@@ -59,7 +69,7 @@ def restore_layer_job(task, data, index, rgb: bool, model: str, quality: int):
     out = np.empty_like(flat)
     yield (0, len(flat))
     for k, plane in enumerate(flat):
-        out[k] = codec.restore(np.ascontiguousarray(plane), model, quality=quality)
+        out[k] = codec.restore(np.ascontiguousarray(plane), model, quality=quality, tables=tables)
         yield (k + 1, len(flat))
     return out.reshape(src.shape)
 
@@ -169,7 +179,8 @@ class RestoreWidget(Container):
         self.status.value = "restoring…"
         return self._job.start(
             restore_layer_job, layer.data, None if all_planes else index, bool(layer.rgb), model,
-            int(self.quality.value), on_result=lambda r: self._show_layer(layer, index, all_planes, model, r),
+            int(self.quality.value), tables_from_metadata(layer.metadata),
+            on_result=lambda r: self._show_layer(layer, index, all_planes, model, r),
         )
 
     def _show_layer(self, layer, index, all_planes: bool, model: str, restored: np.ndarray) -> None:

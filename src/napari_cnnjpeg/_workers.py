@@ -74,7 +74,7 @@ def apply_runtime_settings(model: str | None, settings: Settings | None = None) 
     if model is None or settings.threads <= 0:
         return
     try:
-        has_network = model_info(model).weights is not None
+        has_network = model_info(model).kind != "baseline"
     except CjpgError:
         return
     if has_network:

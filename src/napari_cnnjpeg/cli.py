@@ -128,11 +128,14 @@ def _cmd_demo(args) -> int:
 def _cmd_train(args) -> int:
     from .training import TrainConfig, Trainer
 
-    cfg = TrainConfig.load(args.config)
-    for key in ("data", "out", "steps"):
-        if getattr(args, key) is not None:
-            setattr(cfg, key, getattr(args, key))
-    trainer = Trainer(cfg)
+    try:
+        cfg = TrainConfig.load(args.config)
+        for key in ("data", "out", "steps", "device"):
+            if getattr(args, key) is not None:
+                setattr(cfg, key, getattr(args, key))
+        trainer = Trainer(cfg)
+    except ValueError as exc:  # settings that cannot run here (unknown key, no CUDA, too few images)
+        raise CjpgError(str(exc)) from None
     trainer.run()
     if args.export:
         trainer.export(args.export)
@@ -197,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", default=None)
     t.add_argument("--out", default=None)
     t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None, help="override the config's device")
     t.add_argument("--export", default=None, help="write the final weights to this .safetensors file")
     t.set_defaults(func=_cmd_train)
     return p

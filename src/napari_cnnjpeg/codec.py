@@ -286,6 +286,7 @@ def restore(
     model: str | None = None,
     *,
     quality: int | None = None,
+    tables: dict | None = None,
 ) -> np.ndarray:
     """Remove JPEG artefacts from an ordinary JPEG with a decoder-only model.
 
@@ -299,6 +300,9 @@ def restore(
         A decoder-only model id; default: :func:`default_restore_model`.
     quality : int, optional
         Quality the array was compressed at (arrays only).
+    tables : dict, optional
+        The table tuning it was compressed with (arrays only; a model's ``tables``,
+        e.g. for a ``.cjpg`` made with ``jpeg-tuned``); default: libjpeg's tables.
 
     Returns
     -------
@@ -320,7 +324,7 @@ def restore(
             raise CjpgError("restoring a decoded array needs the JPEG quality it was saved at")
         if jpeg.dtype != np.uint8 or not (jpeg.ndim == 2 or (jpeg.ndim == 3 and jpeg.shape[-1] == 3)):
             raise CjpgError(f"restore takes a uint8 (H, W) or (H, W, 3) array, got {jpeg.dtype} {jpeg.shape}")
-        luma, chroma = tables_for_quality(int(quality))
+        luma, chroma = tables_for_quality(int(quality), tables)
         pixels = jpeg
         chroma = None if jpeg.ndim == 2 else chroma
     else:

@@ -99,12 +99,28 @@ def tables_for_quality(quality: int, tuning: dict | None = None) -> tuple[np.nda
     scaled by the quality. With ``tuning`` ``{"flatness": a, "chroma_scale": c}``,
     each Annex K table is first flattened towards its geometric mean m
     (``m**(1 - a) * table**a``) and the chroma table multiplied by ``c``, then scaled
-    by the quality as libjpeg scales its own: tables that spend bits where PSNR,
-    rather than the eye, gains most.
+    by the quality with libjpeg's formula (5000/q below 50, 200 - 2q above, here in
+    floating point): tables that spend bits where PSNR, rather than the eye, gains most.
     """
+    tuning = check_tables(tuning)
     if not tuning:
         return _standard_tables(int(quality))
-    return _tuned_tables(int(quality), float(tuning["flatness"]), float(tuning["chroma_scale"]))
+    return _tuned_tables(int(quality), tuning["flatness"], tuning["chroma_scale"])
+
+
+def check_tables(tuning: dict | None) -> dict | None:
+    """A table tuning as floats, or :class:`CjpgError` naming what is wrong with it (None or {}: none)."""
+    if not tuning:
+        return None
+    if not isinstance(tuning, dict) or set(tuning) != {"flatness", "chroma_scale"}:
+        raise CjpgError(f"a table tuning is a mapping of flatness and chroma_scale, got {tuning!r}")
+    try:
+        flatness, chroma_scale = float(tuning["flatness"]), float(tuning["chroma_scale"])
+    except (TypeError, ValueError):
+        raise CjpgError(f"table tuning values must be numbers, got {tuning!r}") from None
+    if not (0 <= flatness <= 1 and 0 < chroma_scale <= 4):
+        raise CjpgError(f"table tuning needs flatness in [0, 1] and chroma_scale in (0, 4], got {tuning!r}")
+    return {"flatness": flatness, "chroma_scale": chroma_scale}
 
 
 @lru_cache(maxsize=128)

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import resample
 from .errors import CjpgError
-from .jpeg import TUNED_TABLES
+from .jpeg import TUNED_TABLES, check_tables
 
 BASELINE = "jpeg"
 TUNED = "jpeg-tuned"
@@ -67,7 +67,7 @@ def registry() -> dict[str, ModelInfo]:
         models[e["id"]] = ModelInfo(
             id=e["id"], description=e["description"], kind=e["kind"], weights=e["weights"],
             sha256=e["sha256"], encoder=e.get("encoder"), decoder=e.get("decoder"),
-            downscale=int(e.get("downscale", 1)), tables=e.get("tables"), superseded_by=e.get("superseded_by"),
+            downscale=int(e.get("downscale", 1)), tables=check_tables(e.get("tables")), superseded_by=e.get("superseded_by"),
             card=e.get("card", {}),
         )
     return models
@@ -106,7 +106,10 @@ def model_info(model_id: str) -> ModelInfo:
     try:
         return registry()[model_id]
     except (KeyError, TypeError):
-        raise CjpgError(f"unknown model {model_id!r}; available: {', '.join(available_models())}") from None
+        raise CjpgError(
+            f"unknown model {model_id!r} (not shipped by this installation; a file made with it still decodes "
+            f"as plain JPEG with model='jpeg'); available: {', '.join(available_models())}"
+        ) from None
 
 
 def sha256_of(data: bytes) -> str:
@@ -177,13 +180,12 @@ class ModelStages:
         return np.clip(run_network(self.decoder, plane, luma, chroma, self.tile), 0, 255)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def load_stages(model_id: str) -> ModelStages:
     """The networks of a registered model, loaded once per process and hash-checked."""
     info = model_info(model_id)
-    if info.weights is None and info.kind == "restore" and info.superseded_by:
-        # retired decoder-only model (weights removed): its files hold plain JPEG, which its successor restores
-        return load_stages(info.superseded_by)
+    if info.weights is None and info.kind != "baseline":
+        return load_stages(_retired_successor(info))
     if info.weights is None:
         return ModelStages(downscale=info.downscale, tables=info.tables)
     from .nets import build
@@ -199,6 +201,24 @@ def load_stages(model_id: str) -> ModelStages:
         net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         nets[name] = net.eval().to(_device())
     return ModelStages(**nets, downscale=info.downscale, tables=info.tables)
+
+
+def _retired_successor(info: ModelInfo) -> str:
+    """The model that decodes a retired model's files (weights removed from the package).
+
+    Only a decoder-only model can be retired: its files hold plain JPEG, which the
+    decoder-only model that superseded it restores.
+    """
+    seen = {info.id}
+    successor = info
+    while successor.weights is None and successor.superseded_by and successor.superseded_by not in seen:
+        seen.add(successor.superseded_by)
+        successor = model_info(successor.superseded_by)
+    if info.kind != "restore" or successor.kind != "restore" or successor.weights is None:
+        raise CjpgError(
+            f"the weights of model {info.id!r} are no longer installed; decode with model='jpeg' for the plain JPEG"
+        )
+    return successor.id
 
 
 def resolve(model: str | ModelStages) -> tuple[str, str | None, ModelStages]:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .jpeg import decode_jpeg, encode_jpeg, luma, quant_tables, tables_for_quality
+from .jpeg import check_tables, decode_jpeg, encode_jpeg, luma, quant_tables, tables_for_quality
 
 VAL_QUALITIES = (10, 30, 50, 70, 90)
 RECIPES = ("restore", "joint", "compact")
@@ -79,6 +79,7 @@ class TrainConfig:
             raise ValueError(f"unknown training settings: {sorted(unknown)}")
         if "quality_range" in raw:
             raw["quality_range"] = tuple(raw["quality_range"])
+        raw["tables"] = check_tables(raw.get("tables")) or {}
         return cls(**raw)
 
 
@@ -177,7 +178,6 @@ class Trainer:
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device")
         self.device = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
-        self.pool = ThreadPoolExecutor(cfg.threads) if cfg.threads > 1 else None
         images = images if images is not None else load_images(cfg.data)
         if cfg.val_images >= len(images):
             raise ValueError(f"{len(images)} images cannot spare {cfg.val_images} for validation")
@@ -197,6 +197,7 @@ class Trainer:
         self.downscale = COMPACT_DOWNSCALE if cfg.recipe == "compact" else 1
         params = [p for n in self.nets.values() for p in n.parameters()]
         self.opt = torch.optim.Adam(params, lr=cfg.lr)
+        self.pool = ThreadPoolExecutor(cfg.threads) if cfg.threads > 1 else None  # threads start on first use
         self.step = 0
         self.elapsed = 0.0
         self.out = Path(cfg.out)
@@ -254,7 +255,8 @@ class Trainer:
         from safetensors.torch import save_file
 
         dtype = torch.float16 if half else torch.float32
-        flat = {f"{name}.{k}": v.to(dtype).contiguous() for name, sd in self._state().items() for k, v in sd.items()}
+        flat = {f"{name}.{k}": (v.to(dtype) if v.is_floating_point() else v).contiguous()
+                for name, sd in self._state().items() for k, v in sd.items()}
         save_file(flat, str(path))
 
     # -- training ------------------------------------------------------------
@@ -393,6 +395,11 @@ def register(
     from .models import sha256_of
 
     weights_dir = Path(weights_dir)
+    zoo_path = weights_dir / "zoo.json"
+    zoo = json.loads(zoo_path.read_text()) if zoo_path.exists() else []
+    previous = next((e for e in zoo if e["id"] == model_id), {})
+    if previous.get("retired"):
+        raise ValueError(f"model {model_id!r} is retired (its weights left the package); register a new id")
     path = weights_dir / f"{model_id}.safetensors"
     trainer.export(path, half=half)
     cfg = trainer.cfg
@@ -428,8 +435,8 @@ def register(
         entry["card"]["initialised_from"] = {
             "checkpoint": cfg.init, "steps": int(ck["step"]), "wall_time_s": round(float(ck["elapsed"]), 1),
         }
-    zoo_path = weights_dir / "zoo.json"
-    zoo = json.loads(zoo_path.read_text()) if zoo_path.exists() else []
+    if previous.get("superseded_by"):
+        entry["superseded_by"] = previous["superseded_by"]
     zoo = [e for e in zoo if e["id"] != model_id]
     for e in zoo:
         if e["id"] == supersedes:
