@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .demo import DEFAULT_QUALITY as DEMO_QUALITY
 from .errors import CjpgError
 
 
@@ -185,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="compress sample images with plain JPEG and each model; print a table")
     m.add_argument("files", nargs="*", help="images to use (default: scikit-image samples)")
     m.add_argument("--out", default="demo-out")
-    m.add_argument("-q", "--quality", type=int, default=20, help="quality of the model files")
+    m.add_argument("-q", "--quality", type=int, default=DEMO_QUALITY, help="quality of the model files")
     m.add_argument("--models", nargs="+", default=None, help="models to show (default: all)")
     m.set_defaults(func=_cmd_demo)
 

@@ -8,6 +8,9 @@ from .codec import decode, encode
 from .metrics import bpp, psnr, ssim
 from .models import BASELINE, available_models
 
+#: Quality of the model files in the demo (plain JPEG is matched to their bits per pixel).
+DEFAULT_QUALITY = 30
+
 
 def _row(name: str, fmt: str, quality: int, image: np.ndarray, data: bytes) -> dict:
     out = decode(data)
@@ -35,7 +38,7 @@ def jpeg_at_bpp(image: np.ndarray, target_bpp: float) -> tuple[int, bytes]:
 
 
 def demo_rows(
-    name: str, image: np.ndarray, *, quality: int = 20, models: list[str] | None = None
+    name: str, image: np.ndarray, *, quality: int = DEFAULT_QUALITY, models: list[str] | None = None
 ) -> list[tuple[dict, bytes]]:
     """Rows of the demo table for one image, with the file bytes of each row.
 
