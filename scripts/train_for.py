@@ -4,10 +4,10 @@ Usage: python scripts/train_for.py CONFIG --seconds S
 
 Runs the first steps, measures the step rate after the warm-up, sets ``steps`` so
 that the run's cosine schedule ends inside ``margin`` of the rest of the budget (the
-remainder is left for validation and checkpoints), and trains to that step. The ``config.json`` written beside the checkpoint records the
-steps it settled on; ``cnnjpeg train --config`` on that file repeats the run (the
-first 40 steps' learning rates differ by under 0.1 %, as the schedule's length was
-not yet known).
+remainder is left for validation and checkpoints), and trains to that step. The
+``config.json`` written beside the checkpoint records the steps it settled on;
+``cnnjpeg train --config`` on that file repeats the run (the first 40 steps' learning
+rates differ by under 0.1 %, as the schedule's length was not yet known).
 """
 
 import argparse

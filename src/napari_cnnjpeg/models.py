@@ -67,8 +67,8 @@ def registry() -> dict[str, ModelInfo]:
         models[e["id"]] = ModelInfo(
             id=e["id"], description=e["description"], kind=e["kind"], weights=e["weights"],
             sha256=e["sha256"], encoder=e.get("encoder"), decoder=e.get("decoder"),
-            downscale=int(e.get("downscale", 1)), tables=check_tables(e.get("tables")), superseded_by=e.get("superseded_by"),
-            card=e.get("card", {}),
+            downscale=int(e.get("downscale", 1)), tables=check_tables(e.get("tables")),
+            superseded_by=e.get("superseded_by"), card=e.get("card", {}),
         )
     return models
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .container import write_atomic
 from .jpeg import check_tables, decode_jpeg, encode_jpeg, luma, quant_tables, tables_for_quality
 
 VAL_QUALITIES = (10, 30, 50, 70, 90)
@@ -247,17 +248,17 @@ class Trainer:
                 net.load_state_dict(nets[name])
 
     def export(self, path: str | Path, half: bool = False) -> None:
-        """Write the trained weights as one safetensors file ("decoder.*", "encoder.*").
+        """Write the trained weights as one safetensors file ("decoder.*", "encoder.*"), atomically.
 
         ``half`` stores them as float16 (half the bytes; loading casts them back to float32).
         """
         import torch
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         dtype = torch.float16 if half else torch.float32
         flat = {f"{name}.{k}": (v.to(dtype) if v.is_floating_point() else v).contiguous()
                 for name, sd in self._state().items() for k, v in sd.items()}
-        save_file(flat, str(path))
+        write_atomic(path, save(flat))
 
     # -- training ------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -446,5 +447,5 @@ def register(
         for e in zoo:
             e["default"] = False
     zoo.append(entry)
-    zoo_path.write_text(json.dumps(zoo, indent=2) + "\n")
+    write_atomic(zoo_path, (json.dumps(zoo, indent=2) + "\n").encode())
     return entry
