@@ -167,3 +167,44 @@ def test_equal_rate_table_matches_a_model_by_bpp_not_by_quality():
     rows = result["equal_rate"]["rows"]
     assert rows[1]["codec"] == f"jpeg-tuned q{nearest}" and rows[0]["bpp"] == rows[1]["bpp"]
     assert nearest != 30  # the tuned tables make smaller files at the same quality
+
+
+def test_stock_viewer_figures(result, written):
+    """Every model's payload is also measured as a stock viewer shows it; no network, no difference."""
+    assert set(result["bd_view"]) == set(result["models"]) - {"jpeg"}
+    for p in result["points"]:
+        if p["codec"] in result["models"] and bench._has_network(p["codec"]):
+            assert 10 < p["psnr_view"] < 60 and 0 < p["ssim_view"] <= 1
+        else:
+            assert "psnr_view" not in p
+    if "jpeg-tuned" in result["bd_view"]:
+        assert result["bd_view"]["jpeg-tuned"] == result["bd"]["jpeg-tuned"]
+    rows = {r[0]: r for r in _cells(written["report"].read_text(), 6, "Stock viewer")}
+    assert set(rows) == set(result["bd_view"])
+    for model, row in rows.items():
+        assert row[1] == models.model_info(model).stock_viewer
+        value = result["bd_view"][model]["bd_psnr"]
+        assert (None if row[3] == "n/a" else float(row[3])) == (None if np.isnan(value) else value)
+
+
+def test_sanity_table_covers_the_whole_range(result, written):
+    assert result["sanity_qualities"] == sorted(set(bench.SANITY_QUALITIES) - set(QUALITIES))
+    assert set(result["sanity"]) == set(result["models"])
+    for model, v in result["sanity"].items():
+        assert [p["setting"] for p in v["curve"]] == sorted(QUALITIES + result["sanity_qualities"])
+        assert v["ceiling_setting"] == 100
+    md = written["report"].read_text()
+    rows = {r[0]: r for r in _cells(md, 6, "Whole quality range (sanity)")}
+    assert {m: int(r[2]) for m, r in rows.items()} == {m: len(v["falls"]) for m, v in result["sanity"].items()}
+    assert len(_cells(md, 5, "Whole quality range (sanity)")) == sum(len(v["curve"]) for v in result["sanity"].values())
+
+
+def test_sanity_flags_a_fall():
+    def pt(q, b, p):
+        return {"image": "a", "codec": "m", "setting": q, "bpp": b, "psnr": p, "ssim": 0.9}
+
+    ok = [pt(10, 0.2, 25.0), pt(50, 0.5, 30.0), pt(90, 1.0, 29.97), pt(100, 1.2, 31.0)]
+    assert bench._sanity(ok, ["m"], ["a"], [10, 50, 90, 100])["m"]["falls"] == []  # a 0.03 dB dip is tolerated
+    bad = [pt(10, 0.2, 25.0), pt(50, 0.5, 30.0), pt(90, 1.0, 29.0), pt(100, 0.9, 31.0)]
+    falls = bench._sanity(bad, ["m"], ["a"], [10, 50, 90, 100])["m"]["falls"]
+    assert [(f["setting"], f["psnr_fall"], f["bpp_fall"]) for f in falls] == [(90, 1.0, 0.0), (100, 0.0, 0.1)]

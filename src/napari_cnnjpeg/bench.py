@@ -33,6 +33,11 @@ from .metrics import bpp, psnr, ssim
 from .models import BASELINE, available_models, set_threads
 
 DEFAULT_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
+#: Settings of the sanity sweep (models only, added to the measured settings): the whole
+#: quality range up to 100, where each model's PSNR and bpp must never fall.
+SANITY_QUALITIES = (1, 2, 3, 5, 7, 15, 25, 35, 45, 55, 65, 75, 85, 92, 94, 95, 96, 97, 98, 99, 100)
+#: PSNR may dip this much (dB) from one setting to a higher one before the sweep flags it.
+MONOTONE_TOLERANCE = 0.05
 REFERENCES = ("webp", "avif", "jpegxl")
 #: scikit-image samples used without ``--data`` (lossless PNGs shipped with the package).
 SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "immunohistochemistry")
@@ -41,7 +46,8 @@ LOSSLESS_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
 DECIMALS = {
     "bpp": 4, "psnr": 3, "ssim": 5, "encode_s": 5, "decode_s": 5,
     "bd_rate_psnr": 2, "bd_psnr": 3, "bd_rate_ssim": 2, "encode_mpx_s": 2, "decode_mpx_s": 2,
-    "d_psnr": 3, "d_ssim": 4,
+    "d_psnr": 3, "d_ssim": 4, "psnr_view": 3, "ssim_view": 5, "bd_rate_psnr_view": 2, "bd_psnr_view": 3,
+    "bd_rate_ssim_view": 2, "worst_fall_db": 3,
 }
 #: How each reference codec is called; ``level`` is the benchmark setting (10-90 by default).
 REFERENCE_SETTINGS = {
@@ -108,6 +114,12 @@ def _model_codec(model: str) -> Codec:
     return (lambda img, q: encode(img, quality=q, model=model)), decode
 
 
+def _stock_view(data: bytes) -> np.ndarray:
+    """A ``.cjpg``'s payload as an ordinary viewer shows it: plain JPEG decoding, no network
+    (a compact model's half-size payload enlarged to full size)."""
+    return decode(data, model=BASELINE)
+
+
 def _reference_codec(name: str) -> Codec | str:
     """(encode, decode) of a reference codec, or why it cannot be used."""
     try:
@@ -135,8 +147,13 @@ def _warm_up(codec: Codec, image: np.ndarray) -> None:
     dec(enc(np.ascontiguousarray(image[:64, :64]), 50))
 
 
-def _measure(name: str, image: np.ndarray, codec_name: str, quality: int, codec: Codec) -> tuple[dict, float, float]:
-    """One recorded point, and its unrounded encode and decode seconds."""
+def _measure(
+    name: str, image: np.ndarray, codec_name: str, quality: int, codec: Codec, view: bool = False
+) -> tuple[dict, float, float]:
+    """One recorded point, and its unrounded encode and decode seconds.
+
+    ``view``: also record ``psnr_view`` and ``ssim_view``, the payload as a stock viewer shows it.
+    """
     enc, dec = codec
     t0 = time.perf_counter()
     data = enc(image, quality)
@@ -151,23 +168,41 @@ def _measure(name: str, image: np.ndarray, codec_name: str, quality: int, codec:
         "ssim": _round("ssim", ssim(image, out)),
         "encode_s": _round("encode_s", t1 - t0), "decode_s": _round("decode_s", t2 - t1),
     }
+    if view:
+        plain = _stock_view(data)
+        point.update(psnr_view=_round("psnr_view", psnr(image, plain)), ssim_view=_round("ssim_view", ssim(image, plain)))
     return point, t1 - t0, t2 - t1
 
 
-def _series(points: list[dict], codec: str, image: str) -> dict[str, np.ndarray]:
+def _has_network(model: str) -> bool:
+    from .models import model_info
+
+    info = model_info(model)
+    return bool(info.encoder or info.decoder or info.downscale > 1)
+
+
+def _series(points: list[dict], codec: str, image: str, view: bool = False) -> dict[str, np.ndarray]:
+    """One codec's curve on one image, by setting; ``view``: the stock-viewer PSNR and SSIM
+    (a model without networks is its own stock view)."""
     pts = sorted((p for p in points if p["codec"] == codec and p["image"] == image), key=lambda p: p["setting"])
-    return {k: np.array([p[k] for p in pts], np.float64) for k in ("setting", "bpp", "psnr", "ssim")}
+    keys = {"setting": "setting", "bpp": "bpp", "psnr": "psnr", "ssim": "ssim"}
+    if view:
+        keys.update(psnr="psnr_view", ssim="ssim_view")
+    return {k: np.array([p.get(src, p[k]) for p in pts], np.float64) for k, src in keys.items()}
 
 
-def _bd_table(points: list[dict], codecs: list[str], names: list[str]) -> dict:
-    """Per-image Bjontegaard deltas of each codec against plain JPEG, and their mean over images."""
+def _bd_table(points: list[dict], codecs: list[str], names: list[str], view: bool = False) -> dict:
+    """Per-image Bjontegaard deltas of each codec against plain JPEG, and their mean over images.
+
+    ``view``: the deltas of the codecs' stock views (payload decoded with no network).
+    """
     out = {}
     for codec in codecs:
         if codec == BASELINE:
             continue
         raw, spans = {}, []  # spans: the bpp range both curves cover, where BD-PSNR is measured
         for name in names:
-            a, b = _series(points, BASELINE, name), _series(points, codec, name)
+            a, b = _series(points, BASELINE, name), _series(points, codec, name, view)
             spans.append((max(a["bpp"].min(), b["bpp"].min()), min(a["bpp"].max(), b["bpp"].max())))
             raw[name] = {
                 "bd_rate_psnr": bd_rate(a["bpp"], a["psnr"], b["bpp"], b["psnr"]),
@@ -242,6 +277,35 @@ def _gains_at_equal_rate(curves: dict, models: list[str]) -> dict:
     return out
 
 
+def _sanity(points: list[dict], models: list[str], names: list[str], qualities: list[int]) -> dict:
+    """Each model over the whole quality range: mean curves, and where PSNR or bpp fell as quality rose.
+
+    A fall is a step to a higher setting, on one image, whose PSNR is more than
+    :data:`MONOTONE_TOLERANCE` below the best PSNR of a lower setting, or whose bpp is
+    below the largest bpp of a lower setting.
+    """
+    out = {}
+    for model in models:
+        falls, worst = [], 0.0
+        for name in names:
+            s = _series(points, model, name)
+            best_psnr = np.maximum.accumulate(s["psnr"])
+            best_bpp = np.maximum.accumulate(s["bpp"])
+            for i in range(1, len(s["setting"])):
+                drop = best_psnr[i - 1] - s["psnr"][i]
+                worst = max(worst, drop)
+                if drop > MONOTONE_TOLERANCE or s["bpp"][i] < best_bpp[i - 1]:
+                    falls.append({"image": name, "setting": int(s["setting"][i]), "psnr_fall": _round("psnr", max(0.0, drop)),
+                                  "bpp_fall": _round("bpp", max(0.0, best_bpp[i - 1] - s["bpp"][i]))})
+        curve = _mean_curves(points, [model], qualities)[model]
+        for p in curve:
+            pts = [x for x in points if x["codec"] == model and x["setting"] == p["setting"]]
+            p["psnr_view"] = _round("psnr_view", np.mean([x.get("psnr_view", x["psnr"]) for x in pts]))
+        out[model] = {"falls": falls, "worst_fall_db": _round("worst_fall_db", worst), "curve": curve,
+                      "ceiling_psnr": curve[-1]["psnr"], "ceiling_setting": curve[-1]["setting"]}
+    return out
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -274,6 +338,7 @@ def benchmark(
     references: Sequence[str] = REFERENCES,
     pair: Sequence[str] | None = None,
     pair_quality: int = 30,
+    sanity_qualities: Sequence[int] = SANITY_QUALITIES,
     dataset: str = "images given by the caller",
     progress: bool = True,
 ) -> dict:
@@ -298,6 +363,10 @@ def benchmark(
     pair_quality : int
         Plain JPEG quality that sets the rate of the equal-rate table (the nearest
         measured one is used); each model is shown at its setting nearest to that bpp.
+    sanity_qualities : sequence of int
+        More settings at which the models (not the reference codecs) are measured, for
+        the sanity table over the whole range (monotone PSNR and bpp, ceiling); the
+        deltas and curves use ``qualities`` only.
     dataset : str
         Description of the images for the report.
     progress : bool
@@ -306,9 +375,12 @@ def benchmark(
     Returns
     -------
     dict
-        ``points`` (every measurement), ``curves`` (means over images per setting),
-        ``bd`` (deltas against plain JPEG), ``equal_rate``, ``speed``, ``machine``,
-        the settings and ``notes``; JSON-ready apart from NaN/inf values.
+        ``points`` (every measurement at ``qualities``; models' points also hold the
+        stock-viewer ``psnr_view`` and ``ssim_view``), ``curves`` (means over images per
+        setting), ``bd`` and ``bd_view`` (deltas against plain JPEG, of the models'
+        decoded output and of their payloads in a stock viewer), ``sanity`` (each model
+        over ``qualities`` and ``sanity_qualities``), ``equal_rate``, ``speed``,
+        ``machine``, the settings and ``notes``; JSON-ready apart from NaN/inf values.
     """
     from tqdm import tqdm
 
@@ -317,8 +389,9 @@ def benchmark(
     if not images:
         raise CjpgError("no images to benchmark")
     qualities = sorted({int(q) for q in qualities})
-    if not qualities or not all(1 <= q <= 100 for q in qualities):
-        raise CjpgError(f"qualities must be integers from 1 to 100, got {qualities}")
+    extra = sorted({int(q) for q in sanity_qualities} - set(qualities))
+    if not qualities or not all(1 <= q <= 100 for q in qualities + extra):
+        raise CjpgError(f"qualities must be integers from 1 to 100, got {qualities + extra}")
     models = list(dict.fromkeys([BASELINE, *(models or available_models())]))
     for m in models:
         model_info(m)
@@ -347,17 +420,23 @@ def benchmark(
     for m in models:
         _warm_up(codecs[m], prepared[0][1])
 
-    points, seconds, megapixels = [], {c: [0.0, 0.0] for c in codecs}, {c: 0.0 for c in codecs}
-    with tqdm(total=len(prepared) * len(codecs) * len(qualities), desc="bench", unit="pt", disable=not progress) as bar:
+    points, sanity_points = [], []
+    seconds, megapixels = {c: [0.0, 0.0] for c in codecs}, {c: 0.0 for c in codecs}
+    total = len(prepared) * (len(codecs) * len(qualities) + len(models) * len(extra))
+    with tqdm(total=total, desc="bench", unit="pt", disable=not progress) as bar:
         for name, image in prepared:
             for codec_name, codec in codecs.items():
                 bar.set_postfix_str(f"{name} {codec_name}")
+                view = codec_name in models and _has_network(codec_name)
                 for q in qualities:
-                    point, t_enc, t_dec = _measure(name, image, codec_name, q, codec)
+                    point, t_enc, t_dec = _measure(name, image, codec_name, q, codec, view)
                     points.append(point)
                     seconds[codec_name][0] += t_enc
                     seconds[codec_name][1] += t_dec
                     megapixels[codec_name] += image.shape[0] * image.shape[1] / 1e6
+                    bar.update()
+                for q in extra if codec_name in models else ():
+                    sanity_points.append(_measure(name, image, codec_name, q, codec, view)[0])
                     bar.update()
 
     curves = _mean_curves(points, list(codecs), qualities)
@@ -370,6 +449,10 @@ def benchmark(
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(),
         "decimals": DECIMALS, "points": points, "curves": curves, "gains": _gains_at_equal_rate(curves, models),
         "bd": _bd_table(points, list(codecs), names),
+        "bd_view": _bd_table(points, models, names, view=True),
+        "sanity_qualities": extra,
+        "sanity": _sanity(points + sanity_points, models, names, sorted(qualities + extra)),
+        "sanity_points": sanity_points,
         "equal_rate": {
             "images": pair, "quality": pair_quality, "rows": _equal_rate(points, models, pair, pair_quality),
         },
@@ -444,6 +527,33 @@ def _markdown(result: dict, name: str) -> str:
               f"{_fmt('bpp', v['common_bpp'][0])}-{_fmt('bpp', v['common_bpp'][1])}"]
              for c, v in result["bd"].items()],
         ),
+        "", "## Stock viewer", "",
+        "What an ordinary image viewer (no network) shows of each model's payload: the same files, decoded "
+        "as plain JPEG (a compact model's half-size payload enlarged with the package's bicubic filter), "
+        "against plain JPEG at the same bpp. A model without networks is its own stock view.", "",
+        _table(
+            ["model", "stock viewer shows", "BD-rate PSNR (%)", "BD-PSNR (dB)", "BD-rate SSIM (%)", "images"],
+            [[c, _stock_viewer_text(c), *(_fmt(k, v[k]) for k in ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim")),
+              str(v["images"])] for c, v in result["bd_view"].items()],
+            text=2,
+        ),
+        "", "## Whole quality range (sanity)", "",
+        f"Each model at settings {', '.join(map(str, sorted(result['qualities'] + result['sanity_qualities'])))}. "
+        f"A fall is a step up in quality, on one image, whose PSNR is more than {MONOTONE_TOLERANCE} dB below "
+        "the best of the lower settings, or whose bpp is below theirs. A model codes qualities outside its "
+        "range at the range's nearest end (its ceiling is the quality where PSNR stops rising).", "",
+        _table(
+            ["model", "quality range", "falls", "worst PSNR dip (dB)", "PSNR at top (dB)", "bpp at top"],
+            [[c, "{}-{}".format(*_quality_range(c)), str(len(v["falls"])), _fmt("worst_fall_db", v["worst_fall_db"]),
+              _fmt("psnr", v["ceiling_psnr"]), _fmt("bpp", v["curve"][-1]["bpp"])]
+             for c, v in result["sanity"].items()],
+        ),
+        "", "Mean over the images at each setting (PSNR of the decoded output, and of the payload in a stock viewer):", "",
+        _table(
+            ["model", "setting", "bpp", "PSNR (dB)", "stock viewer PSNR (dB)"],
+            [[c, str(p["setting"]), _fmt("bpp", p["bpp"]), _fmt("psnr", p["psnr"]), _fmt("psnr_view", p["psnr_view"])]
+             for c, v in result["sanity"].items() for p in v["curve"]],
+        ),
         "", "## Equal-rate comparison", "",
         f"Plain JPEG at quality {result['equal_rate']['quality']} sets the rate: each model is shown at its "
         "measured setting whose bpp is nearest to JPEG's there, and plain JPEG's PSNR and SSIM are interpolated "
@@ -487,6 +597,18 @@ def _markdown(result: dict, name: str) -> str:
         "", f"Every point: `{name}.json`.", "",
     ]
     return "\n".join(lines)
+
+
+def _stock_viewer_text(model: str) -> str:
+    from .models import model_info
+
+    return model_info(model).stock_viewer
+
+
+def _quality_range(model: str) -> tuple[int, int]:
+    from .models import model_info
+
+    return model_info(model).quality_range
 
 
 def _plot(result: dict, path: Path) -> None:
@@ -542,6 +664,10 @@ def update_cards(result: dict, path: str | os.PathLike | None = None) -> None:
             entry["card"]["kodak"] = {
                 "dataset": result["dataset"], "qualities": result["qualities"], "date": result["date"],
                 "command": result["command"], **{k: bd[k] for k in ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim", "common_bpp")},
+                **{f"{k}_view": result["bd_view"][entry["id"]][k] for k in ("bd_rate_psnr", "bd_psnr", "bd_rate_ssim")},
+                "psnr_at_100": result["sanity"][entry["id"]]["ceiling_psnr"]
+                if result["sanity"][entry["id"]]["ceiling_setting"] == 100 else None,
+                "quality_falls": len(result["sanity"][entry["id"]]["falls"]),
                 "decode_mpx_s": result["speed"][entry["id"]]["decode_mpx_s"],
                 "encode_mpx_s": result["speed"][entry["id"]]["encode_mpx_s"],
             }
@@ -563,6 +689,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pair", nargs=2, default=None, metavar="NAME",
                         help="images (file stems) of the equal-rate table (default: the first two)")
     parser.add_argument("--pair-quality", type=int, default=30, help="plain-JPEG quality that sets the rate of the equal-rate table")
+    parser.add_argument("--sanity-qualities", type=int, nargs="*", default=list(SANITY_QUALITIES),
+                        help="more settings for the models' whole-range sanity table (default: 1-100 in steps)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--update-cards", action="store_true",
                         help="write each model's deltas into its model card (run on Kodak)")
@@ -574,14 +702,16 @@ def run(args: argparse.Namespace) -> int:
     images = load_images(args.data)
     result = benchmark(
         images, args.qualities, args.models, gray=args.gray, references=args.references, pair=args.pair,
-        pair_quality=args.pair_quality, dataset=str(args.data) if args.data else "scikit-image samples",
+        pair_quality=args.pair_quality, sanity_qualities=args.sanity_qualities, dataset=str(args.data) if args.data else "scikit-image samples",
     )
     paths = write_report(result, args.out, args.name)
     if args.update_cards:
         update_cards(result)
     for codec, v in result["bd"].items():
+        view = result["bd_view"].get(codec)
         print(f"{codec}: BD-rate {_fmt('bd_rate_psnr', v['bd_rate_psnr'])} % (PSNR), "
-              f"{_fmt('bd_rate_ssim', v['bd_rate_ssim'])} % (SSIM), BD-PSNR {_fmt('bd_psnr', v['bd_psnr'])} dB")
+              f"{_fmt('bd_rate_ssim', v['bd_rate_ssim'])} % (SSIM), BD-PSNR {_fmt('bd_psnr', v['bd_psnr'])} dB"
+              + (f"; stock viewer {_fmt('bd_psnr', view['bd_psnr'])} dB" if view else ""))
     for path in paths.values():
         print(path)
     return 0

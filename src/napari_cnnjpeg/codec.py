@@ -101,7 +101,9 @@ def encode(
         (time, z, channel, ...) make a stack. uint8 is stored as is; uint16, int
         and float data are mapped linearly per plane from their min/max to 8 bits.
     quality : int
-        JPEG quality, 1-100.
+        JPEG quality, 1-100. A model codes qualities outside its ``quality_range``
+        (:func:`~napari_cnnjpeg.models.model_info`) at the nearest end of it, where its
+        quality stops rising; the file records the quality used.
     model : str, optional
         Model id from :func:`available_models`; default: :func:`default_model`.
     subsampling : {"4:2:0", "4:2:2", "4:4:4"}
@@ -133,6 +135,8 @@ def encode(
         raise CjpgError(f"axes {axes!r} must name each of the image's {image.ndim} axes")
     image_meta = _check_image_meta(metadata)
     model_id, sha, stages = resolve(default_model() if model is None else model)
+    if not isinstance(model, ModelStages):  # each model codes qualities within its measured range
+        quality = model_info(model_id).effective_quality(quality)
     lead = image.shape[: image.ndim - (3 if rgb else 2)]
     total = int(np.prod(lead, dtype=np.int64))
     payloads, lows, highs = [], [], []
@@ -275,10 +279,19 @@ def describe(c: Container) -> dict:
         "quality": m["quality"], "subsampling": m["subsampling"], "shape": tuple(shape), "dtype": m["dtype"],
         "rgb": rgb, "axes": m["axes"], "planes": len(c), "bytes": c.size,
         "bpp": c.size * 8 / (h * w * len(c)), "mapping": m["mapping"], "downscale": m.get("downscale", 1),
+        "stock_viewer": _stock_viewer(m["model"]),
     }
     image = m.get("image") if isinstance(m.get("image"), dict) else {}
     out.update({k: image[k] for k in IMAGE_KEYS if k in image})
     return out
+
+
+def _stock_viewer(model_id: str) -> str:
+    """What an ordinary image viewer shows of a file's payload (from the model that made it)."""
+    try:
+        return model_info(model_id).stock_viewer
+    except CjpgError:
+        return f"unknown: model {model_id!r} is not shipped by this installation"
 
 
 def restore(

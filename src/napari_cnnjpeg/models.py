@@ -47,7 +47,17 @@ class ModelInfo:
     downscale: int = 1  # the JPEG holds the plane at 1/downscale resolution
     tables: dict | None = None  # quantisation-table tuning (jpeg.tables_for_quality); None: libjpeg's
     superseded_by: str | None = None  # kept so that files made with it still decode
+    #: Qualities this model codes as asked; a quality outside is coded at the nearest end
+    #: (measured: beyond it, PSNR would stop rising or fall), so quality is monotone from 1 to 100.
+    quality_range: tuple[int, int] = (1, 100)
+    #: What an ordinary image viewer (no network) shows of the JPEG payload.
+    stock_viewer: str = "the image, as plain JPEG shows it"
     card: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def effective_quality(self, quality: int) -> int:
+        """The JPEG quality this model codes a requested ``quality`` at (clamped to :attr:`quality_range`)."""
+        lo, hi = self.quality_range
+        return min(max(int(quality), lo), hi)
 
 
 def _zoo_entries() -> list[dict]:
@@ -60,17 +70,28 @@ def registry() -> dict[str, ModelInfo]:
     """Every model this installation ships, by id."""
     models = {
         BASELINE: ModelInfo(BASELINE, "plain baseline JPEG (Pillow/libjpeg-turbo), no network", "baseline"),
+        # below quality 10 the tuned tables saturate at 255 and PSNR dips (scripts/quality_range.py)
         TUNED: ModelInfo(TUNED, "plain baseline JPEG with quantisation tables tuned for PSNR, no network",
-                         "baseline", tables=TUNED_TABLES),
+                         "baseline", tables=TUNED_TABLES, quality_range=(10, 100)),
     }
     for e in _zoo_entries():
         models[e["id"]] = ModelInfo(
             id=e["id"], description=e["description"], kind=e["kind"], weights=e["weights"],
             sha256=e["sha256"], encoder=e.get("encoder"), decoder=e.get("decoder"),
             downscale=int(e.get("downscale", 1)), tables=check_tables(e.get("tables")),
-            superseded_by=e.get("superseded_by"), card=e.get("card", {}),
+            superseded_by=e.get("superseded_by"), quality_range=_quality_range(e.get("quality_range")),
+            stock_viewer=e.get("stock_viewer", ModelInfo.stock_viewer), card=e.get("card", {}),
         )
     return models
+
+
+def _quality_range(value) -> tuple[int, int]:
+    if value is None:
+        return (1, 100)
+    lo, hi = (int(v) for v in value)
+    if not 1 <= lo <= hi <= 100:
+        raise CjpgError(f"a model's quality_range must lie within 1-100, got {value!r}")
+    return lo, hi
 
 
 def available_models() -> list[str]:

@@ -37,6 +37,8 @@ from .jpeg import check_tables, decode_jpeg, encode_jpeg, luma, quant_tables, ta
 
 VAL_QUALITIES = (10, 30, 50, 70, 90)
 RECIPES = ("restore", "joint", "compact")
+#: Where training's JPEG round trips run (TrainConfig.jpeg).
+JPEG_PATHS = ("real", "emulated")
 #: Resolution factor of the ``compact`` recipe's JPEG.
 COMPACT_DOWNSCALE = 2
 
@@ -62,9 +64,11 @@ class TrainConfig:
     checkpoint_every: int = 250
     threads: int = 2  # torch CPU threads, and parallel JPEG round trips
     device: str = "cpu"  # "cpu", "cuda" or "auto" (CUDA when available)
+    jpeg: str = "real"  # "real": Pillow on the CPU; "emulated": jpeg_emulation on the training device
     quality_range: tuple[int, int] = (5, 95)
     gray_fraction: float = 0.15
     rate_weight: float = 3.5  # dB of PSNR one doubling of the bits is worth (plain JPEG's slope on photos)
+    view_weight: float = 0.0  # joint: share of the loss given to the payload as a stock decoder shows it
     loss: str = "mse"  # "mse" or "logmse" (per-patch log10 MSE: every quality weighs the same in dB)
     clip_grad: float = 1.0
     tables: dict = field(default_factory=dict)  # quantisation-table tuning (jpeg.tables_for_quality); {}: libjpeg's
@@ -191,6 +195,10 @@ class Trainer:
         self.nets = {"decoder": RestoreNet(**cfg.restore_config)}
         if cfg.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {cfg.recipe!r}; use one of {', '.join(RECIPES)}")
+        if cfg.jpeg not in JPEG_PATHS or (cfg.jpeg == "emulated" and cfg.recipe == "compact"):
+            raise ValueError(f"jpeg {cfg.jpeg!r} does not suit recipe {cfg.recipe!r}; use one of "
+                             f"{', '.join(JPEG_PATHS)} ('emulated' for restore and joint only: compact "
+                             "resamples on the CPU)")
         if cfg.recipe == "joint":
             self.nets["encoder"] = PreNet(**cfg.pre_config)
         for net in self.nets.values():
@@ -282,19 +290,30 @@ class Trainer:
             gray = torch.from_numpy(b["gray"]).to(dev)[:, None, None, None]
             pre_ycc = torch.where(gray & (torch.arange(3, device=dev) > 0).view(1, 3, 1, 1), 0.5, pre_ycc)
             pre = ycc_to_rgb(pre_ycc).clamp(0, 1)
-            pre_u8 = (pre.detach() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-            real, _ = _jpeg_batch(pre_u8, b["gray"], b["quality"], b["sub"], pool=self.pool, tables=cfg.tables)
+            if cfg.jpeg == "emulated":
+                real = emulated_batch(pre.detach(), b["gray"], b["quality"], b["sub"], cfg.tables)
+            else:
+                pre_u8 = (pre.detach() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+                u8, _ = _jpeg_batch(pre_u8, b["gray"], b["quality"], b["sub"], pool=self.pool, tables=cfg.tables)
+                real = _to_tensor(u8, dev)
             proxy, rate = _proxy_batch(pre, b["quality"], cfg.tables)
             from .jpeg_proxy import straight_through
 
-            jpeg = straight_through(_to_tensor(real, dev), proxy)
+            jpeg = straight_through(real, proxy)
         else:
             dec = self.nets["decoder"]
-            real, c = _jpeg_batch(b["clean"], b["gray"], b["quality"], b["sub"], self.downscale, self.pool, cfg.tables)
-            jpeg, conds, rate = _to_tensor(real, dev), torch.from_numpy(c).to(dev), None
+            if cfg.jpeg == "emulated":
+                jpeg = emulated_batch(clean, b["gray"], b["quality"], b["sub"], cfg.tables)
+                c = np.stack([_quality_features(int(q), g, cfg.tables) for q, g in zip(b["quality"], b["gray"])])
+            else:
+                u8, c = _jpeg_batch(b["clean"], b["gray"], b["quality"], b["sub"], self.downscale, self.pool,
+                                    cfg.tables)
+                jpeg = _to_tensor(u8, dev)
+            conds, rate = torch.from_numpy(c).to(dev), None
         out = ycc_to_rgb(dec(rgb_to_ycc(jpeg), conds))
-        mse = (out - clean).square().mean(dim=(1, 2, 3))
-        loss = torch.log10(mse + 1e-5).mean() if self.cfg.loss == "logmse" else mse.mean() * 1e3
+        loss = self._distortion(out, clean)
+        if rate is not None and cfg.view_weight:  # the payload in a viewer with no network must look right too
+            loss = (1 - cfg.view_weight) * loss + cfg.view_weight * self._distortion(jpeg, clean)
         if rate is not None:  # log10 MSE is -PSNR/10: the encoder must beat rate_weight dB per doubling
             loss = loss + self.cfg.rate_weight / 10 * torch.log2(rate).mean()
         for g in self.opt.param_groups:
@@ -305,6 +324,12 @@ class Trainer:
         self.opt.step()
         self.step += 1
         return loss.item()
+
+    def _distortion(self, out, clean):
+        import torch
+
+        mse = (out - clean).square().mean(dim=(1, 2, 3))
+        return torch.log10(mse + 1e-5).mean() if self.cfg.loss == "logmse" else mse.mean() * 1e3
 
     def stages(self) -> ModelStages:
         """The run's networks as :class:`~napari_cnnjpeg.models.ModelStages`, to encode and decode with."""
@@ -318,17 +343,22 @@ class Trainer:
         from .codec import decode, encode
         from .metrics import psnr
 
+        from .models import ModelStages
+
         stages = self.stages()
         for net in self.nets.values():
             net.eval()
         result = {}
         for q in VAL_QUALITIES:
-            gains, ratios = [], []
+            gains, views, ratios = [], [], []
             for crop in self.val_crops:
                 base, mine = encode(crop, quality=q, model="jpeg"), encode(crop, quality=q, model=stages)
-                gains.append(psnr(crop, decode(mine, model=stages)) - psnr(crop, decode(base)))
+                plain = psnr(crop, decode(base))
+                gains.append(psnr(crop, decode(mine, model=stages)) - plain)
+                views.append(psnr(crop, decode(mine, model=ModelStages())) - plain)  # as a stock viewer shows it
                 ratios.append(len(mine) / len(base))
-            result[str(q)] = {"gain_db": round(float(np.mean(gains)), 3), "size_ratio": round(float(np.mean(ratios)), 3)}
+            result[str(q)] = {"gain_db": round(float(np.mean(gains)), 3), "view_db": round(float(np.mean(views)), 3),
+                              "size_ratio": round(float(np.mean(ratios)), 3)}
         for net in self.nets.values():
             net.train()
         return result
@@ -369,6 +399,32 @@ def _quality_features(quality: int, gray: bool, tables: dict | None = None) -> n
 
     luma, chroma = tables_for_quality(quality, tables)
     return table_features(luma, None if gray else chroma)
+
+
+def emulated_batch(x, gray, qualities, subsampling, tables: dict | None = None):
+    """Each image of a batch (RGB in [0, 1], on any device) through the torch JPEG emulation.
+
+    The same JPEG as :func:`_jpeg_batch` makes with Pillow (bit for bit), without
+    leaving the device: gray images are coded as one component, each image at its own
+    quality and subsampling.
+    """
+    import torch
+
+    from .jpeg_emulation import jpeg_roundtrip
+
+    luma_t, chroma_t = (torch.from_numpy(np.stack(t)).to(x.device)
+                        for t in zip(*(tables_for_quality(int(q), tables) for q in qualities)))
+    out = torch.empty_like(x)
+    groups: dict[tuple[bool, str], list[int]] = {}
+    for i, key in enumerate(zip(np.asarray(gray, bool).tolist(), subsampling)):
+        groups.setdefault(key, []).append(i)
+    for (g, sub), idx in groups.items():
+        idx_t = torch.tensor(idx, device=x.device)
+        if g:
+            out[idx_t] = jpeg_roundtrip(x[idx_t, :1], luma_t[idx_t]).expand(-1, 3, -1, -1)
+        else:
+            out[idx_t] = jpeg_roundtrip(x[idx_t], luma_t[idx_t], chroma_t[idx_t], sub)
+    return out
 
 
 def _proxy_batch(pre, qualities, tables: dict | None = None):

@@ -1,0 +1,74 @@
+"""Quality is monotone from 1 to 100 for every offered model, and each model's ceiling holds."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+import napari_cnnjpeg as cj
+from napari_cnnjpeg import models
+from napari_cnnjpeg.metrics import bpp, psnr
+
+QUALITIES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 20, 25, 30, 40, 50, 60, 70, 80, 85, 90, 92, 94, 95, 96, 97,
+             98, 99, 100]
+TOLERANCE = 0.05  # dB a step up in quality may lose
+
+
+def _images():
+    return {"astronaut": data.astronaut()[64:192, 96:224], "coffee": data.coffee()[100:228, 200:328],
+            "camera": data.camera()[200:328, 200:328]}
+
+
+@pytest.fixture(scope="module")
+def curves():
+    out = {}
+    for model in cj.available_models():
+        for name, image in _images().items():
+            rows = []
+            for q in QUALITIES:
+                blob = cj.encode(image, quality=q, model=model)
+                rows.append((bpp(len(blob), image.shape), psnr(image, cj.decode(blob))))
+            out[model, name] = np.array(rows)
+    return out
+
+
+@pytest.mark.parametrize("model", cj.available_models())
+def test_psnr_and_bpp_never_fall_as_quality_rises(curves, model):
+    for name in _images():
+        rate, dist = curves[model, name].T
+        dips = np.maximum.accumulate(dist) - dist
+        worst = int(np.argmax(dips))
+        assert dips.max() <= TOLERANCE, f"{model} on {name}: PSNR falls {dips.max():.3f} dB at q{QUALITIES[worst]}"
+        assert np.all(np.diff(rate) >= 0), f"{model} on {name}: bpp falls as quality rises"
+
+
+@pytest.mark.parametrize("model", cj.available_models())
+def test_quality_outside_the_range_is_coded_at_its_end(model):
+    info = models.model_info(model)
+    lo, hi = info.quality_range
+    image = _images()["astronaut"]
+    assert info.effective_quality(1) == lo and info.effective_quality(100) == hi
+    if hi < 100:
+        assert cj.encode(image, quality=100, model=model) == cj.encode(image, quality=hi, model=model)
+    assert cj.info(cj.encode(image, quality=100, model=model))["quality"] == hi  # the file records what was used
+
+
+@pytest.mark.parametrize("model", cj.available_models())
+def test_ceiling(curves, model):
+    """Full-resolution models reach at least plain JPEG's quality 90 at the top of their range; a
+    compact model (half resolution) tops out lower, as its description and the docs say."""
+    info = models.model_info(model)
+    q90 = QUALITIES.index(90)
+    for name in _images():
+        top = curves[model, name][-1, 1]
+        jpeg90 = curves["jpeg", name][q90, 1]
+        if info.downscale == 1:
+            assert top >= jpeg90, f"{model} on {name}: {top:.2f} dB at q100, plain JPEG q90 {jpeg90:.2f} dB"
+        else:
+            assert top < jpeg90 and "half resolution" in info.description
+
+
+def test_bad_quality_range_in_the_zoo_is_refused():
+    with pytest.raises(cj.CjpgError, match="quality_range"):
+        models._quality_range([0, 100])
+    with pytest.raises(cj.CjpgError, match="quality_range"):
+        models._quality_range([90, 50])
