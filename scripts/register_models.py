@@ -6,7 +6,8 @@ Each run is loaded from its checkpoint (configs/*.json name the run folders), it
 weights are written to src/napari_cnnjpeg/weights/<id>.safetensors and its entry
 (architecture, SHA-256, model card) to weights/zoo.json. A model that supersedes an
 older one leaves the older one installed (files made with it still decode) but no
-longer offered. Afterwards run
+longer offered. Afterwards run ``python scripts/quality_range.py <ids> --write`` (each
+model's monotone quality range) and
 ``cnnjpeg bench --data ../shared/data/kodak --out docs --name benchmarks --update-cards``.
 """
 
@@ -22,6 +23,14 @@ RESTORE = "decoder-only JPEG artefact removal, conditioned on the quantisation t
 JOINT = "pre-processing encoder + JPEG + restoring decoder, trained jointly"
 COMPACT = "compact: JPEG at half resolution (Lanczos), decoder upsamples and restores; for low bit rates"
 TUNED = " (JPEG with quantisation tables tuned for PSNR)"
+VIEW = ("pre-processing encoder + JPEG + restoring decoder, trained jointly with the payload kept right for "
+        "ordinary image viewers")
+WASHED = ("a distorted, washed-out image: the encoder network reshapes it for its own decoder "
+          "(open it with napari-cnnjpeg)")
+HALF = "the image at half size (the payload is stored at 1/2 resolution)"
+#: What a stock viewer shows of each kind of file, where it is not simply the image.
+STOCK_VIEWER = {"joint-s": WASHED, "joint-s-v2": WASHED, "joint-s-v3": WASHED, "compact-s": HALF,
+                "compact-s-v2": HALF}
 #: model id: (training config, description, id of the model it supersedes, float16 weights).
 #: The models of 2026-11-25/26 were exported as float32 and stay so, to keep their hashes.
 RUNS = {
@@ -32,6 +41,7 @@ RUNS = {
     "compact-s": ("configs/compact.json", COMPACT, None, False),
     "compact-s-v2": ("configs/compact-t.json", COMPACT + TUNED, "compact-s", True),
     "joint-s-v3": ("configs/joint-t.json", JOINT + TUNED, "joint-s-v2", True),
+    "joint-s-v4": ("configs/joint-v.json", VIEW + TUNED, "joint-s-v3", True),
 }
 
 
@@ -48,7 +58,7 @@ def main() -> None:
         if trainer.step < cfg.steps:
             raise SystemExit(f"{model_id}: run {cfg.out} stopped at step {trainer.step} of {cfg.steps}")
         entry = register(trainer, model_id, description, WEIGHTS, default=model_id == args.default,
-                         supersedes=supersedes, half=half)
+                         supersedes=supersedes, half=half, stock_viewer=STOCK_VIEWER.get(model_id))
         print(model_id, entry["sha256"], entry["card"]["parameters"], "parameters")
 
 

@@ -86,3 +86,11 @@ def test_usage_errors(cmd):
     with pytest.raises(SystemExit) as exc:
         main(cmd)
     assert exc.value.code == 2
+
+
+def test_models_command_says_what_each_model_is(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for model in cj.available_models():
+        assert model in out and cj.model_summary(model) in out
+    assert f"{cj.default_model()} (default)" in out

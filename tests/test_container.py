@@ -181,3 +181,36 @@ def test_downscale_must_match_payload_size():
     # full-size payloads declared as half-size ones
     with pytest.raises(cj.CjpgError, match="decodes to"):
         cj.decode(_rewrite_meta(BLOB, lambda m: m.update(downscale=2, required=["downscale"])))
+
+
+BLOB16 = cj.encode((_stack().astype(np.uint16) * 200), quality=70, model="jpeg")
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda m: m["mapping"].pop("min"), "'min' needs one value per plane"),
+        (lambda m: m["mapping"].update(max=[1.0]), "'max' needs one value per plane"),
+        (lambda m: m["mapping"].update(kind="log"), "linear-minmax"),
+        (lambda m: m.update(mapping=None), "linear-minmax"),
+        (lambda m: m["mapping"].update(max=[1e300] * 4), "not a finite uint16"),
+        (lambda m: m["mapping"].update(min=[-5] * 4), "not a finite uint16"),
+        (lambda m: m["mapping"].update(min=["0"] * 4), "not a finite"),
+        (lambda m: m["mapping"].update(min=[60000] * 4), "min exceeds its max"),
+        (lambda m: m.update(dtype="complex128"), "unknown dtype"),
+        (lambda m: m.update(dtype="uint8"), "uint8 file has a value mapping"),
+    ],
+)
+def test_bad_mapping_is_refused(change, match):
+    with pytest.raises(cj.CjpgError, match=match):
+        cj.decode(_rewrite_meta(BLOB16, change))
+
+
+def test_nan_in_mapping_is_refused(monkeypatch):
+    """A crafted header may hold NaN (Python's JSON reader accepts it); the writer never does."""
+    dumps = json.dumps
+    monkeypatch.setattr(container.json, "dumps", lambda *a, **k: dumps(*a, **{**k, "allow_nan": True}))
+    blob = _rewrite_meta(BLOB16, lambda m: m["mapping"].update(max=[float("nan")] * 4))
+    monkeypatch.undo()
+    with pytest.raises(cj.CjpgError, match="not a finite"):
+        cj.decode(blob)

@@ -29,7 +29,9 @@ def test_compress_plane_metrics_and_result_layer(make_napari_viewer, dock, qtbot
     src = viewer.add_image(photo, name="astro", rgb=True)
     w = dock(viewer, "Compress")
     assert w.image.value is src
+    assert "stock image viewer shows" in w.model_note.value  # what the default model's files look like elsewhere
     w.model.value = "jpeg"
+    assert w.model_note.value == cj.model_summary("jpeg")
     w.quality.value = 30  # re-runs by itself (debounced, in a worker)
     qtbot.waitUntil(lambda: w.result is not None and w.result.quality == 30, timeout=TIMEOUT)
     wait_idle(w)

@@ -72,8 +72,9 @@ def test_register_supersedes_but_keeps_old_model(tmp_path):
     t = Trainer(cfg, _images())
     t.run(progress=False)
     register(t, "old", "first version", tmp_path, default=True)
-    register(t, "new", "second version", tmp_path, default=True, supersedes="old")
+    register(t, "new", "second version", tmp_path, default=True, supersedes="old", stock_viewer="a blur")
     zoo = {e["id"]: e for e in json.loads((tmp_path / "zoo.json").read_text())}
+    assert zoo["new"]["stock_viewer"] == "a blur" and "stock_viewer" not in zoo["old"]
     assert zoo["old"]["superseded_by"] == "new" and not zoo["old"]["default"] and zoo["new"]["default"]
     assert (tmp_path / "old.safetensors").exists()
 

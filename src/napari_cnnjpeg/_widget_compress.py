@@ -125,6 +125,7 @@ class CompressWidget(Container):
         self.image = ComboBox(label="image", choices=layer_choices(viewer, "image"))
         models = available_models()
         self.model = ComboBox(label="model", choices=models, value=default_model_id(settings))
+        self.model_note = Label(label="", value="")
         self.rate_mode = RadioButtons(label="rate by", choices=(QUALITY, TARGET), value=QUALITY,
                                       orientation="horizontal")
         self.quality = Slider(label="quality", min=1, max=100, value=settings.quality)
@@ -142,11 +143,12 @@ class CompressWidget(Container):
         self.save_button = PushButton(text="Save .cjpg")
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
         self.extend([
-            self.image, self.model, self.rate_mode, self.quality, self.target_bpp, self.planes, self.auto,
+            self.image, self.model, self.model_note, self.rate_mode, self.quality, self.target_bpp, self.planes, self.auto,
             buttons, self.progress, self.results, self.status, self.save_path, self.save_button,
         ])
-        self.status.native.setWordWrap(True)
-        self.results.native.setWordWrap(True)
+        for label in (self.model_note, self.status, self.results):
+            label.native.setWordWrap(True)
+        self._show_model_note()
 
         self._job = Job(self.progress, self.cancel_button, self.status, name="Compress")
         self._save_job = Job(self.progress, self.cancel_button, self.status, name="Save .cjpg")
@@ -158,6 +160,7 @@ class CompressWidget(Container):
         self.run_button.changed.connect(self.run)
         self.save_button.changed.connect(self.save)
         self.rate_mode.changed.connect(self._on_rate_mode)
+        self.model.changed.connect(self._show_model_note)
         self._image_seen = None
         self.image.changed.connect(self._on_image_changed)
         for w in (self.model, self.quality, self.target_bpp, self.planes):
@@ -176,6 +179,12 @@ class CompressWidget(Container):
         would re-emit their values and re-run the compression for nothing.
         """
         self.image.reset_choices()
+
+    def _show_model_note(self, *_):
+        """What the chosen model is, what a stock viewer shows of its files, and its quality ceiling."""
+        from .models import model_summary
+
+        self.model_note.value = model_summary(self.model.value) if self.model.value else ""
 
     def _on_rate_mode(self, *_):
         target = self.rate_mode.value == TARGET

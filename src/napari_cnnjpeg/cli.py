@@ -1,4 +1,4 @@
-"""The ``cnnjpeg`` command line: encode, decode, info, demo, restore, bench, train."""
+"""The ``cnnjpeg`` command line: encode, decode, info, models, demo, restore, bench, train."""
 
 from __future__ import annotations
 
@@ -144,6 +144,15 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_models(args) -> int:
+    from .models import available_models, default_model, model_summary
+
+    for model in available_models():
+        mark = " (default)" if model == default_model() else ""
+        print(f"{model}{mark}\n  {model_summary(model)}")
+    return 0
+
+
 def _cmd_bench(args) -> int:
     from . import bench
 
@@ -182,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, help="output .png or .tif")
     r.add_argument("-m", "--model", default=None)
     r.set_defaults(func=_cmd_restore)
+
+    ls = sub.add_parser("models", help="list the models: what each is, what a stock viewer shows, its qualities")
+    ls.set_defaults(func=_cmd_models)
 
     m = sub.add_parser("demo", help="compress sample images with plain JPEG and each model; print a table")
     m.add_argument("files", nargs="*", help="images to use (default: scikit-image samples)")

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .container import Container, pack, write_atomic
+from .container import DTYPES, Container, pack, write_atomic
 from .errors import CjpgError
 from .jpeg import SUBSAMPLING, decode_jpeg, encode_jpeg, quant_tables
 from .models import ModelStages, default_model, model_info, resolve
 from .resample import reduced_size, upscale
 
 #: Dtypes that are stored through a per-plane linear min/max mapping to 8 bits.
-MAPPED_DTYPES = ("uint16", "int8", "int16", "int32", "uint32", "float16", "float32", "float64")
+MAPPED_DTYPES = tuple(d for d in DTYPES if d != "uint8")
 #: Optional image metadata kept by the container (napari layer properties).
 IMAGE_KEYS = ("name", "scale", "translate", "axis_labels", "units", "contrast_limits", "colormap")
 

@@ -33,6 +33,8 @@ KNOWN_REQUIRED = frozenset(
 KNOWN_OPTIONAL = frozenset({"downscale"})
 #: Largest factor by which a payload may be smaller than the image (``downscale``).
 MAX_DOWNSCALE = 4
+#: Dtypes a file may declare: uint8 is stored as is, the others through a linear mapping to 8 bits.
+DTYPES = ("uint8", "uint16", "int8", "int16", "int32", "uint32", "float16", "float32", "float64")
 MAX_PLANES = 10_000_000
 MAX_META = 256 * 1024 * 1024
 
@@ -229,6 +231,31 @@ def _check_meta(meta) -> None:
     downscale = meta.get("downscale", 1)
     if not _is_int(downscale) or not 1 <= downscale <= MAX_DOWNSCALE:
         raise CjpgError(f"corrupt .cjpg header: downscale {downscale!r} is not an integer from 1 to {MAX_DOWNSCALE}")
+    if meta["dtype"] not in DTYPES:
+        raise CjpgError(f"corrupt .cjpg header: unknown dtype {meta['dtype']!r}; known: {', '.join(DTYPES)}")
+    _check_mapping(meta["mapping"], meta["dtype"], len(planes))
+
+
+def _check_mapping(mapping, dtype: str, planes: int) -> None:
+    """A uint8 file has no mapping; any other has one finite [min, max] per plane, within its dtype."""
+    import numpy as np
+
+    if dtype == "uint8":
+        if mapping is not None:
+            raise CjpgError("corrupt .cjpg header: a uint8 file has a value mapping")
+        return
+    if not isinstance(mapping, dict) or mapping.get("kind") != "linear-minmax":
+        raise CjpgError(f"corrupt .cjpg header: a {dtype} file needs a 'linear-minmax' value mapping")
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else np.finfo(dtype)
+    for key in ("min", "max"):
+        values = mapping.get(key)
+        if not isinstance(values, list) or len(values) != planes:
+            raise CjpgError(f"corrupt .cjpg header: mapping {key!r} needs one value per plane ({planes})")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(info.min) <= v <= float(info.max):
+                raise CjpgError(f"corrupt .cjpg header: mapping {key} {v!r} is not a finite {dtype} value")
+    if any(lo > hi for lo, hi in zip(mapping["min"], mapping["max"])):
+        raise CjpgError("corrupt .cjpg header: a mapping min exceeds its max")
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:

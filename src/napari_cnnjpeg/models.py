@@ -97,10 +97,25 @@ def _quality_range(value) -> tuple[int, int]:
 def available_models() -> list[str]:
     """Ids of the models to choose from, plain JPEG (``"jpeg"``) first.
 
-    Superseded models are left out: they stay installed only so that files made
+    :func:`model_summary` says what each one is and what a stock viewer shows of its
+    files. Superseded models are left out: they stay installed only so that files made
     with them still decode (:func:`model_info` knows them).
     """
     return [m.id for m in registry().values() if not m.superseded_by]
+
+
+def model_summary(model_id: str) -> str:
+    """One paragraph on a model for people choosing one: what it is, what an ordinary
+    viewer shows of its files, and the qualities it codes (its ceiling)."""
+    info = model_info(model_id)
+    lo, hi = info.quality_range
+    if (lo, hi) == (1, 100):
+        qualities = "qualities 1-100"
+    else:
+        below = f"below {lo} it codes at {lo}" if lo > 1 else ""
+        above = f"above {hi} it codes at {hi}, its ceiling" if hi < 100 else ""
+        qualities = f"qualities {lo}-{hi} ({'; '.join(x for x in (below, above) if x)})"
+    return f"{info.description}. A stock image viewer shows {info.stock_viewer}. {qualities[0].upper()}{qualities[1:]}."
 
 
 def default_model() -> str:

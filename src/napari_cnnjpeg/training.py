@@ -13,7 +13,12 @@ Three recipes:
   output; gradients flow through :mod:`napari_cnnjpeg.jpeg_proxy`. The loss is
   log10 MSE (-PSNR/10) plus ``rate_weight``/10 x log2 of the rate proxy, so the
   encoder gains only where it beats JPEG's own trade-off of ``rate_weight`` dB per
-  doubling of the bits.
+  doubling of the bits. With ``view_weight`` w, the distortion term is (1 - w) x that
+  of the decoder's output plus w x that of the JPEG payload as a stock decoder shows it,
+  so the payload stays right in viewers that run no network.
+
+``jpeg`` "emulated" runs the round trips in torch on the training device
+(:mod:`napari_cnnjpeg.jpeg_emulation`, bit-exact to Pillow) instead of Pillow on the CPU.
 
 Each step draws its batch from a generator seeded by (seed, step), so a resumed run
 follows the same path as an uninterrupted one.
@@ -439,7 +444,7 @@ def _proxy_batch(pre, qualities, tables: dict | None = None):
 
 def register(
     trainer: Trainer, model_id: str, description: str, weights_dir: str | Path, *, default: bool = False,
-    supersedes: str | None = None, half: bool = True,
+    supersedes: str | None = None, half: bool = True, stock_viewer: str | None = None,
 ) -> dict:
     """Export a run's weights into the package and add (or replace) its zoo entry.
 
@@ -448,6 +453,8 @@ def register(
     ``cnnjpeg bench --update-cards``. The model named by ``supersedes`` stays in the
     zoo, so files made with it still decode, but is no longer offered. Weights are
     stored as float16 unless ``half`` is False (the package's weights are capped at 10 MB).
+    ``stock_viewer`` says what an ordinary viewer shows of the model's files, where that is
+    not simply the image (:attr:`~napari_cnnjpeg.models.ModelInfo.stock_viewer`).
     """
     from .models import sha256_of
 
@@ -492,6 +499,8 @@ def register(
         entry["card"]["initialised_from"] = {
             "checkpoint": cfg.init, "steps": int(ck["step"]), "wall_time_s": round(float(ck["elapsed"]), 1),
         }
+    if stock_viewer:
+        entry["stock_viewer"] = stock_viewer
     if previous.get("superseded_by"):
         entry["superseded_by"] = previous["superseded_by"]
     zoo = [e for e in zoo if e["id"] != model_id]
