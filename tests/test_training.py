@@ -182,3 +182,29 @@ def test_view_weight_puts_the_stock_view_in_the_loss(tmp_path):
         cfg.out, cfg.view_weight, cfg.loss = str(tmp_path / f"v{w}"), w, "mse"
         losses[w] = Trainer(cfg, _images()).train_step()
     assert losses[0.0] != losses[0.5]
+
+
+def test_packed_crops_train_with_the_same_held_out_photos(tmp_path):
+    """scripts/pack_crops.py: a small folder for a lent GPU, holding out the same photos."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, im in [("a", data.astronaut()), ("b", data.chelsea()), ("c", data.coffee())]:
+        Image.fromarray(im).save(src / f"{name}.png")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "pack_crops.py"
+    out = tmp_path / "packed"
+    subprocess.run([sys.executable, str(script), str(src), str(out), "--budget-mib", "0.4", "--crop", "128",
+                    "--val-images", "1"], check=True, capture_output=True)
+    files = sorted(p.name for p in out.iterdir())
+    assert files[-1] == "zz-val-c.png" and len(files) > 3
+    assert sum(p.stat().st_size for p in out.iterdir()) <= 0.4 * 2**20
+    cfg = _cfg(tmp_path, "restore")
+    cfg.data, cfg.steps = str(out), 1
+    t = Trainer(cfg)
+    assert t.val_names == ["zz-val-c"] and all(n.split("-", 1)[1] in ("a", "b") for n in t.train_names)
+    np.testing.assert_array_equal(t.val_crops[0], data.coffee()[72:328, 172:428])  # the same centre crop
