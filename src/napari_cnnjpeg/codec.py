@@ -262,6 +262,7 @@ def read_plane(path: Source, index: int) -> np.ndarray:
 def info(src: Source) -> dict:
     """What a ``.cjpg`` holds: model, quality, shape, dtype, planes, bytes, bits per pixel, ...
 
+    ``stock_viewer`` says what an ordinary image viewer (no network) shows of it.
     Reads only the header.
     """
     with Container.open(src if isinstance(src, (bytes, bytearray)) else Path(src)) as c:
