@@ -53,6 +53,14 @@ def test_compress_plane_metrics_and_result_layer(make_napari_viewer, dock, qtbot
     assert w.result_layer is layer and layer.metadata["quality"] == 70
     assert sum(lay.name.startswith("astro (cjpg)") for lay in viewer.layers) == 1
 
+    # a quality above the model's ceiling is coded, shown and recorded at the ceiling
+    w.model.value = "compact-s-v2"
+    w.quality.value = 100
+    hi = cj.models.model_info("compact-s-v2").quality_range[1]
+    qtbot.waitUntil(lambda: w.result.model == "compact-s-v2" and w.result.quality == hi, timeout=TIMEOUT)
+    wait_idle(w)
+    assert f"quality 100 is coded as {hi}" in w.status.value and cj.info(w.result.data)["quality"] == hi
+
 
 def test_compress_16bit_stack_plane_in_view_and_all_planes(make_napari_viewer, dock, qtbot, wait_idle, stack16):
     viewer = make_napari_viewer()

@@ -73,12 +73,18 @@ def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality:
     """Encode the plane at ``index`` (or all planes when None), decode it and measure it."""
     from . import metrics
     from .codec import Reader, encode
+    from .models import model_info
 
     apply_runtime_settings(model)
     note = ""
     if quality is None:
         probe = np.asarray(data[probe_index] if probe_index else data)
         quality, note = yield from find_quality(task, probe, rgb, model, target_bpp)
+    effective = model_info(model).effective_quality(quality)
+    if effective != quality:  # outside the model's measured range: coded at its nearest end
+        lo, hi = model_info(model).quality_range
+        note = f"{model} codes qualities {lo}-{hi}: quality {quality} is coded as {effective}"
+        quality = effective
     src = np.asarray(data if index is None else data[index])
     task.check()
     pdims = 3 if rgb else 2
