@@ -72,3 +72,11 @@ def test_bad_quality_range_in_the_zoo_is_refused():
         models._quality_range([0, 100])
     with pytest.raises(cj.CjpgError, match="quality_range"):
         models._quality_range([90, 50])
+
+
+def test_quality_note_says_when_a_quality_is_coded_as_another():
+    lo, hi = models.model_info("jpeg-tuned").quality_range
+    assert models.quality_note("jpeg-tuned", 50) == ""
+    assert models.quality_note("jpeg-tuned", 1) == f"jpeg-tuned codes qualities {lo}-{hi}: quality 1 is coded as {lo}"
+    with pytest.raises(cj.CjpgError, match="quality_range"):
+        models._quality_range(["x", 100])

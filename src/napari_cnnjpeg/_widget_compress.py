@@ -73,18 +73,15 @@ def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality:
     """Encode the plane at ``index`` (or all planes when None), decode it and measure it."""
     from . import metrics
     from .codec import Reader, encode
-    from .models import model_info
+    from .models import model_info, quality_note
 
     apply_runtime_settings(model)
     note = ""
     if quality is None:
         probe = np.asarray(data[probe_index] if probe_index else data)
         quality, note = yield from find_quality(task, probe, rgb, model, target_bpp)
-    effective = model_info(model).effective_quality(quality)
-    if effective != quality:  # outside the model's measured range: coded at its nearest end
-        lo, hi = model_info(model).quality_range
-        note = f"{model} codes qualities {lo}-{hi}: quality {quality} is coded as {effective}"
-        quality = effective
+    if clamped := quality_note(model, quality):  # outside the model's range: coded at its nearest end
+        note, quality = clamped, model_info(model).effective_quality(quality)
     src = np.asarray(data if index is None else data[index])
     task.check()
     pdims = 3 if rgb else 2
@@ -149,8 +146,8 @@ class CompressWidget(Container):
         self.save_button = PushButton(text="Save .cjpg")
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
         self.extend([
-            self.image, self.model, self.model_note, self.rate_mode, self.quality, self.target_bpp, self.planes, self.auto,
-            buttons, self.progress, self.results, self.status, self.save_path, self.save_button,
+            self.image, self.model, self.model_note, self.rate_mode, self.quality, self.target_bpp, self.planes,
+            self.auto, buttons, self.progress, self.results, self.status, self.save_path, self.save_button,
         ])
         for label in (self.model_note, self.status, self.results):
             label.native.setWordWrap(True)

@@ -71,16 +71,13 @@ def _cmd_encode(args) -> int:
     from tqdm import tqdm
 
     from .codec import imwrite
-    from .models import default_model, model_info
+    from .models import default_model, quality_note
 
     out_dir = Path(args.out_dir) if args.out_dir else None
     if args.output and len(args.inputs) > 1:
         raise CjpgError("--output takes one input; use --out-dir for several")
-    info = model_info(args.model or default_model())
-    if info.effective_quality(args.quality) != args.quality:
-        lo, hi = info.quality_range
-        print(f"cnnjpeg: note: {info.id} codes qualities {lo}-{hi}; quality {args.quality} is coded as "
-              f"{info.effective_quality(args.quality)}", file=sys.stderr)
+    if note := quality_note(args.model or default_model(), args.quality):
+        print(f"cnnjpeg: note: {note}", file=sys.stderr)
     for src in tqdm(args.inputs, disable=len(args.inputs) < 2, desc="encode"):
         dest = Path(args.output) if args.output else (out_dir or Path(src).parent) / (Path(src).stem + ".cjpg")
         imwrite(dest, _read_image(src), quality=args.quality, model=args.model, subsampling=args.subsampling)

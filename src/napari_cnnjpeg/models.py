@@ -88,9 +88,12 @@ def registry() -> dict[str, ModelInfo]:
 def _quality_range(value) -> tuple[int, int]:
     if value is None:
         return (1, 100)
-    lo, hi = (int(v) for v in value)
+    try:
+        lo, hi = (int(v) for v in value)
+    except (TypeError, ValueError):
+        lo, hi = 0, 0
     if not 1 <= lo <= hi <= 100:
-        raise CjpgError(f"a model's quality_range must lie within 1-100, got {value!r}")
+        raise CjpgError(f"a model's quality_range must be two qualities within 1-100, got {value!r}")
     return lo, hi
 
 
@@ -116,6 +119,16 @@ def model_summary(model_id: str) -> str:
         above = f"above {hi} it codes at {hi}, its ceiling" if hi < 100 else ""
         qualities = f"qualities {lo}-{hi} ({'; '.join(x for x in (below, above) if x)})"
     return f"{info.description}. A stock image viewer shows {info.stock_viewer}. {qualities[0].upper()}{qualities[1:]}."
+
+
+def quality_note(model_id: str, quality: int) -> str:
+    """Why a model codes ``quality`` as another (outside its quality range), or "" where it does not."""
+    info = model_info(model_id)
+    effective = info.effective_quality(quality)
+    if effective == int(quality):
+        return ""
+    lo, hi = info.quality_range
+    return f"{info.id} codes qualities {lo}-{hi}: quality {quality} is coded as {effective}"
 
 
 def default_model() -> str:

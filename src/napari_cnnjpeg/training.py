@@ -347,7 +347,6 @@ class Trainer:
         """PSNR gain (dB) and size ratio of the model over JPEG on held-out crops, per quality."""
         from .codec import decode, encode
         from .metrics import psnr
-
         from .models import ModelStages
 
         stages = self.stages()
