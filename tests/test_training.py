@@ -184,6 +184,28 @@ def test_view_weight_puts_the_stock_view_in_the_loss(tmp_path):
     assert losses[0.0] != losses[0.5]
 
 
+def test_ssim_torch_matches_the_metric():
+    """The SSIM in the loss is the SSIM the benchmark reports (scikit-image's settings)."""
+    from skimage import data
+
+    from napari_cnnjpeg.metrics import ssim
+    from napari_cnnjpeg.training import ssim_torch
+
+    a = data.astronaut()[:96, :120]
+    b = np.clip(a + np.random.default_rng(0).normal(0, 12, a.shape), 0, 255).astype(np.uint8)
+    t = lambda z: torch.from_numpy(z).permute(2, 0, 1)[None].double() / 255  # noqa: E731
+    assert ssim_torch(t(a), t(b)).item() == pytest.approx(ssim(a, b), abs=1e-9)
+
+
+def test_ssim_weight_changes_the_loss_and_trains(tmp_path):
+    losses = {}
+    for w in (0.0, 0.4):
+        cfg = _cfg(tmp_path, "joint")
+        cfg.out, cfg.view_weight, cfg.loss, cfg.ssim_weight = str(tmp_path / f"s{w}"), 0.5, "logmse", w
+        losses[w] = Trainer(cfg, _images()).train_step()
+    assert np.isfinite(losses[0.4]) and losses[0.0] != losses[0.4]
+
+
 def test_packed_crops_train_with_the_same_held_out_photos(tmp_path):
     """scripts/pack_crops.py: a small folder for a lent GPU, holding out the same photos."""
     import subprocess

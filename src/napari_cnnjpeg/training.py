@@ -15,7 +15,9 @@ Three recipes:
   encoder gains only where it beats JPEG's own trade-off of ``rate_weight`` dB per
   doubling of the bits. With ``view_weight`` w, the distortion term is (1 - w) x that
   of the decoder's output plus w x that of the JPEG payload as a stock decoder shows it,
-  so the payload stays right in viewers that run no network.
+  so the payload stays right in viewers that run no network. With ``ssim_weight`` s,
+  each distortion term is (1 - s) x log10 MSE plus s x log10(1 - SSIM), SSIM as the
+  benchmark measures it (:func:`ssim_torch`).
 
 ``jpeg`` "emulated" runs the round trips in torch on the training device
 (:mod:`napari_cnnjpeg.jpeg_emulation`, bit-exact to Pillow) instead of Pillow on the CPU.
@@ -75,6 +77,7 @@ class TrainConfig:
     rate_weight: float = 3.5  # dB of PSNR one doubling of the bits is worth (plain JPEG's slope on photos)
     view_weight: float = 0.0  # joint: share of the loss given to the payload as a stock decoder shows it
     loss: str = "mse"  # "mse" or "logmse" (per-patch log10 MSE: every quality weighs the same in dB)
+    ssim_weight: float = 0.0  # share of the distortion given to per-patch log10(1 - SSIM) (the bench's SSIM)
     clip_grad: float = 1.0
     tables: dict = field(default_factory=dict)  # quantisation-table tuning (jpeg.tables_for_quality); {}: libjpeg's
     init: str = ""  # a checkpoint or safetensors file whose weights start the run
@@ -334,7 +337,11 @@ class Trainer:
         import torch
 
         mse = (out - clean).square().mean(dim=(1, 2, 3))
-        return torch.log10(mse + 1e-5).mean() if self.cfg.loss == "logmse" else mse.mean() * 1e3
+        d = torch.log10(mse + 1e-5).mean() if self.cfg.loss == "logmse" else mse.mean() * 1e3
+        if self.cfg.ssim_weight:
+            dssim = torch.log10(1 - ssim_torch(out, clean) + 1e-4).mean()
+            d = (1 - self.cfg.ssim_weight) * d + self.cfg.ssim_weight * dssim
+        return d
 
     def stages(self) -> ModelStages:
         """The run's networks as :class:`~napari_cnnjpeg.models.ModelStages`, to encode and decode with."""
@@ -390,6 +397,34 @@ class Trainer:
                 bar.set_postfix_str(" ".join(f"q{k}:{v['gain_db']:+.2f}" for k, v in rec["val"].items()))
         bar.close()
         log.close()
+
+
+def ssim_torch(x, y):
+    """Per-image SSIM of (N, C, H, W) tensors in [0, 1], as :func:`napari_cnnjpeg.metrics.ssim` computes it.
+
+    Gaussian window (sigma 1.5, 11 taps), population covariances, the mean over channels
+    and over the pixels whose window lies inside the image (scikit-image's settings).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .metrics import SSIM_SETTINGS
+
+    sigma = SSIM_SETTINGS["sigma"]
+    r = int(3.5 * sigma + 0.5)
+    g = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) / sigma) ** 2)
+    g = g / g.sum()
+    c = x.shape[1]
+    wy, wx = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+
+    def blur(t):
+        return F.conv2d(F.conv2d(t, wy, groups=c), wx, groups=c)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3))
 
 
 def _center_crop(im: np.ndarray, size: int) -> np.ndarray:
