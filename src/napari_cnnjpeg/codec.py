@@ -49,8 +49,21 @@ def _check_finite(plane: np.ndarray) -> None:
         raise CjpgError("image contains NaN or infinite values, which JPEG cannot store")
 
 
-def _to_uint8(plane: np.ndarray) -> tuple[np.ndarray, float, float]:
-    lo, hi = float(plane.min()), float(plane.max())
+def _check_value_range(value_range, dtype: str) -> tuple[float, float]:
+    if dtype == "uint8":
+        raise CjpgError("value_range applies to data other than uint8, which is stored as is")
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise CjpgError(f"value_range must be two numbers (min, max), got {value_range!r}") from None
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else np.finfo(dtype)
+    if not (np.isfinite(lo) and np.isfinite(hi) and float(info.min) <= lo < hi <= float(info.max)):
+        raise CjpgError(f"value_range {value_range!r} must be finite {dtype} values with min < max")
+    return lo, hi
+
+
+def _to_uint8(plane: np.ndarray, value_range: tuple[float, float] | None = None) -> tuple[np.ndarray, float, float]:
+    lo, hi = value_range or (float(plane.min()), float(plane.max()))
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
     return np.clip(np.rint((plane.astype(np.float64) - lo) * scale), 0, 255).astype(np.uint8), lo, hi
 
@@ -90,6 +103,7 @@ def encode(
     rgb: bool | None = None,
     axes: str | None = None,
     metadata: dict | None = None,
+    value_range: tuple[float, float] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> bytes:
     """Compress an image or stack to ``.cjpg`` bytes.
@@ -115,6 +129,10 @@ def encode(
     metadata : dict, optional
         Image metadata kept in the file: name, scale, translate, axis_labels,
         units, contrast_limits, colormap.
+    value_range : (float, float), optional
+        For data other than uint8: map this range, the same for every plane, instead of
+        each plane's own min/max (values outside it are clipped). Zarr chunks and
+        stacks use it so that every piece shares one scale.
     progress : callable, optional
         Called as ``progress(done, total)`` after each plane.
 
@@ -134,6 +152,8 @@ def encode(
     if axes is not None and (not isinstance(axes, str) or len(axes) != image.ndim):
         raise CjpgError(f"axes {axes!r} must name each of the image's {image.ndim} axes")
     image_meta = _check_image_meta(metadata)
+    if value_range is not None:
+        value_range = _check_value_range(value_range, dtype)
     model_id, sha, stages = resolve(default_model() if model is None else model)
     if not isinstance(model, ModelStages):  # each model codes qualities within its measured range
         quality = model_info(model_id).effective_quality(quality)
@@ -144,7 +164,7 @@ def encode(
         plane = np.asarray(image[index])  # one plane at a time: dask, zarr and memory maps stay lazy
         _check_finite(plane)
         if dtype != "uint8":
-            plane, lo, hi = _to_uint8(plane)
+            plane, lo, hi = _to_uint8(plane, value_range)
             lows.append(lo)
             highs.append(hi)
         payloads.append(encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables))

@@ -1,0 +1,111 @@
+"""``cnnjpeg``, a numcodecs codec: each zarr chunk stored as one ``.cjpg`` (zarr format 2).
+
+>>> import numcodecs
+>>> codec = numcodecs.get_codec({"id": "cnnjpeg", "quality": 60})
+
+The package registers it through the ``numcodecs.codecs`` entry point, so any process
+where it is installed reads such arrays, with the model the chunk names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numcodecs.abc import Codec
+from numcodecs.compat import ensure_bytes, ndarray_copy
+
+from ..codec import decode, encode
+from ..errors import CjpgError
+from ..jpeg import SUBSAMPLING
+from ..models import model_info
+
+
+def check_config(quality: int, model: str | None, mapping, channel_axis: int | None, subsampling: str) -> dict:
+    """The codec's settings, checked; a bad one is a CjpgError naming it."""
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+        raise CjpgError(f"cnnjpeg codec: quality must be an integer from 1 to 100, got {quality!r}")
+    if model is not None:
+        model = model_info(model).id  # an unknown model id is refused here, not at the first chunk
+    if mapping not in (None, "plane"):
+        if not (isinstance(mapping, (list, tuple)) and len(mapping) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mapping)
+                and np.isfinite(mapping).all() and mapping[0] < mapping[1]):
+            raise CjpgError(f"cnnjpeg codec: mapping must be 'plane' or a finite [min, max], got {mapping!r}")
+        mapping = [float(mapping[0]), float(mapping[1])]
+    if channel_axis is not None and (isinstance(channel_axis, bool) or not isinstance(channel_axis, int)):
+        raise CjpgError(f"cnnjpeg codec: channel_axis must be an integer axis or None, got {channel_axis!r}")
+    if subsampling not in SUBSAMPLING:
+        raise CjpgError(f"cnnjpeg codec: unknown subsampling {subsampling!r}; use one of {sorted(SUBSAMPLING)}")
+    return {"quality": int(quality), "model": model, "mapping": mapping or None, "channel_axis": channel_axis,
+            "subsampling": subsampling}
+
+
+def encode_chunk(chunk: np.ndarray, cfg: dict) -> bytes:
+    """One chunk to ``.cjpg`` bytes: grey planes (..., Y, X), or RGB along ``channel_axis`` where it has length 3."""
+    chunk = np.asarray(chunk)
+    if chunk.ndim < 2:
+        raise CjpgError(f"cnnjpeg codec: a chunk needs 2 or more dimensions (..., Y, X), got shape {chunk.shape}")
+    ax = cfg["channel_axis"]
+    if ax is not None and not -chunk.ndim <= ax < chunk.ndim - 2 and not -chunk.ndim <= ax - chunk.ndim < -2:
+        raise CjpgError(f"cnnjpeg codec: channel_axis {ax} is not a leading axis of chunks of shape {chunk.shape}")
+    rgb = ax is not None and chunk.shape[ax] == 3
+    if rgb:
+        chunk = np.moveaxis(chunk, ax, -1)
+    value_range = cfg["mapping"] if chunk.dtype != np.uint8 else None
+    return encode(np.ascontiguousarray(chunk), quality=cfg["quality"], model=cfg["model"],
+                  subsampling=cfg["subsampling"], rgb=rgb, value_range=value_range)
+
+
+def decode_chunk(data: bytes, cfg: dict) -> np.ndarray:
+    """``.cjpg`` bytes back to the chunk, decoded with the model the file names."""
+    out = decode(data)
+    if out.ndim >= 3 and cfg["channel_axis"] is not None and _is_rgb(data):
+        out = np.moveaxis(out, -1, cfg["channel_axis"])
+    return out
+
+
+def _is_rgb(data: bytes) -> bool:
+    from ..container import Container
+
+    with Container.open(data) as c:
+        return bool(c.meta["rgb"])
+
+
+class CnnJpeg(Codec):
+    """numcodecs codec ``cnnjpeg``.
+
+    Parameters
+    ----------
+    quality : int
+        JPEG quality, 1-100.
+    model : str, optional
+        Model id (:func:`napari_cnnjpeg.available_models`); default: the default model.
+    mapping : "plane" or [min, max], optional
+        Data other than uint8: each plane's own min/max (default), or one range for every
+        chunk, so that chunks share a scale (OME-Zarr conversion uses the array's range).
+    channel_axis : int, optional
+        The chunk axis that holds RGB where its length is 3 (``-3`` for (C, Y, X) chunks).
+    subsampling : str
+        Chroma subsampling of RGB chunks.
+    """
+
+    codec_id = "cnnjpeg"
+
+    def __init__(self, quality: int = 75, model: str | None = None, mapping=None, channel_axis: int | None = None,
+                 subsampling: str = "4:2:0"):
+        cfg = check_config(quality, model, mapping, channel_axis, subsampling)
+        self.quality, self.model, self.mapping = cfg["quality"], cfg["model"], cfg["mapping"]
+        self.channel_axis, self.subsampling = cfg["channel_axis"], cfg["subsampling"]
+
+    def _cfg(self) -> dict:
+        return {"quality": self.quality, "model": self.model, "mapping": self.mapping,
+                "channel_axis": self.channel_axis, "subsampling": self.subsampling}
+
+    def get_config(self) -> dict:
+        return {"id": self.codec_id, **self._cfg()}
+
+    def encode(self, buf) -> bytes:
+        return encode_chunk(buf, self._cfg())
+
+    def decode(self, buf, out=None):
+        arr = decode_chunk(ensure_bytes(buf), self._cfg())
+        return ndarray_copy(arr, out) if out is not None else arr
