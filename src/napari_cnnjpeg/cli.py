@@ -1,4 +1,4 @@
-"""The ``cnnjpeg`` command line: encode, decode, info, models, demo, restore, bench, train."""
+"""The ``cnnjpeg`` command line: encode, decode, info, models, demo, restore, convert, batch, bench, train."""
 
 from __future__ import annotations
 
@@ -11,57 +11,12 @@ import numpy as np
 
 from .demo import DEFAULT_QUALITY as DEMO_QUALITY
 from .errors import CjpgError
-
-
-def _read_image(path: str) -> np.ndarray:
-    """A PNG/TIFF/JPEG/... file as an array (TIFF stacks keep every plane)."""
-    p = Path(path)
-    try:
-        if p.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            return tifffile.imread(p)
-        from PIL import Image
-
-        with Image.open(p) as im:
-            if im.mode not in ("L", "RGB", "I;16", "I;16B", "I", "F"):
-                im = im.convert("RGB")
-            return np.asarray(im)
-    except FileNotFoundError:
-        raise CjpgError(f"no such file: {path}") from None
-    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear line
-        raise CjpgError(f"cannot read image {path}: {exc}") from None
-
-
-def _write_image(path: str, image: np.ndarray) -> None:
-    """Write PNG (2D uint8/uint16 gray or uint8 RGB) or TIFF (anything) atomically."""
-    import io
-
-    from .container import write_atomic
-
-    suffix = Path(path).suffix.lower()
-    buf = io.BytesIO()
-    if suffix in (".tif", ".tiff"):
-        import tifffile
-
-        tifffile.imwrite(buf, image)
-    elif suffix == ".png":
-        from PIL import Image
-
-        ok = (image.ndim == 2 and image.dtype in (np.uint8, np.uint16)) or (
-            image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8
-        )
-        if not ok:
-            raise CjpgError(f"PNG cannot hold {image.dtype} {image.shape}; write a .tif instead")
-        Image.fromarray(image).save(buf, format="PNG")
-    else:
-        raise CjpgError(f"unsupported output format {suffix!r}; use .png or .tif")
-    write_atomic(path, buf.getvalue())
+from .image_files import read_image, write_image
 
 
 def _images_for_demo(files: list[str]) -> list[tuple[str, np.ndarray]]:
     if files:
-        return [(Path(f).stem, _read_image(f)) for f in files]
+        return [(Path(f).stem, read_image(f)) for f in files]
     from skimage import data
 
     return [(name, getattr(data, name)()) for name in ("astronaut", "chelsea", "coffee", "camera")]
@@ -80,7 +35,7 @@ def _cmd_encode(args) -> int:
         print(f"cnnjpeg: note: {note}", file=sys.stderr)
     for src in tqdm(args.inputs, disable=len(args.inputs) < 2, desc="encode"):
         dest = Path(args.output) if args.output else (out_dir or Path(src).parent) / (Path(src).stem + ".cjpg")
-        imwrite(dest, _read_image(src), quality=args.quality, model=args.model, subsampling=args.subsampling)
+        imwrite(dest, read_image(src), quality=args.quality, model=args.model, subsampling=args.subsampling)
         if len(args.inputs) == 1:
             print(dest)
     return 0
@@ -89,7 +44,7 @@ def _cmd_encode(args) -> int:
 def _cmd_decode(args) -> int:
     from .codec import imread
 
-    _write_image(args.output, imread(args.input, model=args.model))
+    write_image(args.output, imread(args.input, model=args.model))
     print(args.output)
     return 0
 
@@ -105,7 +60,7 @@ def _cmd_info(args) -> int:
 def _cmd_restore(args) -> int:
     from .codec import restore
 
-    _write_image(args.output, restore(Path(args.input), args.model))
+    write_image(args.output, restore(Path(args.input), args.model))
     print(args.output)
     return 0
 
@@ -154,6 +109,26 @@ def _cmd_models(args) -> int:
         mark = " (default)" if model == default_model() else ""
         print(f"{model}{mark}\n  {model_summary(model)}")
     return 0
+
+
+def _cmd_convert(args) -> int:
+    from .scale.ome_zarr import convert
+
+    result = convert(args.input, args.to, quality=args.quality, model=args.model, chunk=args.chunk,
+                     overwrite=args.overwrite, progress=True)
+    print(json.dumps(result))
+    return 0
+
+
+def _cmd_batch(args) -> int:
+    from .scale.batch import run
+
+    summary = run(args.inputs, args.out, quality=args.quality, model=args.model, workers=args.workers,
+                  scheduler=args.scheduler, progress=True)
+    for rec in summary["failed"]:
+        print(f"cnnjpeg: failed: {rec['input']}: {rec['error']}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 1 if summary["failed"] else 0
 
 
 def _cmd_bench(args) -> int:
@@ -210,6 +185,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench.add_arguments(b)
     b.set_defaults(func=_cmd_bench)
+
+    c = sub.add_parser("convert", help="convert an image, TIFF stack or .cjpg to OME-Zarr with cnnjpeg chunks")
+    c.add_argument("input")
+    c.add_argument("--to", required=True, help="output folder, e.g. image.ome.zarr")
+    c.add_argument("-q", "--quality", type=int, default=75)
+    c.add_argument("-m", "--model", default=None, help=f"one of {', '.join(models)} (default: best shipped)")
+    c.add_argument("--chunk", type=int, default=512, help="chunk size along Y and X")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is complete")
+    c.set_defaults(func=_cmd_convert)
+
+    bt = sub.add_parser("batch", help="compress many files and folders to DIR/<name>.cjpg on a dask cluster")
+    bt.add_argument("inputs", nargs="+", help="image files and folders")
+    bt.add_argument("--out", required=True, help="output folder")
+    bt.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default: CPUs)")
+    bt.add_argument("--scheduler", default=None, help="address of a running dask scheduler, e.g. tcp://host:8786")
+    bt.add_argument("-q", "--quality", type=int, default=75)
+    bt.add_argument("-m", "--model", default=None, help=f"one of {', '.join(models)} (default: best shipped)")
+    bt.set_defaults(func=_cmd_batch)
 
     t = sub.add_parser("train", help="train a network from a JSON config (see configs/)")
     t.add_argument("--config", required=True)

@@ -45,7 +45,7 @@ def encode_chunk(chunk: np.ndarray, cfg: dict) -> bytes:
     if chunk.ndim < 2:
         raise CjpgError(f"cnnjpeg codec: a chunk needs 2 or more dimensions (..., Y, X), got shape {chunk.shape}")
     ax = cfg["channel_axis"]
-    if ax is not None and not -chunk.ndim <= ax < chunk.ndim - 2 and not -chunk.ndim <= ax - chunk.ndim < -2:
+    if ax is not None and not (-chunk.ndim <= ax < chunk.ndim and ax % chunk.ndim < chunk.ndim - 2):
         raise CjpgError(f"cnnjpeg codec: channel_axis {ax} is not a leading axis of chunks of shape {chunk.shape}")
     rgb = ax is not None and chunk.shape[ax] == 3
     if rgb:

@@ -1,0 +1,59 @@
+"""Ordinary image files (PNG, TIFF, JPEG, ...) to arrays and back, for the CLI and batch jobs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CjpgError
+
+#: Suffixes of the image files that folders given to batch jobs contribute.
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """A PNG/TIFF/JPEG/... file as an array (TIFF stacks keep every plane)."""
+    p = Path(path)
+    try:
+        if p.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            return tifffile.imread(p)
+        from PIL import Image
+
+        with Image.open(p) as im:
+            if im.mode not in ("L", "RGB", "I;16", "I;16B", "I", "F"):
+                im = im.convert("RGB")
+            return np.asarray(im)
+    except FileNotFoundError:
+        raise CjpgError(f"no such file: {path}") from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear line
+        raise CjpgError(f"cannot read image {path}: {exc}") from None
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write PNG (2D uint8/uint16 gray or uint8 RGB) or TIFF (anything) atomically."""
+    import io
+
+    from .container import write_atomic
+
+    suffix = Path(path).suffix.lower()
+    buf = io.BytesIO()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        tifffile.imwrite(buf, image)
+    elif suffix == ".png":
+        from PIL import Image
+
+        ok = (image.ndim == 2 and image.dtype in (np.uint8, np.uint16)) or (
+            image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8
+        )
+        if not ok:
+            raise CjpgError(f"PNG cannot hold {image.dtype} {image.shape}; write a .tif instead")
+        Image.fromarray(image).save(buf, format="PNG")
+    else:
+        raise CjpgError(f"unsupported output format {suffix!r}; use .png or .tif")
+    write_atomic(path, buf.getvalue())

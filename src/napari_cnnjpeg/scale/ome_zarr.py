@@ -1,0 +1,233 @@
+"""Convert an image, a TIFF stack or a ``.cjpg`` file to OME-Zarr compressed with the ``cnnjpeg`` codec.
+
+The output is OME-Zarr 0.5 (zarr format 3): level ``0`` at full resolution and a pyramid
+halving Y and X, each level's chunks stored by :class:`~.zarr3_codec.CnnJpegCodec`.
+``ome-zarr`` writes the multiscales metadata. Inputs are read lazily (dask), one chunk at
+a time, and the result appears under its final name only when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CjpgError
+
+#: OME-Zarr axis order; every input is transposed to the subset of it that it has.
+OME_ORDER = "tczyx"
+#: Input axis letters (tifffile's, and the .cjpg ``axes`` field) and their OME-Zarr names.
+AXIS_NAMES = {"T": "t", "C": "c", "S": "c", "Z": "z", "Y": "y", "X": "x"}
+
+
+def open_lazy(path: str | os.PathLike):
+    """An input as (dask array, axis letters, is-RGB, physical scale per axis letter)."""
+    import dask.array as da
+
+    p = Path(path)
+    if not p.is_file():
+        raise CjpgError(f"no such file: {path}")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".cjpg":
+            return _open_cjpg(p)
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+            import zarr
+
+            with tifffile.TiffFile(p) as tif:
+                series = tif.series[0]
+                axes = series.axes
+            arr = da.from_zarr(zarr.open_array(tifffile.imread(p, aszarr=True), mode="r"))
+            return arr, axes, "S" in axes and arr.shape[axes.index("S")] == 3, {}
+        from PIL import Image
+
+        with Image.open(p) as im:
+            if im.mode not in ("L", "RGB", "I;16", "I;16B", "F"):
+                im = im.convert("RGB")
+            a = np.asarray(im)
+    except CjpgError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear line
+        raise CjpgError(f"cannot read image {path}: {exc}") from None
+    rgb = a.ndim == 3
+    return da.from_array(a), "YXS" if rgb else "YX", rgb, {}
+
+
+def _open_cjpg(p: Path):
+    import dask
+    import dask.array as da
+
+    from ..codec import Reader, read_plane
+
+    with Reader(p) as r:
+        meta, shape, plane_shape, dtype, n = r.meta, r.shape, r.plane_shape, r.dtype, len(r)
+    planes = [da.from_delayed(dask.delayed(read_plane)(str(p), k), plane_shape, dtype) for k in range(n)]
+    arr = da.stack(planes).reshape(shape)
+    rgb = bool(meta["rgb"])
+    axes = meta.get("axes") or ("Q" * (len(shape) - (3 if rgb else 2)) + ("YXS" if rgb else "YX"))
+    axes = axes.upper().replace("C", "S") if rgb and axes.upper().endswith("C") else axes.upper()
+    image = meta.get("image") or {}
+    scale = {}
+    if image.get("scale"):  # napari's scale: one entry per non-RGB axis
+        spatial = [a for a in axes if a != "S"]
+        scale = dict(zip(spatial, image["scale"]))
+    return arr, axes, rgb, scale
+
+
+def to_ome_axes(arr, axes: str):
+    """Transpose to OME-Zarr order (t, c, z, y, x subset); unnamed leading axes become z or t."""
+    names = []
+    for a in axes:
+        if a in AXIS_NAMES:
+            names.append(AXIS_NAMES[a])
+        elif "z" not in names and "z" not in [AXIS_NAMES.get(b) for b in axes]:
+            names.append("z")
+        elif "t" not in names and "t" not in [AXIS_NAMES.get(b) for b in axes]:
+            names.append("t")
+        else:
+            raise CjpgError(f"cannot map the axes {axes!r} to OME-Zarr's t, c, z, y, x")
+    if len(set(names)) != len(names) or names[-2:] != ["y", "x"] and not (names[-3:] == ["y", "x", "c"]):
+        raise CjpgError(f"cannot map the axes {axes!r} to OME-Zarr's t, c, z, y, x")
+    order = sorted(range(len(names)), key=lambda i: OME_ORDER.index(names[i]))
+    return arr.transpose(order), "".join(names[i] for i in order), order
+
+
+def pyramid(level0, ome_axes: str, chunk: int, max_levels: int = 8) -> list:
+    """Level 0 and halvings of Y and X (2x2 means, in the input's dtype) until a level fits one chunk."""
+    import dask.array as da
+
+    y, x = ome_axes.index("y"), ome_axes.index("x")
+    levels = [level0]
+    while len(levels) < max_levels and max(levels[-1].shape[y], levels[-1].shape[x]) > chunk:
+        prev = levels[-1]
+        if min(prev.shape[y], prev.shape[x]) < 2:
+            break
+        mean = da.coarsen(np.mean, prev.astype(np.float64), {y: 2, x: 2}, trim_excess=True)
+        if np.issubdtype(prev.dtype, np.integer):
+            info = np.iinfo(prev.dtype)
+            mean = da.clip(da.round(mean), info.min, info.max)
+        levels.append(mean.astype(prev.dtype))
+    return levels
+
+
+def convert(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    quality: int = 75,
+    model: str | None = None,
+    chunk: int = 512,
+    overwrite: bool = False,
+    progress: bool | Callable = False,
+) -> dict:
+    """Write ``src`` (image, TIFF stack or ``.cjpg``) as OME-Zarr at ``out``.
+
+    Parameters
+    ----------
+    src : path
+        The input: PNG/JPEG/... image, TIFF (stacks keep their axes) or ``.cjpg``.
+    out : path
+        The output folder, e.g. ``image.ome.zarr``; refused if it exists, unless ``overwrite``.
+    quality, model
+        As :func:`napari_cnnjpeg.encode`. Data other than uint8 is mapped with one range,
+        the array's min and max, for every chunk and level.
+    chunk : int
+        Chunk size along Y and X (16 to 8192).
+    overwrite : bool
+        Replace an existing output (only once the new one is complete).
+    progress : bool
+        Show a tqdm progress bar over the chunks written.
+
+    Returns
+    -------
+    dict
+        ``path``, ``axes``, ``shapes`` (one per level), ``dtype``, ``mapping``, ``bytes`` written.
+    """
+    import dask
+    import dask.array as da
+    import zarr
+    from ome_zarr.format import FormatV05
+    from ome_zarr.writer import write_multiscales_metadata
+
+    from .numcodecs_codec import check_config
+    from .zarr3_codec import CnnJpegCodec
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise CjpgError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    if not isinstance(chunk, int) or not 16 <= chunk <= 8192:
+        raise CjpgError(f"chunk must be an integer from 16 to 8192, got {chunk!r}")
+    check_config(quality, model, None, None, "4:2:0")
+    arr, axes, rgb, scale = open_lazy(src)
+    if arr.dtype == bool or arr.dtype.kind not in "uif":
+        raise CjpgError(f"unsupported dtype {arr.dtype} in {src}")
+    level0, ome_axes, order = to_ome_axes(arr, axes)
+    mapping = None
+    if level0.dtype != np.uint8:
+        lo, hi = (float(v) for v in dask.compute(level0.min(), level0.max()))
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise CjpgError(f"{src} holds NaN or infinite values, which JPEG cannot store")
+        mapping = [lo, hi if hi > lo else lo + 1]
+    c_axis = ome_axes.index("c") if "c" in ome_axes else None
+    rgb = rgb and c_axis is not None and level0.shape[c_axis] == 3
+    codec = CnnJpegCodec(quality=quality, model=model, mapping=mapping,
+                         channel_axis=c_axis - len(ome_axes) if rgb else None)
+    levels = pyramid(level0, ome_axes, chunk)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        stores = []
+        for i, level in enumerate(levels):
+            chunks = tuple(
+                chunk if a in "yx" else (3 if (a == "c" and rgb) else 1) for a in ome_axes
+            )
+            chunks = tuple(min(c, s) for c, s in zip(chunks, level.shape))
+            target = group.create_array(str(i), shape=level.shape, chunks=chunks, dtype=level.dtype,
+                                        serializer=codec, compressors=None, fill_value=0,
+                                        dimension_names=list(ome_axes))
+            stores.append(da.store(level.rechunk(chunks), target, lock=False, compute=False))
+        _compute(stores, progress)
+        fmt = FormatV05()
+        shapes = [lv.shape for lv in levels]
+        transforms = fmt.generate_coordinate_transformations(shapes)
+        for t in transforms:
+            t[0]["scale"] = [s * float(scale.get(_letter(a), 1.0)) for s, a in zip(t[0]["scale"], ome_axes)]
+        write_multiscales_metadata(
+            group, [{"path": str(i), "coordinateTransformations": t} for i, t in enumerate(transforms)],
+            fmt=fmt, axes=[_axis_meta(a) for a in ome_axes], name=Path(src).stem,
+        )
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    return {"path": str(out), "axes": ome_axes, "shapes": [list(s) for s in shapes], "dtype": str(level0.dtype),
+            "mapping": mapping, "bytes": size}
+
+
+def _letter(ome_axis: str) -> str:
+    return {"t": "T", "c": "C", "z": "Z", "y": "Y", "x": "X"}[ome_axis]
+
+
+def _axis_meta(a: str) -> dict:
+    kind = {"t": "time", "c": "channel"}.get(a, "space")
+    return {"name": a, "type": kind}
+
+
+def _compute(stores: list, progress) -> None:
+    import dask
+
+    if progress:
+        from tqdm.dask import TqdmCallback
+
+        with TqdmCallback(desc="convert"):
+            dask.compute(*stores)
+    else:
+        dask.compute(*stores)
