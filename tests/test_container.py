@@ -183,7 +183,30 @@ def test_downscale_must_match_payload_size():
         cj.decode(_rewrite_meta(BLOB, lambda m: m.update(downscale=2, required=["downscale"])))
 
 
-BLOB16 = cj.encode((_stack().astype(np.uint16) * 200), quality=70, model="jpeg")
+BLOB16 = cj.encode((_stack().astype(np.uint16) * 200), quality=70, model="jpeg", bits=8)
+BLOB12 = cj.encode((_stack().astype(np.uint16) * 200), quality=70)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda m: m.update(bits=16), "bits 16 is not 8 or 12"),
+        (lambda m: m.update(bits=True), "is not 8 or 12"),
+        (lambda m: m.update(required=[]), "'bits' listed under 'required'"),
+        (lambda m: m.update(dtype="uint8", mapping=None), "12-bit payloads need data of more than 8 bits"),
+        (lambda m: m.update(model="restore-s-v2", model_sha256=cj.models.model_info("restore-s-v2").sha256),
+         "12-bit payloads are decoded by plain JPEG"),
+    ],
+)
+def test_bad_bits_are_refused(change, match):
+    assert cj.info(BLOB12)["bits"] == 12
+    with pytest.raises(cj.CjpgError, match=match):
+        cj.decode(_rewrite_meta(BLOB12, change))
+
+
+def test_a_12_bit_payload_declared_8_bit_is_a_clear_error():
+    with pytest.raises(cj.CjpgError, match="JPEG"):
+        cj.decode(_rewrite_meta(BLOB12, lambda m: (m.pop("bits"), m.update(required=[]))))
 
 
 @pytest.mark.parametrize(

@@ -36,9 +36,9 @@ def test_value_range_maps_every_chunk_alike(stack16):
     blob = codec.encode(stack16[:1])
     out = codec.decode(blob)
     assert out.dtype == np.uint16 and psnr(stack16[:1], out) > 40
-    assert encode(stack16, value_range=(0, 65535)) != encode(stack16)
-    with pytest.raises(CjpgError, match="value_range"):
-        encode(stack16, value_range=(5, 5))
+    assert encode(stack16, mapping=(0, 65535)) != encode(stack16)
+    with pytest.raises(CjpgError, match="mapping"):
+        encode(stack16, mapping=(5, 5))
 
 
 @pytest.mark.parametrize("config, match", [

@@ -10,16 +10,19 @@ import numpy as np
 
 from .container import DTYPES, Container, pack, write_atomic
 from .errors import CjpgError
-from .jpeg import SUBSAMPLING, decode_jpeg, encode_jpeg, quant_tables
+from .jpeg import BITS, MAX12, SUBSAMPLING, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, quant_tables
 from .models import ModelStages, default_model, model_info, resolve
 from .resample import reduced_size, upscale
 
-#: Dtypes that are stored through a per-plane linear min/max mapping to 8 bits.
+#: Dtypes that are stored through a linear mapping onto the payload's values.
 MAPPED_DTYPES = tuple(d for d in DTYPES if d != "uint8")
 #: Optional image metadata kept by the container (napari layer properties).
 IMAGE_KEYS = ("name", "scale", "translate", "axis_labels", "units", "contrast_limits", "colormap")
 
 Source = bytes | str | os.PathLike
+#: What ordinary viewers do with a 12-bit file.
+TWELVE_BIT_VIEWERS = ("12-bit JPEG: opens in libjpeg-turbo 3 and imagecodecs (exact plain JPEG); "
+                      "Pillow, web browsers and most image viewers cannot open it")
 
 
 def _plane_layout(image: np.ndarray, rgb: bool | None) -> bool:
@@ -49,27 +52,39 @@ def _check_finite(plane: np.ndarray) -> None:
         raise CjpgError("image contains NaN or infinite values, which JPEG cannot store")
 
 
-def _check_value_range(value_range, dtype: str) -> tuple[float, float]:
-    if dtype == "uint8":
-        raise CjpgError("value_range applies to data other than uint8, which is stored as is")
+def _check_mapping_arg(mapping, dtype: str) -> str | tuple[float, float]:
+    """``mapping`` of :func:`encode`: "plane", "stack" or a finite (min, max) within the dtype."""
+    if mapping in ("plane", "stack"):
+        return mapping
     try:
-        lo, hi = (float(v) for v in value_range)
+        lo, hi = (float(v) for v in mapping)
     except (TypeError, ValueError):
-        raise CjpgError(f"value_range must be two numbers (min, max), got {value_range!r}") from None
+        raise CjpgError(f"mapping must be 'plane', 'stack' or (min, max), got {mapping!r}") from None
     info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else np.finfo(dtype)
     if not (np.isfinite(lo) and np.isfinite(hi) and float(info.min) <= lo < hi <= float(info.max)):
-        raise CjpgError(f"value_range {value_range!r} must be finite {dtype} values with min < max")
+        raise CjpgError(f"mapping range {mapping!r} must be finite {dtype} values with min < max")
     return lo, hi
 
 
-def _to_uint8(plane: np.ndarray, value_range: tuple[float, float] | None = None) -> tuple[np.ndarray, float, float]:
-    lo, hi = value_range or (float(plane.min()), float(plane.max()))
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    return np.clip(np.rint((plane.astype(np.float64) - lo) * scale), 0, 255).astype(np.uint8), lo, hi
+def _stack_range(image, lead: tuple) -> tuple[float, float]:
+    """Min and max over every plane (one plane in memory at a time)."""
+    lo, hi = np.inf, -np.inf
+    for index in np.ndindex(*lead):
+        plane = np.asarray(image[index])
+        _check_finite(plane)
+        lo, hi = min(lo, float(plane.min())), max(hi, float(plane.max()))
+    return lo, hi
 
 
-def _from_unit(values: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
-    out = values.astype(np.float64) / 255.0 * (hi - lo) + lo
+def _to_levels(plane: np.ndarray, lo: float, hi: float, levels: int) -> np.ndarray:
+    """Map [lo, hi] linearly onto 0..levels (255: uint8, 4095: 12-bit in uint16), clipping outside it."""
+    scale = levels / (hi - lo) if hi > lo else 0.0
+    out = np.clip(np.rint((plane.astype(np.float64) - lo) * scale), 0, levels)
+    return out.astype(np.uint8 if levels == 255 else np.uint16)
+
+
+def _from_unit(values: np.ndarray, lo: float, hi: float, dtype: np.dtype, levels: int = 255) -> np.ndarray:
+    out = values.astype(np.float64) / levels * (hi - lo) + lo
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         out = np.clip(np.rint(out), info.min, info.max)
@@ -103,7 +118,8 @@ def encode(
     rgb: bool | None = None,
     axes: str | None = None,
     metadata: dict | None = None,
-    value_range: tuple[float, float] | None = None,
+    mapping: str | tuple[float, float] | None = None,
+    bits: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> bytes:
     """Compress an image or stack to ``.cjpg`` bytes.
@@ -111,9 +127,10 @@ def encode(
     Parameters
     ----------
     image : array-like
-        A numpy, dask or zarr array (read one plane at a time): ``(..., H, W)`` grayscale or ``(..., H, W, 3)`` RGB planes; leading axes
-        (time, z, channel, ...) make a stack. uint8 is stored as is; uint16, int
-        and float data are mapped linearly per plane from their min/max to 8 bits.
+        A numpy, dask or zarr array (read one plane at a time): ``(..., H, W)`` grayscale
+        or ``(..., H, W, 3)`` RGB planes; leading axes (time, z, channel, ...) make a
+        stack. uint8 is stored as is; uint16, int and float data are mapped linearly
+        (see ``mapping``) onto 12-bit (or 8-bit, see ``bits``) payloads.
     quality : int
         JPEG quality, 1-100. A model codes qualities outside its ``quality_range``
         (:func:`~napari_cnnjpeg.models.model_info`) at the nearest end of it, where its
@@ -129,10 +146,17 @@ def encode(
     metadata : dict, optional
         Image metadata kept in the file: name, scale, translate, axis_labels,
         units, contrast_limits, colormap.
-    value_range : (float, float), optional
-        For data other than uint8: map this range, the same for every plane, instead of
-        each plane's own min/max (values outside it are clipped). Zarr chunks and
-        stacks use it so that every piece shares one scale.
+    mapping : {"stack", "plane"} or (float, float), optional
+        For data other than uint8, the range mapped linearly onto the payload's values:
+        "stack" (the default), one min/max for all planes, so intensities compare
+        across planes; "plane", each plane's own min/max; or a (min, max) the user
+        gives, the same for every plane (values outside it are clipped).
+    bits : {8, 12}, optional
+        Payload precision. Default: 12-bit JPEG (SOF1, libjpeg-turbo 3 through imagecodecs)
+        for data other than uint8 unless ``model`` names a network model, whose networks
+        work on 8-bit payloads; 8-bit otherwise. 12-bit files open in libjpeg-turbo 3 and
+        imagecodecs, not in Pillow or web browsers; they are coded by plain JPEG (model
+        "jpeg").
     progress : callable, optional
         Called as ``progress(done, total)`` after each plane.
 
@@ -152,33 +176,61 @@ def encode(
     if axes is not None and (not isinstance(axes, str) or len(axes) != image.ndim):
         raise CjpgError(f"axes {axes!r} must name each of the image's {image.ndim} axes")
     image_meta = _check_image_meta(metadata)
-    if value_range is not None:
-        value_range = _check_value_range(value_range, dtype)
+    if dtype == "uint8" and mapping not in (None, "plane", "stack"):
+        raise CjpgError("mapping applies to data other than uint8, which is stored as is")
+    mapping = _check_mapping_arg("stack" if mapping is None else mapping, dtype) if dtype != "uint8" else None
+    network = model is not None and (isinstance(model, ModelStages) or model_info(model).id != "jpeg")
+    bits = _check_bits(bits, dtype, network)
+    if bits == 12:
+        model = "jpeg"
     model_id, sha, stages = resolve(default_model() if model is None else model)
     if not isinstance(model, ModelStages):  # each model codes qualities within its measured range
         quality = model_info(model_id).effective_quality(quality)
     lead = image.shape[: image.ndim - (3 if rgb else 2)]
     total = int(np.prod(lead, dtype=np.int64))
+    levels = MAX12 if bits == 12 else 255
+    fixed = _stack_range(image, lead) if mapping == "stack" else mapping if isinstance(mapping, tuple) else None
     payloads, lows, highs = [], [], []
     for i, index in enumerate(np.ndindex(*lead)):
         plane = np.asarray(image[index])  # one plane at a time: dask, zarr and memory maps stay lazy
         _check_finite(plane)
         if dtype != "uint8":
-            plane, lo, hi = _to_uint8(plane, value_range)
+            lo, hi = fixed or (float(plane.min()), float(plane.max()))
+            plane = _to_levels(plane, lo, hi, levels)
             lows.append(lo)
             highs.append(hi)
-        payloads.append(encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables))
+        if bits == 12:
+            payloads.append(encode_jpeg12(plane, int(quality), subsampling))
+        else:
+            payloads.append(encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables))
         if progress:
             progress(i + 1, total)
     meta = {
         "model": model_id, "model_sha256": sha, "quality": int(quality), "subsampling": subsampling,
         "shape": list(image.shape), "dtype": dtype, "rgb": rgb, "axes": axes,
-        "mapping": None if dtype == "uint8" else {"kind": "linear-minmax", "min": lows, "max": highs},
+        "mapping": None if dtype == "uint8" else {
+            "kind": "linear-minmax", "mode": mapping if isinstance(mapping, str) else "range", "min": lows, "max": highs,
+        },
         "required": [],
     }
+    if bits == 12:  # readers that know only 8-bit payloads must refuse the file
+        meta.update(bits=12, required=["bits"])
     if stages.downscale > 1:  # readers that cannot enlarge the payload must refuse the file
         meta.update(downscale=stages.downscale, required=["downscale"])
     return pack({**meta, "image": image_meta}, payloads)
+
+
+def _check_bits(bits, dtype: str, network: bool) -> int:
+    if bits is None:
+        return 12 if dtype != "uint8" and not network else 8
+    if bits not in BITS:
+        raise CjpgError(f"bits must be 8 or 12, got {bits!r}")
+    if bits == 12 and dtype == "uint8":
+        raise CjpgError("uint8 data keeps 8-bit payloads; bits=12 is for data of more than 8 bits")
+    if bits == 12 and network:
+        raise CjpgError("12-bit payloads are coded by plain JPEG (model 'jpeg'); the shipped networks "
+                        "work on 8-bit payloads: pass bits=8 to use one")
+    return bits
 
 
 def _stages_for(meta: dict, model: str | ModelStages | None) -> ModelStages:
@@ -209,6 +261,10 @@ class Reader:
         self.shape = tuple(self.meta["shape"])
         self.plane_shape = self.shape[len(self.shape) - (3 if self.meta["rgb"] else 2) :]
         self.downscale = self.meta.get("downscale", 1)
+        self.bits = self.meta.get("bits", 8)
+        if self.bits == 12 and self.stages.decoder is not None:
+            self.container.close()
+            raise CjpgError("12-bit payloads are decoded by plain JPEG; the shipped networks work on 8-bit payloads")
         self.payload_shape = reduced_size(*self.plane_shape[:2], self.downscale) + self.plane_shape[2:]
 
     def __len__(self) -> int:
@@ -217,7 +273,7 @@ class Reader:
     def plane(self, k: int) -> np.ndarray:
         """Decode plane ``k`` (in C order of the leading axes) to the original dtype."""
         data = self.container.payload(k)
-        pixels = decode_jpeg(data)
+        pixels = decode_jpeg12(data) if self.bits == 12 else decode_jpeg(data)
         if pixels.shape != self.payload_shape:
             raise CjpgError(f"corrupt .cjpg file: plane {k} decodes to {pixels.shape}, header says {self.payload_shape}")
         pixels = upscale(pixels, self.plane_shape[:2])
@@ -226,7 +282,7 @@ class Reader:
         mapping = self.meta["mapping"]
         if mapping is None:
             return pixels if pixels.dtype == np.uint8 else np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-        return _from_unit(pixels, mapping["min"][k], mapping["max"][k], self.dtype)
+        return _from_unit(pixels, mapping["min"][k], mapping["max"][k], self.dtype, MAX12 if self.bits == 12 else 255)
 
     def planes(self, indices: Iterable[int] | None = None):
         """Decoded planes, one at a time."""
@@ -300,7 +356,8 @@ def describe(c: Container) -> dict:
         "quality": m["quality"], "subsampling": m["subsampling"], "shape": tuple(shape), "dtype": m["dtype"],
         "rgb": rgb, "axes": m["axes"], "planes": len(c), "bytes": c.size,
         "bpp": c.size * 8 / (h * w * len(c)), "mapping": m["mapping"], "downscale": m.get("downscale", 1),
-        "stock_viewer": _stock_viewer(m["model"]),
+        "bits": m.get("bits", 8),
+        "stock_viewer": TWELVE_BIT_VIEWERS if m.get("bits", 8) == 12 else _stock_viewer(m["model"]),
     }
     image = m.get("image") if isinstance(m.get("image"), dict) else {}
     out.update({k: image[k] for k in IMAGE_KEYS if k in image})

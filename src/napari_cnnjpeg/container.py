@@ -30,10 +30,10 @@ KNOWN_REQUIRED = frozenset(
     {"version", "model", "model_sha256", "quality", "subsampling", "shape", "dtype", "rgb", "axes", "mapping", "planes"}
 )
 #: Optional fields this reader understands; a file listing others under "required" is refused.
-KNOWN_OPTIONAL = frozenset({"downscale"})
+KNOWN_OPTIONAL = frozenset({"downscale", "bits"})
 #: Largest factor by which a payload may be smaller than the image (``downscale``).
 MAX_DOWNSCALE = 4
-#: Dtypes a file may declare: uint8 is stored as is, the others through a linear mapping to 8 bits.
+#: Dtypes a file may declare: uint8 is stored as is, the others through a linear mapping to 8 or 12 bits.
 DTYPES = ("uint8", "uint16", "int8", "int16", "int32", "uint32", "float16", "float32", "float64")
 MAX_PLANES = 10_000_000
 MAX_META = 256 * 1024 * 1024
@@ -231,6 +231,12 @@ def _check_meta(meta) -> None:
     downscale = meta.get("downscale", 1)
     if not _is_int(downscale) or not 1 <= downscale <= MAX_DOWNSCALE:
         raise CjpgError(f"corrupt .cjpg header: downscale {downscale!r} is not an integer from 1 to {MAX_DOWNSCALE}")
+    bits = meta.get("bits", 8)
+    if bits not in (8, 12) or isinstance(bits, bool):
+        raise CjpgError(f"corrupt .cjpg header: bits {bits!r} is not 8 or 12")
+    if bits == 12 and (meta["dtype"] == "uint8" or downscale != 1 or "bits" not in meta.get("required", [])):
+        raise CjpgError("corrupt .cjpg header: 12-bit payloads need data of more than 8 bits, no downscale, "
+                        "and 'bits' listed under 'required'")
     if meta["dtype"] not in DTYPES:
         raise CjpgError(f"corrupt .cjpg header: unknown dtype {meta['dtype']!r}; known: {', '.join(DTYPES)}")
     _check_mapping(meta["mapping"], meta["dtype"], len(planes))

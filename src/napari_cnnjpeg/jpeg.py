@@ -1,4 +1,4 @@
-"""Baseline JPEG through Pillow (libjpeg-turbo): encode, decode, quantisation tables."""
+"""JPEG I/O: 8-bit baseline through Pillow, 12-bit (SOF1) through imagecodecs; both libjpeg-turbo."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from .errors import CjpgError
 
 #: Chroma subsampling names accepted by :func:`encode_jpeg`, mapped to Pillow's codes.
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+#: Sample precisions of payloads: 8-bit baseline JPEG, or 12-bit extended sequential JPEG (SOF1).
+BITS = (8, 12)
+#: Largest sample value of a 12-bit payload.
+MAX12 = 4095
 #: BT.601 luma weights, as JPEG's colour transform uses them.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 #: Largest side a baseline JPEG can hold.
@@ -55,6 +59,55 @@ def encode_jpeg(
         buf, format="JPEG", subsampling=SUBSAMPLING[subsampling], optimize=True, **setting
     )
     return buf.getvalue()
+
+
+def encode_jpeg12(plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:0") -> bytes:
+    """Encode a uint16 plane of values 0-4095, (H, W) or (H, W, 3), as a 12-bit JPEG (SOF1).
+
+    libjpeg-turbo 3 through imagecodecs, with its standard tables scaled by ``quality``
+    and optimised Huffman tables. Readers: libjpeg-turbo 3 and imagecodecs; not Pillow
+    or web browsers.
+    """
+    import imagecodecs
+
+    if plane.dtype != np.uint16 or plane.ndim not in (2, 3) or (plane.ndim == 3 and plane.shape[2] != 3):
+        raise CjpgError(f"12-bit JPEG planes must be uint16 (H, W) or (H, W, 3), got {plane.dtype} {plane.shape}")
+    if plane.max(initial=0) > MAX12:
+        raise CjpgError(f"12-bit JPEG samples must be 0 to {MAX12}, got up to {int(plane.max())}")
+    if not 1 <= int(quality) <= 100:
+        raise CjpgError(f"quality must be between 1 and 100, got {quality}")
+    if subsampling not in SUBSAMPLING:
+        raise CjpgError(f"unknown chroma subsampling {subsampling!r}; use one of {sorted(SUBSAMPLING)}")
+    h, w = plane.shape[:2]
+    if min(h, w) < 1 or max(h, w) > MAX_SIDE:
+        raise CjpgError(f"a JPEG plane must be 1 to {MAX_SIDE} pixels a side, got {h}x{w}")
+    return bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(plane), level=int(quality), bitspersample=12,
+                                          subsampling=subsampling.replace(":", ""), optimize=True))
+
+
+def decode_jpeg12(data: bytes) -> np.ndarray:
+    """Decode a 12-bit JPEG stream to uint16 (H, W) or (H, W, 3), values 0-4095."""
+    import imagecodecs
+
+    if jpeg_precision(data) != 12:
+        raise CjpgError("corrupt .cjpg file: a payload declared 12-bit is not a 12-bit JPEG stream")
+    try:
+        return imagecodecs.jpeg8_decode(data)
+    except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types
+        raise CjpgError(f"corrupt or truncated 12-bit JPEG stream: {exc}") from None
+
+
+def jpeg_precision(data: bytes) -> int | None:
+    """Sample precision (8 or 12) from a JPEG stream's frame header; None where there is none."""
+    i = 2
+    while i + 9 < len(data) and data[:2] == b"\xff\xd8":
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return data[i + 4]
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
 
 
 def _open(data: bytes) -> Image.Image:

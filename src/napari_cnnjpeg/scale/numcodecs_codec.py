@@ -50,9 +50,9 @@ def encode_chunk(chunk: np.ndarray, cfg: dict) -> bytes:
     rgb = ax is not None and chunk.shape[ax] == 3
     if rgb:
         chunk = np.moveaxis(chunk, ax, -1)
-    value_range = cfg["mapping"] if chunk.dtype != np.uint8 else None
+    mapping = (tuple(cfg["mapping"]) if cfg["mapping"] else "plane") if chunk.dtype != np.uint8 else None
     return encode(np.ascontiguousarray(chunk), quality=cfg["quality"], model=cfg["model"],
-                  subsampling=cfg["subsampling"], rgb=rgb, value_range=value_range)
+                  subsampling=cfg["subsampling"], rgb=rgb, mapping=mapping)
 
 
 def decode_chunk(data: bytes, cfg: dict) -> np.ndarray:
@@ -82,6 +82,8 @@ class CnnJpeg(Codec):
     mapping : "plane" or [min, max], optional
         Data other than uint8: each plane's own min/max (default), or one range for every
         chunk, so that chunks share a scale (OME-Zarr conversion uses the array's range).
+        Such data is stored as 12-bit JPEG unless ``model`` names a network model
+        (see :func:`napari_cnnjpeg.encode`).
     channel_axis : int, optional
         The chunk axis that holds RGB where its length is 3 (``-3`` for (C, Y, X) chunks).
     subsampling : str

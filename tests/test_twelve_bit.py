@@ -1,0 +1,101 @@
+"""12-bit JPEG payloads for data of more than 8 bits, and the value mappings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import napari_cnnjpeg as cj
+from napari_cnnjpeg.jpeg import jpeg_precision
+
+
+def _plane_psnr(ref: np.ndarray, test: np.ndarray) -> float:
+    """PSNR over the plane's own value range, as microscopy figures are given."""
+    ref, test = ref.astype(np.float64), test.astype(np.float64)
+    rng = ref.max() - ref.min()
+    return float(10 * np.log10(rng**2 / np.mean((ref - test) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def cells() -> np.ndarray:
+    """A 12-bit-deep (3, 96, 128) uint16 stack: smooth cells plus fine texture, brighter in each plane."""
+    from skimage import data
+
+    base = data.camera()[100:196, 200:328].astype(np.float64) / 255
+    y, x = np.mgrid[0:96, 0:128]
+    return np.stack([(300 + 3000 * k / 2 * base + 200 * np.sin(x / 3.0 + k) * np.cos(y / 5.0)).round()
+                     for k in (1, 1.5, 2)]).astype(np.uint16)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int16", "float32"])
+def test_12_bit_round_trip(cells, dtype):
+    data = cells.astype(dtype) - (1000 if dtype != "uint16" else 0)
+    blob = cj.encode(data[0], quality=90)
+    assert jpeg_precision(blob) == 12 and cj.info(blob)["bits"] == 12
+    out = cj.decode(blob)
+    assert out.dtype == np.dtype(dtype) and out.shape == data[0].shape
+    plane8 = cj.decode(cj.encode(data[0], quality=90, bits=8))
+    assert _plane_psnr(data[0], out) > _plane_psnr(data[0], plane8) + 10  # 16x finer steps than 8 bits
+    assert _plane_psnr(data[0], out) > 60
+
+
+def test_quality_100_ceiling_over_70_db(cells):
+    assert _plane_psnr(cells[0], cj.decode(cj.encode(cells[0], quality=100))) > 70
+
+
+def test_stack_mapping_is_shared_and_plane_mapping_is_not(cells):
+    stacked = cj.info(cj.encode(cells, quality=80))["mapping"]
+    assert stacked["mode"] == "stack" and len(set(stacked["min"])) == 1 and len(set(stacked["max"])) == 1
+    assert stacked["min"][0] == cells.min() and stacked["max"][0] == cells.max()
+    per_plane = cj.info(cj.encode(cells, quality=80, mapping="plane"))["mapping"]
+    assert per_plane["mode"] == "plane" and per_plane["max"] == [float(p.max()) for p in cells]
+    blob = cj.encode(cells, quality=80, mapping=(0, 8191))
+    given = cj.info(blob)["mapping"]
+    assert given["mode"] == "range" and given["min"] == [0.0] * 3 and given["max"] == [8191.0] * 3
+    out = cj.decode(blob)
+    assert out.shape == cells.shape and _plane_psnr(cells[2], out[2]) > 45
+    clipped = cj.decode(cj.encode(cells, quality=95, mapping=(0, 1000)))
+    assert clipped.max() <= 1001  # outside the given range, values clip
+
+
+def test_stacks_keep_intensities_comparable(cells):
+    out = cj.decode(cj.encode(cells, quality=85))
+    ratio = out[2].astype(float).mean() / out[0].astype(float).mean()
+    assert ratio == pytest.approx(cells[2].astype(float).mean() / cells[0].astype(float).mean(), rel=0.01)
+
+
+def test_12_bit_quality_is_monotone(cells):
+    """PSNR never falls as quality rises (tolerance 0.05 dB), and neither does the size."""
+    qualities = [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 100]
+    sizes, psnrs = [], []
+    for q in qualities:
+        blob = cj.encode(cells[1], quality=q)
+        sizes.append(len(blob))
+        psnrs.append(_plane_psnr(cells[1], cj.decode(blob)))
+    assert all(b >= a for a, b in zip(sizes, sizes[1:]))
+    assert all(b >= a - 0.05 for a, b in zip(psnrs, psnrs[1:])), psnrs
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"bits": 12, "model": "restore-s-v2"}, "pass bits=8"),
+    ({"bits": 10}, "bits must be 8 or 12"),
+    ({"mapping": "per-plane"}, "mapping must be"),
+    ({"mapping": (1, float("nan"))}, "mapping range"),
+])
+def test_bad_bits_and_mapping_arguments(cells, kwargs, match):
+    with pytest.raises(cj.CjpgError, match=match):
+        cj.encode(cells, **kwargs)
+
+
+def test_uint8_keeps_8_bit_payloads(cells):
+    img = (cells[0] >> 4).astype(np.uint8)
+    assert jpeg_precision(cj.encode(img, quality=80)) == 8
+    with pytest.raises(cj.CjpgError, match="uint8"):
+        cj.encode(img, bits=12)
+    with pytest.raises(cj.CjpgError, match="uint8"):
+        cj.encode(img, mapping=(0, 10))
+
+
+def test_a_network_model_keeps_8_bit_payloads(cells):
+    blob = cj.encode(cells[0], quality=80, model="restore-s-v2")
+    assert cj.info(blob)["bits"] == 8 and cj.decode(blob).dtype == np.uint16
