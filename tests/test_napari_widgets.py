@@ -30,6 +30,7 @@ def test_compress_plane_metrics_and_result_layer(make_napari_viewer, dock, qtbot
     w = dock(viewer, "Compress")
     assert w.image.value is src
     assert "stock image viewer shows" in w.model_note.value  # what the default model's files look like elsewhere
+    assert w.mapping.native.isHidden()  # uint8 data is stored as is: no value range to choose
     w.model.value = "jpeg"
     assert w.model_note.value == cj.model_summary("jpeg")
     w.quality.value = 30  # re-runs by itself (debounced, in a worker)
@@ -73,11 +74,14 @@ def test_compress_16bit_stack_plane_in_view_and_all_planes(make_napari_viewer, d
     w.run_button.clicked.emit()
     qtbot.waitUntil(lambda: w.result is not None, timeout=TIMEOUT)
     wait_idle(w)
+    assert not w.mapping.native.isHidden() and w.mapping.value == "whole layer"  # offered for 16-bit data
     assert w.result.index == (3,)
-    _, plane = jpeg_round_trip(stack16[3], 80)
+    stack_range = (float(stack16.min()), float(stack16.max()))  # the plane as it will be in the saved stack
+    plane = cj.decode(cj.encode(stack16[3], quality=80, model="jpeg", mapping=stack_range))
     np.testing.assert_array_equal(w.result.decoded, plane)
-    assert w.result.decoded.dtype == np.uint16
-    assert w.result.psnr == pytest.approx(metrics.psnr(stack16[3], plane))
+    assert w.result.decoded.dtype == np.uint16 and cj.info(w.result.data)["bits"] == 12
+    assert "12-bit JPEG" in w.results.value and "over the layer's value range" in w.results.value
+    assert w.result.psnr == pytest.approx(metrics.psnr(stack16[3], plane, metrics.value_range(stack16[3])))
     assert w.result_layer.data.shape == stack16.shape[1:]
     np.testing.assert_allclose(w.result_layer.scale, (0.5, 0.5))
 
@@ -88,9 +92,22 @@ def test_compress_16bit_stack_plane_in_view_and_all_planes(make_napari_viewer, d
     blob, whole = jpeg_round_trip(stack16, 80)
     assert w.result.bytes == len(blob)
     np.testing.assert_array_equal(w.result_layer.data, whole)
-    assert w.result.psnr == pytest.approx(metrics.psnr(stack16, whole))
-    assert w.result.ssim == pytest.approx(np.mean([metrics.ssim(a, b) for a, b in zip(stack16, whole)]))
+    rng = metrics.value_range(stack16)
+    assert w.result.psnr == pytest.approx(metrics.psnr(stack16, whole, rng))
+    assert w.result.ssim == pytest.approx(np.mean([metrics.ssim(a, b, data_range_=rng) for a, b in zip(stack16, whole)]))
     assert w.result_layer.data.shape == stack16.shape and src in viewer.layers
+
+    # each plane's own range, then the layer's contrast limits
+    w.mapping.value = "each plane"
+    w.run_button.clicked.emit()
+    qtbot.waitUntil(lambda: cj.info(w.result.data)["mapping"]["mode"] == "plane", timeout=TIMEOUT)
+    wait_idle(w)
+    src.contrast_limits = (1000, 30000)
+    w.mapping.value = "contrast limits"
+    w.run_button.clicked.emit()
+    qtbot.waitUntil(lambda: cj.info(w.result.data)["mapping"]["mode"] == "range", timeout=TIMEOUT)
+    wait_idle(w)
+    assert cj.info(w.result.data)["mapping"]["min"][0] == 1000 and w.result_layer.data.max() <= 30001
 
 
 def test_compress_target_bpp(make_napari_viewer, dock, qtbot, wait_idle, photo):
@@ -361,8 +378,10 @@ def test_compare_16bit_stack_all_planes_and_plane_in_view(make_napari_viewer, do
     w.run_button.clicked.emit()
     qtbot.waitUntil(lambda: w.result is not None, timeout=TIMEOUT)
     wait_idle(w)
-    assert w.result["psnr"] == pytest.approx(metrics.psnr(stack16, decoded))
-    assert w.result["ssim"] == pytest.approx(np.mean([metrics.ssim(a, b) for a, b in zip(stack16, decoded)]))
+    rng = metrics.value_range(stack16)  # figures over the data's own range
+    assert w.result["psnr"] == pytest.approx(metrics.psnr(stack16, decoded, rng))
+    assert w.result["ssim"] == pytest.approx(np.mean([metrics.ssim(a, b, data_range_=rng)
+                                                      for a, b in zip(stack16, decoded)]))
     assert viewer.layers["abs error"].data.shape == stack16.shape
 
     w.planes.value = "plane in view"
@@ -371,7 +390,7 @@ def test_compare_16bit_stack_all_planes_and_plane_in_view(make_napari_viewer, do
     w.run_button.clicked.emit()
     qtbot.waitUntil(lambda: w.result is not None, timeout=TIMEOUT)
     wait_idle(w)
-    assert w.result["psnr"] == pytest.approx(metrics.psnr(stack16[1], decoded[1]))
+    assert w.result["psnr"] == pytest.approx(metrics.psnr(stack16[1], decoded[1], metrics.value_range(stack16[1])))
     assert viewer.layers["abs error"].data.shape == stack16.shape[1:]
 
 
@@ -388,7 +407,7 @@ def test_compare_single_plane_against_stack_and_errors(make_napari_viewer, dock,
     w.run_button.clicked.emit()
     qtbot.waitUntil(lambda: w.result is not None, timeout=TIMEOUT)
     wait_idle(w)
-    assert w.result["psnr"] == pytest.approx(metrics.psnr(stack16[4], plane))
+    assert w.result["psnr"] == pytest.approx(metrics.psnr(stack16[4], plane, metrics.value_range(stack16[4])))
     assert "abs error" not in [lay.name for lay in viewer.layers]
 
     other = viewer.add_image(np.zeros((10, 10), np.uint8), name="small")

@@ -89,9 +89,10 @@ def compare_job(task, ref, test, ref_index, test_index, rgb: bool):
     err = np.empty((len(fr),) + plane_shape[:2], np.float32)
     smap = np.empty_like(err)
     scores = []
+    rng = metrics.value_range(r)  # scientific data: figures over its own value range
     yield (0, len(fr))
     for k in range(len(fr)):
-        score, m = metrics.ssim(fr[k], ft[k], rgb=rgb, full=True)
+        score, m = metrics.ssim(fr[k], ft[k], rgb=rgb, full=True, data_range_=rng)
         scores.append(float(score))
         smap[k] = m.mean(axis=-1) if rgb else m
         diff = np.abs(fr[k].astype(np.float32) - ft[k].astype(np.float32))
@@ -99,7 +100,7 @@ def compare_job(task, ref, test, ref_index, test_index, rgb: bool):
         yield (k + 1, len(fr))
     high = float(np.percentile(err, 99.5)) if err.size else 1.0
     return {
-        "psnr": metrics.psnr(r, t), "ssim": float(np.mean(scores)), "planes": len(fr),
+        "psnr": metrics.psnr(r, t, rng), "ssim": float(np.mean(scores)), "planes": len(fr),
         "error_map": err.reshape(lead + plane_shape[:2]), "ssim_map": smap.reshape(lead + plane_shape[:2]),
         "error_limit": high if high > 0 else max(float(err.max()), 1e-6),
     }
@@ -109,13 +110,15 @@ def region_job(task, ref, test, ref_index, test_index, rgb: bool, rows: slice, c
     """PSNR and SSIM inside a rectangle of the plane in view."""
     from . import metrics
 
-    r, t = _get(ref, ref_index)[rows, cols], _get(test, test_index)[rows, cols]
+    full = _get(ref, ref_index)
+    rng = metrics.value_range(full)  # the plane's range, as for the whole-plane figures
+    r, t = full[rows, cols], _get(test, test_index)[rows, cols]
     yield (1, 2)
     try:
-        ssim = float(metrics.ssim(r, t, rgb=rgb))
+        ssim = float(metrics.ssim(r, t, rgb=rgb, data_range_=rng))
     except CjpgError:  # smaller than the SSIM window
         ssim = float("nan")
-    return {"psnr": metrics.psnr(r, t), "ssim": ssim, "shape": r.shape[:2], "rows": rows, "cols": cols}
+    return {"psnr": metrics.psnr(r, t, rng), "ssim": ssim, "shape": r.shape[:2], "rows": rows, "cols": cols}
 
 
 def rd_job(task, plane, rgb: bool, model: str, qualities=RD_QUALITIES, marker=None):
@@ -126,6 +129,7 @@ def rd_job(task, plane, rgb: bool, model: str, qualities=RD_QUALITIES, marker=No
 
     apply_runtime_settings(model)
     plane = np.asarray(plane)
+    rng = metrics.value_range(plane)
     models = ["jpeg"] if model == "jpeg" else ["jpeg", model]
     total, done = len(models) * len(qualities), 0
     curves = {}
@@ -134,14 +138,14 @@ def rd_job(task, plane, rgb: bool, model: str, qualities=RD_QUALITIES, marker=No
         points = []
         for q in qualities:
             blob = encode(plane, quality=q, model=m, rgb=rgb)
-            points.append((q, metrics.bpp(len(blob), plane.shape, rgb=rgb), metrics.psnr(plane, decode(blob))))
+            points.append((q, metrics.bpp(len(blob), plane.shape, rgb=rgb), metrics.psnr(plane, decode(blob), rng)))
             done += 1
             yield (done, total)
         curves[m] = points
     mark = None
     if marker is not None:
         test_plane, bpp_value, label = marker
-        mark = (float(bpp_value), metrics.psnr(plane, np.asarray(test_plane)), label)
+        mark = (float(bpp_value), metrics.psnr(plane, np.asarray(test_plane), rng), label)
     return {"curves": curves, "mark": mark}
 
 

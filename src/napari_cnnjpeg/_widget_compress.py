@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 QUALITY = "quality"
 TARGET = "target bpp"
+#: Value mappings offered for data other than uint8 (``mapping`` of :func:`napari_cnnjpeg.encode`).
+MAP_STACK, MAP_PLANE, MAP_LIMITS = "whole layer", "each plane", "contrast limits"
 
 
 @dataclass
@@ -49,14 +51,14 @@ def _bpp(n_bytes: int, plane: np.ndarray, rgb: bool) -> float:
     return bpp(n_bytes, plane.shape, rgb=rgb)
 
 
-def find_quality(task, plane: np.ndarray, rgb: bool, model: str, target_bpp: float):
+def find_quality(task, plane: np.ndarray, rgb: bool, model: str, target_bpp: float, mapping=None):
     """Highest quality whose file of ``plane`` stays within ``target_bpp`` (bisection; yields progress)."""
     from .codec import encode
 
     lo, hi, best, steps = 1, 100, None, 0
     while lo <= hi:
         mid = (lo + hi) // 2
-        rate = _bpp(len(encode(plane, quality=mid, model=model, rgb=rgb)), plane, rgb)
+        rate = _bpp(len(encode(plane, quality=mid, model=model, rgb=rgb, mapping=mapping)), plane, rgb)
         steps += 1
         yield (steps, 8)
         if rate <= target_bpp:
@@ -69,17 +71,24 @@ def find_quality(task, plane: np.ndarray, rgb: bool, model: str, target_bpp: flo
 
 
 def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality: int | None,
-                 target_bpp: float | None, metadata: dict, decode: bool = True):
-    """Encode the plane at ``index`` (or all planes when None), decode it and measure it."""
+                 target_bpp: float | None, metadata: dict, decode: bool = True, mapping=None):
+    """Encode the plane at ``index`` (or all planes when None), decode it and measure it.
+
+    ``mapping`` "stack" maps the whole layer's range even when one plane is compressed,
+    so that the plane in view looks as it will in the saved file.
+    """
     from . import metrics
     from .codec import Reader, encode
     from .models import model_info, quality_note
 
     apply_runtime_settings(model)
+    if mapping == "stack" and (index is not None or quality is None):
+        mapping = (float(data.min()), float(data.max()))
+        mapping = mapping if mapping[1] > mapping[0] else "plane"
     note = ""
     if quality is None:
         probe = np.asarray(data[probe_index] if probe_index else data)
-        quality, note = yield from find_quality(task, probe, rgb, model, target_bpp)
+        quality, note = yield from find_quality(task, probe, rgb, model, target_bpp, mapping)
     if clamped := quality_note(model, quality):  # outside the model's range: coded at its nearest end
         note, quality = clamped, model_info(model).effective_quality(quality)
     src = np.asarray(data if index is None else data[index])
@@ -87,7 +96,7 @@ def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality:
     pdims = 3 if rgb else 2
     n = int(np.prod(src.shape[: src.ndim - pdims], dtype=np.int64))
     total = 2 * n if decode else n
-    blob = encode(src, quality=quality, model=model, rgb=rgb, metadata=metadata,
+    blob = encode(src, quality=quality, model=model, rgb=rgb, metadata=metadata, mapping=mapping,
                   progress=lambda done, _n: task.report(done, total))
     if not decode:
         return CompressResult(blob, None, model, quality, len(blob), _bpp(len(blob), src, rgb),
@@ -96,16 +105,17 @@ def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality:
     out = np.empty(src.shape, src.dtype)
     flat_out, flat_src = out.reshape((-1,) + plane_shape), src.reshape((-1,) + plane_shape)
     ssims = []
+    rng = metrics.value_range(src)  # scientific data: figures over its own value range
     with Reader(blob) as reader:
         for k in range(len(reader)):
             flat_out[k] = reader.plane(k)
             try:
-                ssims.append(float(metrics.ssim(flat_src[k], flat_out[k], rgb=rgb)))
+                ssims.append(float(metrics.ssim(flat_src[k], flat_out[k], rgb=rgb, data_range_=rng)))
             except CjpgError:  # plane smaller than the 7x7 SSIM window
                 ssims.append(float("nan"))
             yield (n + k + 1, total)
     return CompressResult(
-        blob, out, model, quality, len(blob), _bpp(len(blob), src, rgb), metrics.psnr(src, out),
+        blob, out, model, quality, len(blob), _bpp(len(blob), src, rgb), metrics.psnr(src, out, rng),
         float(np.mean(ssims)), index, note,
     )
 
@@ -134,6 +144,9 @@ class CompressWidget(Container):
         self.quality = Slider(label="quality", min=1, max=100, value=settings.quality)
         self.target_bpp = FloatSpinBox(label="target bpp", min=0.02, max=24.0, step=0.05, value=0.5,
                                        visible=False)
+        self.mapping = ComboBox(label="value range", choices=(MAP_STACK, MAP_PLANE, MAP_LIMITS), value=MAP_STACK,
+                                visible=False, tooltip="for data of more than 8 bits: the range mapped onto the "
+                                "JPEG's values (whole layer, each plane's own, or the layer's contrast limits)")
         self.planes = RadioButtons(label="planes", choices=PLANE_CHOICES, value=PLANE_IN_VIEW,
                                    orientation="horizontal")
         self.auto = CheckBox(text="re-run when a setting changes", value=True)
@@ -146,12 +159,13 @@ class CompressWidget(Container):
         self.save_button = PushButton(text="Save .cjpg")
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
         self.extend([
-            self.image, self.model, self.model_note, self.rate_mode, self.quality, self.target_bpp, self.planes,
-            self.auto, buttons, self.progress, self.results, self.status, self.save_path, self.save_button,
+            self.image, self.model, self.model_note, self.rate_mode, self.quality, self.target_bpp, self.mapping,
+            self.planes, self.auto, buttons, self.progress, self.results, self.status, self.save_path, self.save_button,
         ])
         for label in (self.model_note, self.status, self.results):
             label.native.setWordWrap(True)
         self._show_model_note()
+        self._show_mapping()
 
         self._job = Job(self.progress, self.cancel_button, self.status, name="Compress")
         self._save_job = Job(self.progress, self.cancel_button, self.status, name="Save .cjpg")
@@ -166,7 +180,7 @@ class CompressWidget(Container):
         self.model.changed.connect(self._show_model_note)
         self._image_seen = None
         self.image.changed.connect(self._on_image_changed)
-        for w in (self.model, self.quality, self.target_bpp, self.planes):
+        for w in (self.model, self.quality, self.target_bpp, self.planes, self.mapping):
             w.changed.connect(self._on_input_changed)
         viewer.dims.events.current_step.connect(self._on_dims)
         for ev in ("inserted", "removed", "reordered"):
@@ -204,7 +218,13 @@ class CompressWidget(Container):
         # refreshing the layer list (e.g. when the result layer is added) may re-emit the same layer
         if self.image.value is not self._image_seen:
             self._image_seen = self.image.value
+            self._show_mapping()
             self._on_input_changed()
+
+    def _show_mapping(self):
+        """The value-range choice applies to data of more than 8 bits only."""
+        layer = self.image.value
+        self.mapping.visible = layer is not None and np.dtype(layer.dtype) != np.uint8
 
     def _on_dims(self, *_):
         layer = self.image.value
@@ -234,10 +254,18 @@ class CompressWidget(Container):
         index = current_index(self._viewer, layer)
         all_planes = self.planes.value == ALL_PLANES
         target = self.rate_mode.value == TARGET
+        mapping = None
+        if np.dtype(layer.dtype) != np.uint8:
+            mapping = {MAP_STACK: "stack", MAP_PLANE: "plane"}.get(self.mapping.value)
+            if mapping is None:
+                lo, hi = (float(v) for v in layer.contrast_limits)
+                if not hi > lo:
+                    raise CjpgError(f"the layer's contrast limits {lo:g}-{hi:g} are not a range to map")
+                mapping = (lo, hi)
         return dict(
             data=layer.data, rgb=bool(layer.rgb), index=None if all_planes else index, probe_index=index,
             model=model, quality=None if target else int(self.quality.value),
-            target_bpp=float(self.target_bpp.value) if target else None,
+            target_bpp=float(self.target_bpp.value) if target else None, mapping=mapping,
         ), layer
 
     def run(self, *_):
@@ -256,9 +284,13 @@ class CompressWidget(Container):
         self.result = result
         self._result_source = layer
         where = "all planes" if result.index is None else (describe_index(layer, result.index) or "image")
+        from .codec import info
+
+        bits = info(result.data)["bits"]
+        over = "" if np.dtype(layer.dtype) == np.uint8 else " (over the layer's value range)"
         self.results.value = (
             f"{format_bytes(result.bytes)} · {result.bpp:.3f} bpp · PSNR {format_db(result.psnr)} · "
-            f"SSIM {result.ssim:.4f}\n{result.model}, quality {result.quality}, {where}"
+            f"SSIM {result.ssim:.4f}{over}\n{result.model}, quality {result.quality}, {bits}-bit JPEG, {where}"
         )
         self.status.value = result.note
         meta = {

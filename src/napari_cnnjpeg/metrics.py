@@ -3,7 +3,8 @@
 Fixed settings, from scikit-image:
 
 - PSNR over all channels, ``data_range`` from the dtype (255 for uint8, 65535 for
-  uint16, 1.0 for float images);
+  uint16, 1.0 for float images); the napari widgets pass :func:`value_range` (the
+  image's own range) for data other than uint8;
 - SSIM with Gaussian weights, sigma 1.5, ``use_sample_covariance=False`` (Wang et
   al. 2004), averaged over channels for RGB;
 - bits per pixel: whole file size in bits / (height x width x planes).
@@ -27,6 +28,20 @@ def data_range(dtype: np.dtype) -> float:
         return 1.0
     lo, hi = dtype_range[dtype.type]
     return float(hi - lo)
+
+
+def value_range(reference: np.ndarray) -> float:
+    """The peak value figures use for an image: 255 for uint8, otherwise its own max - min.
+
+    Scientific data (12/16-bit, float) rarely fills its dtype, so PSNR and SSIM of such
+    data are given over the image's own value range, as microscopy figures are; a flat
+    image falls back to :func:`data_range`.
+    """
+    reference = np.asarray(reference)
+    if reference.dtype == np.uint8 or reference.size == 0:
+        return data_range(reference.dtype)
+    span = float(reference.max()) - float(reference.min())
+    return span if span > 0 else data_range(reference.dtype)
 
 
 def _pair(reference: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
