@@ -268,6 +268,24 @@ def test_sample_data(make_napari_viewer):
         assert len(viewer.layers) == 2
 
 
+def test_microscopy_sample_data(make_napari_viewer):
+    """File > Open Sample: 16-bit fluorescence, its 12-bit JPEG and the 8-bit path at about the same bpp."""
+    from napari_cnnjpeg._sample_data import micro_image
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "fluorescence_16bit")
+    original, eight, twelve = viewer.layers
+    assert original.data.dtype == np.uint16 and original.data.shape == (512, 512) and "CC-BY-4.0" in original.name
+    np.testing.assert_array_equal(original.data, micro_image())
+    assert eight.metadata["bits"] == 8 and twelve.metadata["bits"] == 12
+    assert eight.data.dtype == twelve.data.dtype == np.uint16
+    assert eight.metadata["bpp"] == pytest.approx(twelve.metadata["bpp"], rel=0.2)
+    rng = metrics.value_range(original.data)
+    assert twelve.metadata["psnr"] == pytest.approx(metrics.psnr(original.data, twelve.data, rng))
+    assert twelve.metadata["psnr"] > eight.metadata["psnr"]  # finer steps pay at the same rate
+    assert tuple(twelve.contrast_limits) == (float(original.data.min()), float(original.data.max()))
+
+
 def test_jpeg_at_bpp_matches_rate(photo):
     from napari_cnnjpeg.demo import jpeg_at_bpp
 

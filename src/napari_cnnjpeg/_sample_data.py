@@ -1,4 +1,5 @@
-"""Sample data: the astronaut photograph, plain JPEG vs the default model at the same low bit rate."""
+"""Sample data: the astronaut photograph, plain JPEG vs the default model at the same low bit rate;
+a 16-bit microscopy image, 12-bit JPEG vs the 8-bit path at the same bit rate."""
 
 from __future__ import annotations
 
@@ -43,3 +44,41 @@ def make_sample_data():
     layers.append((model_out, {"name": f"{model} q{MODEL_QUALITY}, {model_meta['bpp']:.2f} bpp", "rgb": True,
                                "metadata": model_meta}, "image"))
     return layers
+
+
+#: Quality of the microscopy sample's 12-bit JPEG; the 8-bit path is matched to its bits per pixel.
+MICRO_QUALITY = 60
+
+
+def micro_image():
+    """The shipped 16-bit fluorescence image (NEUBIAS, CC-BY-4.0: see ``samples/ATTRIBUTION.md``)."""
+    from importlib import resources
+
+    import tifffile
+
+    with resources.as_file(resources.files(__package__) / "samples" / "bacteria_cords.tif") as path:
+        return tifffile.imread(path)
+
+
+def make_micro_sample_data():
+    """Original 16-bit fluorescence, its 12-bit JPEG, and the 8-bit path at about the same bits per pixel."""
+    from . import codec, metrics
+    from .demo import jpeg_at_bpp
+
+    image = micro_image()
+    rng = metrics.value_range(image)
+    limits = [float(image.min()), float(image.max())]
+
+    def layer(bits: int, quality: int):
+        data = codec.encode(image, quality=quality, model="jpeg", bits=bits)
+        out = codec.decode(data)
+        meta = {"model": "jpeg", "bits": bits, "quality": quality, "bytes": len(data),
+                "bpp": metrics.bpp(len(data), image.shape), "psnr": metrics.psnr(image, out, rng)}
+        name = f"{bits}-bit JPEG q{quality}, {meta['bpp']:.2f} bpp, {meta['psnr']:.1f} dB"
+        return out, {"name": name, "metadata": meta, "contrast_limits": limits, "colormap": "gray"}, "image"
+
+    twelve = layer(12, MICRO_QUALITY)
+    quality, _ = jpeg_at_bpp(image, twelve[1]["metadata"]["bpp"], bits=8)
+    original = (image, {"name": "bacteria cords (16-bit original, NEUBIAS CC-BY-4.0)", "contrast_limits": limits,
+                        "colormap": "gray"}, "image")
+    return [original, layer(8, quality), twelve]

@@ -20,13 +20,16 @@ def _row(name: str, fmt: str, quality: int, image: np.ndarray, data: bytes) -> d
     }
 
 
-def jpeg_at_bpp(image: np.ndarray, target_bpp: float) -> tuple[int, bytes]:
-    """The plain JPEG quality (1-100) whose file size in bpp is nearest ``target_bpp``, and its bytes."""
+def jpeg_at_bpp(image: np.ndarray, target_bpp: float, bits: int | None = None) -> tuple[int, bytes]:
+    """The plain JPEG quality (1-100) whose file size in bpp is nearest ``target_bpp``, and its bytes.
+
+    ``bits`` as :func:`napari_cnnjpeg.encode` (8 forces the 8-bit path for 16-bit data).
+    """
     cache: dict[int, bytes] = {}
 
     def size(q: int) -> float:
         if q not in cache:
-            cache[q] = encode(image, quality=q, model=BASELINE)
+            cache[q] = encode(image, quality=q, model=BASELINE, bits=bits)
         return bpp(len(cache[q]), image.shape)
 
     lo, hi = 1, 100
