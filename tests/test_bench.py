@@ -208,3 +208,29 @@ def test_sanity_flags_a_fall():
     bad = [pt(10, 0.2, 25.0), pt(50, 0.5, 30.0), pt(90, 1.0, 29.0), pt(100, 0.9, 31.0)]
     falls = bench._sanity(bad, ["m"], ["a"], [10, 50, 90, 100])["m"]["falls"]
     assert [(f["setting"], f["psnr_fall"], f["bpp_fall"]) for f in falls] == [(90, 1.0, 0.0), (100, 0.0, 0.1)]
+
+
+def test_scientific_bench_on_16_bit_tiffs(tmp_path):
+    """A folder of 16-bit TIFFs gets the scientific table: 12-bit default path vs the 8-bit path."""
+    import json
+
+    import tifffile
+
+    from napari_cnnjpeg import bench_scientific
+    from napari_cnnjpeg.cli import main
+
+    y, x = np.mgrid[0:64, 0:80].astype(np.float64)
+    data = tmp_path / "micro"
+    data.mkdir()
+    tifffile.imwrite(data / "a.tif", (1000 + 800 * np.sin(x / 7) * np.cos(y / 5) + 3 * x).astype(np.uint16))
+    tifffile.imwrite(data / "b.tif", np.stack([(200 + 40 * k + 30 * np.hypot(x - 40, y - 32)) for k in range(4)])
+                     .astype(np.uint16))
+    assert bench_scientific.is_scientific_folder(data) and not bench_scientific.is_scientific_folder(tmp_path)
+    assert main(["bench", "--data", str(data), "--out", str(tmp_path / "out"), "--name", "sci",
+                 "--models", "jpeg", "--references", "jpeg2000-12bit"]) == 0
+    result = json.loads((tmp_path / "out" / "sci.json").read_text())
+    assert result["planes"] == ["a", "b[0]", "b[2]", "b[3]"]  # up to 3 planes of a stack, evenly spaced
+    assert set(result["bd"]) == {"default", "jpeg2000-12bit"}
+    assert result["ceiling_q100"]["min"] > 60
+    report = (tmp_path / "out" / "sci.md").read_text()
+    assert "| `default` |" in report and "Ceiling of the default path" in report

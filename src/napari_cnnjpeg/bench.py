@@ -681,8 +681,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="folder of lossless images (default: scikit-image samples)")
     parser.add_argument("--qualities", type=int, nargs="+", default=list(DEFAULT_QUALITIES))
     parser.add_argument("--models", nargs="+", default=None, help="model ids (default: all installed)")
-    parser.add_argument("--references", nargs="*", default=list(REFERENCES), choices=REFERENCES,
-                        help="reference codecs (default: all)")
+    parser.add_argument("--references", nargs="*", default=None,
+                        help=f"reference codecs (default: all): {', '.join(REFERENCES)}; for folders of 12/16-bit "
+                             "TIFFs: jpeg2000-12bit, jpegxl-12bit")
     parser.add_argument("--gray", action="store_true", help="benchmark grayscale coding of the images' luma")
     parser.add_argument("--out", default="bench-out", help="folder of the report, its JSON and its plot")
     parser.add_argument("--name", default="report", help="file name of NAME.md, NAME.json and NAME.png")
@@ -699,6 +700,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed ``bench`` options; prints the deltas and the written paths."""
     set_threads(args.threads)
+    from . import bench_scientific
+
+    if bench_scientific.is_scientific_folder(args.data):  # 12/16-bit or float TIFFs
+        for path in bench_scientific.run(args.data, args.out, args.name, args.models, args.references).values():
+            print(path)
+        return 0
+    if args.references is None:
+        args.references = list(REFERENCES)
+    unknown = set(args.references) - set(REFERENCES)
+    if unknown:
+        raise CjpgError(f"unknown reference codecs {sorted(unknown)}; use {', '.join(REFERENCES)}")
     images = load_images(args.data)
     result = benchmark(
         images, args.qualities, args.models, gray=args.gray, references=args.references, pair=args.pair,

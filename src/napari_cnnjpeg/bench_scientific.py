@@ -1,0 +1,232 @@
+"""Benchmark on scientific images: 12/16-bit and float TIFF planes (``cnnjpeg bench --data FOLDER``).
+
+Figures are per plane, PSNR over each plane's own value range (:func:`metrics.value_range`)
+against bits per sample; BD figures are per plane against today's 8-bit path (plain JPEG
+of the plane mapped from its min/max to 8 bits), then averaged. Paths:
+
+- ``default``: what :func:`napari_cnnjpeg.encode` does with such data (12-bit JPEG);
+- ``jpeg-8bit``: plain JPEG through the 8-bit mapping (the baseline);
+- ``<model>-8bit``: a network model through the 8-bit mapping;
+- references at matched settings, coding the same 12-bit mapping of the plane: JPEG 2000
+  (OpenJPEG, ``level`` = target PSNR) and JPEG XL (libjxl, ``bitspersample`` 12), both
+  through imagecodecs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .bd import bd_psnr, bd_rate
+from .errors import CjpgError
+
+QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+#: Settings of the references: JPEG 2000 target PSNR (dB, of the 12-bit data), JPEG XL quality.
+J2K_LEVELS = (30, 35, 40, 45, 50, 55, 60, 65, 70, 75)
+JXL_LEVELS = (10, 30, 50, 70, 80, 90, 95, 98, 99, 100)
+BASELINE = "jpeg-8bit"
+REFERENCES = ("jpeg2000-12bit", "jpegxl-12bit")
+#: Planes taken from one file at most (evenly spaced through a stack).
+MAX_PLANES_PER_FILE = 3
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def is_scientific_folder(folder: str | os.PathLike | None) -> bool:
+    """Whether a folder holds TIFFs and all of them have more than 8 bits per sample."""
+    if folder is None or not Path(folder).is_dir():
+        return False
+    import tifffile
+
+    tiffs = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in TIFF_SUFFIXES)
+    if not tiffs:
+        return False
+    for p in tiffs:
+        with tifffile.TiffFile(p) as tif:
+            if tif.series[0].dtype == np.uint8:
+                return False
+    return True
+
+
+def load_planes(folder: str | os.PathLike, per_file: int = MAX_PLANES_PER_FILE) -> list[tuple[str, np.ndarray]]:
+    """2D planes (name ``stem[index]``) of every TIFF in ``folder``, up to ``per_file`` from each stack."""
+    import tifffile
+
+    planes = []
+    for p in sorted(q for q in Path(folder).iterdir() if q.suffix.lower() in TIFF_SUFFIXES):
+        a = tifffile.imread(p)
+        if a.ndim < 2 or a.dtype == np.uint8 or a.dtype.kind not in "uif":
+            raise CjpgError(f"{p}: the scientific benchmark takes planes of more than 8 bits, got {a.dtype} {a.shape}")
+        flat = a.reshape((-1,) + a.shape[-2:])
+        picks = np.unique(np.linspace(0, len(flat) - 1, min(per_file, len(flat))).round().astype(int))
+        for k in picks:
+            plane = np.ascontiguousarray(flat[k])
+            if float(plane.max()) > float(plane.min()):
+                planes.append((f"{p.stem}[{k}]" if len(flat) > 1 else p.stem, plane))
+    if not planes:
+        raise CjpgError(f"no TIFF planes of more than 8 bits in {folder}")
+    return planes
+
+
+def _to12(plane: np.ndarray) -> tuple[np.ndarray, float, float]:
+    lo, hi = float(plane.min()), float(plane.max())
+    return np.rint((plane.astype(np.float64) - lo) * 4095 / (hi - lo)).astype(np.uint16), lo, hi
+
+
+def _from12(values: np.ndarray, lo: float, hi: float, dtype) -> np.ndarray:
+    out = values.astype(np.float64) / 4095 * (hi - lo) + lo
+    return np.rint(out).astype(dtype) if np.dtype(dtype).kind in "iu" else out.astype(dtype)
+
+
+def _coder(path: str):
+    """(settings, code(plane, setting) -> (bytes, decoded)) of one path."""
+    import imagecodecs
+
+    from .codec import decode, encode
+
+    if path == "default":
+        return QUALITIES, lambda plane, q: _round_trip(encode(plane, quality=q), decode)
+    if path == "jpeg2000-12bit":
+        def j2k(plane, level):
+            m, lo, hi = _to12(plane)
+            data = imagecodecs.jpeg2k_encode(m, level=level, bitspersample=12)
+            return data, _from12(imagecodecs.jpeg2k_decode(data), lo, hi, plane.dtype)
+        return J2K_LEVELS, j2k
+    if path == "jpegxl-12bit":
+        def jxl(plane, level):
+            m, lo, hi = _to12(plane)
+            data = imagecodecs.jpegxl_encode(m, level=level, effort=7, bitspersample=12)
+            return data, _from12(imagecodecs.jpegxl_decode(data), lo, hi, plane.dtype)
+        return JXL_LEVELS, jxl
+    model = path.removesuffix("-8bit")
+    return QUALITIES, lambda plane, q: _round_trip(encode(plane, quality=q, model=model, bits=8, mapping="plane"),
+                                                   decode)
+
+
+def _round_trip(data: bytes, decode) -> tuple[bytes, np.ndarray]:
+    return data, decode(data)
+
+
+def benchmark(planes: list[tuple[str, np.ndarray]], models: list[str], references=REFERENCES,
+              dataset: str = "", progress: bool = True) -> dict:
+    """Every path on every plane: points, per-plane BD against the 8-bit path, ceilings, worst deficit."""
+    from tqdm import tqdm
+
+    from . import metrics
+    from .codec import decode, encode
+
+    paths = ["default", BASELINE, *[f"{m}-8bit" for m in models if m != "jpeg"], *references]
+    coders = {p: _coder(p) for p in paths}
+    total = len(planes) * sum(len(s) for s, _ in coders.values())
+    points = []
+    with tqdm(total=total, disable=not progress, desc="bench", file=sys.stderr) as bar:
+        for name, plane in planes:
+            rng = metrics.value_range(plane)
+            for path, (settings, code) in coders.items():
+                for s in settings:
+                    data, out = code(plane, s)
+                    points.append({"codec": path, "image": name, "setting": s,
+                                   "bpp": len(data) * 8 / plane.size, "psnr": metrics.psnr(plane, out, rng)})
+                    bar.update(1)
+    ceilings = {}
+    for name, plane in planes:  # quality 100 of the default path
+        out = decode(encode(plane, quality=100))
+        ceilings[name] = metrics.psnr(plane, out, metrics.value_range(plane))
+    return {
+        "dataset": dataset, "date": datetime.date.today().isoformat(), "planes": [n for n, _ in planes],
+        "paths": paths, "points": points, "bd": _bd(points, paths, [n for n, _ in planes]),
+        "ceiling_q100": {"mean": float(np.mean(list(ceilings.values()))), "min": float(min(ceilings.values())),
+                         "per_plane": ceilings},
+        "deficit": _worst_deficit(points, [n for n, _ in planes]),
+        "command": " ".join(["cnnjpeg", *sys.argv[1:]]) if sys.argv[0].endswith("cnnjpeg") else "",
+    }
+
+
+def _series(points, codec, image):
+    pts = sorted((p for p in points if p["codec"] == codec and p["image"] == image), key=lambda p: p["bpp"])
+    return np.array([p["bpp"] for p in pts]), np.array([p["psnr"] for p in pts])
+
+
+def _bd(points, paths, names) -> dict:
+    out = {}
+    for path in paths:
+        if path == BASELINE:
+            continue
+        rates, gains = [], []
+        for n in names:
+            ra, da = _series(points, BASELINE, n)
+            rb, db = _series(points, path, n)
+            rates.append(bd_rate(ra, da, rb, db))
+            gains.append(bd_psnr(ra, da, rb, db))
+        rates, gains = np.array(rates), np.array(gains)
+        out[path] = {"bd_rate": float(np.nanmean(rates)) if np.isfinite(rates).any() else float("nan"),
+                     "bd_psnr": float(np.nanmean(gains)) if np.isfinite(gains).any() else float("nan"),
+                     "planes": int(np.isfinite(rates).sum())}
+    return out
+
+
+def _worst_deficit(points, names) -> dict:
+    """Per plane, the default path's PSNR minus the 8-bit path's, at each 8-bit point's bpp (interpolated
+    in log-bpp where the default path covers that rate); the worst over planes and points."""
+    worst, where = float("inf"), None
+    for n in names:
+        ra, da = _series(points, BASELINE, n)
+        rb, db = _series(points, "default", n)
+        for r, d in zip(ra, da):
+            if rb[0] <= r <= rb[-1]:
+                gap = float(np.interp(np.log(r), np.log(rb), db)) - d
+                if gap < worst:
+                    worst, where = gap, {"plane": n, "bpp": float(r)}
+    return {"worst_db": worst if where else float("nan"), "at": where}
+
+
+def markdown(result: dict) -> str:
+    """The report: BD table against the 8-bit path, ceiling and worst deficit."""
+    lines = [
+        "# Scientific images: 12-bit JPEG against the 8-bit path",
+        "",
+        f"Data: `{result['dataset']}`, {len(result['planes'])} planes (up to {MAX_PLANES_PER_FILE} per file), "
+        f"{result['date']}. PSNR over each plane's own value range; BD per plane against `jpeg-8bit` "
+        "(plain JPEG of the plane mapped from its min/max to 8 bits), then the mean.",
+        "",
+    ]
+    if result.get("command"):
+        lines += [f"Command: `{result['command']}`", ""]
+    lines += ["| path | BD-rate | BD-PSNR | planes |", "|---|---:|---:|---:|"]
+    for path, v in result["bd"].items():
+        lines.append(f"| `{path}` | {v['bd_rate']:+.2f} % | {v['bd_psnr']:+.3f} dB | {v['planes']} |")
+    c, d = result["ceiling_q100"], result["deficit"]
+    lines += [
+        "",
+        f"Ceiling of the default path at quality 100: mean {c['mean']:.2f} dB, lowest plane {c['min']:.2f} dB.",
+        "",
+        f"Worst PSNR of the default path minus the 8-bit path at equal bpp (per plane, at the 8-bit path's "
+        f"qualities {', '.join(map(str, QUALITIES))}, interpolated): {d['worst_db']:+.3f} dB"
+        + (f" ({d['at']['plane']}, {d['at']['bpp']:.3f} bpp)." if d["at"] else "."),
+        "",
+        "References code the same 12-bit mapping of each plane: JPEG 2000 "
+        f"`imagecodecs.jpeg2k_encode(level=L, bitspersample=12)`, L = {', '.join(map(str, J2K_LEVELS))}; JPEG XL "
+        f"`imagecodecs.jpegxl_encode(level=L, effort=7, bitspersample=12)`, L = {', '.join(map(str, JXL_LEVELS))}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(folder: str, out_dir: str, name: str, models: list[str] | None, references) -> dict[str, Path]:
+    """Benchmark a folder of scientific TIFFs; write ``NAME.md`` and ``NAME.json``."""
+    from .container import write_atomic
+    from .models import available_models, default_model
+
+    models = models or sorted({"restore-s-v2", default_model()} & set(available_models()))
+    refs = [r for r in REFERENCES if r in references] if references is not None else list(REFERENCES)
+    result = benchmark(load_planes(folder), models, refs, dataset=str(folder))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"report": out / f"{name}.md", "json": out / f"{name}.json"}
+    write_atomic(paths["report"], markdown(result).encode())
+    write_atomic(paths["json"], json.dumps(result, indent=1, default=float).encode())
+    return paths
