@@ -137,7 +137,7 @@ def test_save_and_reopen_round_trip(make_napari_viewer, tmp_path, stack16):
     written = layer.save(str(path), plugin=PLUGIN)
     assert [Path(p) for p in written] == [path] and path.exists()
     info = cj.info(path)
-    assert info["quality"] == 75 and info["model"] == cj.default_model()
+    assert info["quality"] == 75 and info["model"] == "jpeg" and info["bits"] == 12  # 16-bit data: 12-bit JPEG
     viewer.layers.clear()
     [back] = viewer.open(path, plugin=PLUGIN)
     assert back.name == "embryo" and back.dtype == np.uint16
@@ -171,10 +171,26 @@ def test_writer_settings_and_refusals(tmp_path, photo, stack16):
     assert cj.info(path)["name"] == "p" and cj.info(path)["rgb"]
     with pytest.raises(cj.CjpgError, match="multiscale"):
         write_image(str(tmp_path / "m.cjpg"), [photo, photo[::2, ::2]], {"multiscale": True, "rgb": True})
-    rgba = np.zeros((16, 16, 4), np.uint8)
-    with pytest.raises(cj.CjpgError, match="RGBA"):
-        write_image(str(tmp_path / "a.cjpg"), rgba, {"rgb": True})
+    with pytest.raises(cj.CjpgError, match="3 or 4 channels"):
+        write_image(str(tmp_path / "a.cjpg"), np.zeros((16, 16, 5), np.uint8), {"rgb": True})
     assert not (tmp_path / "m.cjpg").exists() and not (tmp_path / "a.cjpg").exists()
+
+
+def test_rgba_and_two_channel_layers_are_stored_as_planes(make_napari_viewer, tmp_path, photo, stack16):
+    viewer = make_napari_viewer()
+    alpha = np.linspace(0, 255, photo.shape[1]).astype(np.uint8)[None, :].repeat(photo.shape[0], 0)
+    rgba = np.dstack([photo, alpha])
+    layer = viewer.add_image(rgba, name="rgba", rgb=True)
+    path = tmp_path / "rgba.cjpg"
+    assert layer.save(str(path), plugin=PLUGIN) == [str(path)]
+    assert cj.info(path)["shape"] == (4, *photo.shape[:2]) and cj.info(path)["rgba"] is True
+    [back] = viewer.open(path, plugin=PLUGIN)
+    assert back.rgb and back.data.shape == rgba.shape and metrics.psnr(rgba, np.asarray(back.data)) > 28
+    two = viewer.add_image(stack16[:2], name="two channels")
+    path2 = tmp_path / "two.cjpg"
+    assert two.save(str(path2), plugin=PLUGIN) == [str(path2)]
+    [back2] = viewer.open(path2, plugin=PLUGIN)
+    assert back2.data.shape == stack16[:2].shape and back2.dtype == np.uint16
 
 
 def test_multiscale_layer_is_refused_not_crashing(make_napari_viewer, tmp_path, photo, notifications):

@@ -129,6 +129,12 @@ def _read_one(path: Path) -> tuple:
     except BaseException:
         reader.close()
         raise
+    rgba = info.get("rgba") is True and not info["rgb"] and len(info["shape"]) >= 3 and info["shape"][-3] == 4
+    if rgba:  # written from an RGBA layer as four grey planes
+        import numpy as np
+
+        data = np.moveaxis(data, -3, -1)
+        info = {**info, "rgb": True, "shape": [*info["shape"][:-3], *info["shape"][-2:], 4]}
     kwargs = {
         "name": info.get("name") or path.stem,
         "rgb": bool(info["rgb"]),

@@ -1,8 +1,10 @@
 """napari writer: image layers to ``.cjpg`` (npe2 ``writers`` contribution, lossy).
 
-Uses the model and quality of the plugin settings; the layer's name, scale,
+Uses the model and quality of the plugin settings (data of more than 8 bits: 12-bit
+JPEG, unless the settings name a model); the layer's name, scale,
 translate, axis labels, units, contrast limits and colormap are stored in the
-file and restored by the reader.
+file and restored by the reader. RGBA layers are stored as four grey planes and
+reopen as RGBA; layers with other channel counts are stacks of grey planes.
 """
 
 from __future__ import annotations
@@ -75,12 +77,16 @@ def _write_image(path: str, data: Any, attributes: dict) -> list[str]:
         raise CjpgError("multiscale (pyramid) layers cannot be saved as .cjpg; save the full-resolution level")
     rgb = bool(attributes.get("rgb", False))
     image = data if hasattr(data, "shape") and hasattr(data, "dtype") else np.asarray(data)  # dask stays lazy
-    if rgb and image.shape[-1] != 3:
-        raise CjpgError(f"a .cjpg stores RGB or grayscale, this layer has {image.shape[-1]} channels (RGBA?)")
+    metadata = layer_image_metadata(attributes)
+    if rgb and image.shape[-1] == 4:  # RGBA: four grey planes (..., 4, Y, X); the reader puts them back
+        image, rgb = np.moveaxis(image, -1, -3), False
+        metadata["rgba"] = True
+    elif rgb and image.shape[-1] != 3:
+        raise CjpgError(f"an RGB layer needs 3 or 4 channels, this one has {image.shape[-1]}")
     settings = get_settings()
-    model = default_model_id(settings)
+    # data of more than 8 bits: 12-bit JPEG (encode's default) unless the settings name a model
+    scientific = np.dtype(image.dtype) != np.uint8 and not settings.default_model
+    model = None if scientific else default_model_id(settings)
     apply_runtime_settings(model, settings)
-    codec.imwrite(
-        path, image, quality=settings.quality, model=model, rgb=rgb, metadata=layer_image_metadata(attributes)
-    )
+    codec.imwrite(path, image, quality=settings.quality, model=model, rgb=rgb, metadata=metadata)
     return [path]

@@ -17,7 +17,7 @@ from .resample import reduced_size, upscale
 #: Dtypes that are stored through a linear mapping onto the payload's values.
 MAPPED_DTYPES = tuple(d for d in DTYPES if d != "uint8")
 #: Optional image metadata kept by the container (napari layer properties).
-IMAGE_KEYS = ("name", "scale", "translate", "axis_labels", "units", "contrast_limits", "colormap")
+IMAGE_KEYS = ("name", "scale", "translate", "axis_labels", "units", "contrast_limits", "colormap", "rgba")
 
 Source = bytes | str | os.PathLike
 #: What ordinary viewers do with a 12-bit file.
