@@ -32,6 +32,21 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(rgb @ LUMA_WEIGHTS), 0, 255).astype(np.uint8)
 
 
+def _check_plane(plane: np.ndarray, dtype, quality: int, subsampling: str) -> None:
+    """A plane an encoder takes: ``dtype`` (H, W) or (H, W, 3), sides 1-65500, quality 1-100."""
+    name = "12-bit JPEG" if dtype == np.uint16 else "JPEG"
+    if plane.dtype != dtype or plane.ndim not in (2, 3) or (plane.ndim == 3 and plane.shape[2] != 3):
+        raise CjpgError(f"{name} planes must be {np.dtype(dtype).name} (H, W) or (H, W, 3), "
+                        f"got {plane.dtype} {plane.shape}")
+    if not 1 <= int(quality) <= 100:
+        raise CjpgError(f"quality must be between 1 and 100, got {quality}")
+    if subsampling not in SUBSAMPLING:
+        raise CjpgError(f"unknown chroma subsampling {subsampling!r}; use one of {sorted(SUBSAMPLING)}")
+    h, w = plane.shape[:2]
+    if min(h, w) < 1 or max(h, w) > MAX_SIDE:
+        raise CjpgError(f"a JPEG plane must be 1 to {MAX_SIDE} pixels a side, got {h}x{w}")
+
+
 def encode_jpeg(
     plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:0", tables: dict | None = None
 ) -> bytes:
@@ -40,15 +55,7 @@ def encode_jpeg(
     ``tables`` (a tuning for :func:`tables_for_quality`) replaces libjpeg's standard
     quantisation tables; the result is an ordinary JPEG either way.
     """
-    if plane.dtype != np.uint8 or plane.ndim not in (2, 3):
-        raise CjpgError(f"JPEG planes must be uint8 (H, W) or (H, W, 3), got {plane.dtype} {plane.shape}")
-    if not 1 <= int(quality) <= 100:
-        raise CjpgError(f"quality must be between 1 and 100, got {quality}")
-    if subsampling not in SUBSAMPLING:
-        raise CjpgError(f"unknown chroma subsampling {subsampling!r}; use one of {sorted(SUBSAMPLING)}")
-    h, w = plane.shape[:2]
-    if min(h, w) < 1 or max(h, w) > MAX_SIDE:
-        raise CjpgError(f"a JPEG plane must be 1 to {MAX_SIDE} pixels a side, got {h}x{w}")
+    _check_plane(plane, np.uint8, quality, subsampling)
     if tables:
         luma_t, chroma_t = tables_for_quality(int(quality), tables)
         setting = {"qtables": [t.astype(int).ravel().tolist() for t in (luma_t, chroma_t)[: plane.ndim - 1]]}
@@ -70,17 +77,9 @@ def encode_jpeg12(plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:
     """
     import imagecodecs
 
-    if plane.dtype != np.uint16 or plane.ndim not in (2, 3) or (plane.ndim == 3 and plane.shape[2] != 3):
-        raise CjpgError(f"12-bit JPEG planes must be uint16 (H, W) or (H, W, 3), got {plane.dtype} {plane.shape}")
+    _check_plane(plane, np.uint16, quality, subsampling)
     if plane.max(initial=0) > MAX12:
         raise CjpgError(f"12-bit JPEG samples must be 0 to {MAX12}, got up to {int(plane.max())}")
-    if not 1 <= int(quality) <= 100:
-        raise CjpgError(f"quality must be between 1 and 100, got {quality}")
-    if subsampling not in SUBSAMPLING:
-        raise CjpgError(f"unknown chroma subsampling {subsampling!r}; use one of {sorted(SUBSAMPLING)}")
-    h, w = plane.shape[:2]
-    if min(h, w) < 1 or max(h, w) > MAX_SIDE:
-        raise CjpgError(f"a JPEG plane must be 1 to {MAX_SIDE} pixels a side, got {h}x{w}")
     return bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(plane), level=int(quality), bitspersample=12,
                                           subsampling=subsampling.replace(":", ""), optimize=True))
 
