@@ -2,10 +2,11 @@
 
 Usage: python scripts/heldout_eval.py configs/restore-3.json configs/joint-2.json ... [--shipped ID ...]
 
-For each run (its latest checkpoint) and each shipped model id, prints the BD-rate and
-BD-PSNR against plain JPEG at qualities 10-90 (and the BD-PSNR of the payload as a stock
-viewer shows it, decoded with no network) on the full held-out images of the
-run's data folder (the last ``val_images`` by name), averaged over the images.
+For each run (its latest checkpoint) and each shipped model id, prints the BD-rate
+(PSNR and SSIM) and BD-PSNR against plain JPEG at qualities 10-90, and the BD-PSNR and
+SSIM BD-rate of the payload as a stock viewer shows it (decoded with no network), on
+the full held-out images of the run's data folder (the last ``val_images`` by name),
+averaged over the images.
 """
 
 import argparse
@@ -16,7 +17,7 @@ import numpy as np
 
 from napari_cnnjpeg.bd import bd_psnr, bd_rate
 from napari_cnnjpeg.codec import decode, encode
-from napari_cnnjpeg.metrics import bpp, psnr
+from napari_cnnjpeg.metrics import bpp, psnr, ssim
 from napari_cnnjpeg.models import load_stages
 from napari_cnnjpeg.training import TrainConfig, Trainer, load_images
 
@@ -24,15 +25,18 @@ ROOT = Path(__file__).resolve().parent.parent
 QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 
 
-def curve(image: np.ndarray, stages) -> tuple[list[float], list[float], list[float]]:
-    """bpp, PSNR of the decoded output, and PSNR of the payload as a stock viewer shows it."""
-    rates, dists, views = [], [], []
+def curve(image: np.ndarray, stages) -> tuple[list[float], ...]:
+    """bpp; PSNR and SSIM of the decoded output; PSNR and SSIM of the payload as a stock viewer shows it."""
+    rates, dists, ssims, views, view_ssims = [], [], [], [], []
     for q in QUALITIES:
         data = encode(image, quality=q, model=stages)
         rates.append(bpp(len(data), image.shape))
-        dists.append(psnr(image, decode(data, model=stages)))
-        views.append(psnr(image, decode(data, model="jpeg")))
-    return rates, dists, views
+        out, plain = decode(data, model=stages), decode(data, model="jpeg")
+        dists.append(psnr(image, out))
+        ssims.append(float(ssim(image, out)))
+        views.append(psnr(image, plain))
+        view_ssims.append(float(ssim(image, plain)))
+    return rates, dists, ssims, views, view_ssims
 
 
 def main() -> None:
@@ -57,15 +61,18 @@ def main() -> None:
     images = load_images(data)[-n_val:]
     base = {name: curve(im, load_stages("jpeg")) for name, im in images}
     print(f"held-out images: {', '.join(n for n, _ in images)}; qualities {QUALITIES[0]}-{QUALITIES[-1]}")
-    print("| model | BD-rate (PSNR) | BD-PSNR | stock viewer BD-PSNR |\n|---|---:|---:|---:|")
+    print("| model | BD-rate (PSNR) | BD-PSNR | BD-rate (SSIM) | stock viewer BD-PSNR | stock viewer BD-rate (SSIM) |\n"
+          "|---|---:|---:|---:|---:|---:|")
     for label, stages in candidates.items():
         rows = []
         for name, im in images:
-            rate, dist, view = curve(im, stages)
-            ref = base[name][:2]
-            rows.append((bd_rate(*ref, rate, dist), bd_psnr(*ref, rate, dist), bd_psnr(*ref, rate, view)))
+            rate, dist, sim, view, view_sim = curve(im, stages)
+            r0, d0, s0 = base[name][:3]
+            rows.append((bd_rate(r0, d0, rate, dist), bd_psnr(r0, d0, rate, dist), bd_rate(r0, s0, rate, sim),
+                         bd_psnr(r0, d0, rate, view), bd_rate(r0, s0, rate, view_sim)))
         r = np.nanmean(rows, axis=0)
-        print(f"| {label} | {r[0]:+.2f} % | {r[1]:+.3f} dB | {r[2]:+.3f} dB |", flush=True)
+        print(f"| {label} | {r[0]:+.2f} % | {r[1]:+.3f} dB | {r[2]:+.2f} % | {r[3]:+.3f} dB | {r[4]:+.2f} % |",
+              flush=True)
 
 
 if __name__ == "__main__":
