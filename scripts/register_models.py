@@ -42,6 +42,7 @@ RUNS = {
     "compact-s-v2": ("configs/compact-t.json", COMPACT + TUNED, "compact-s", True),
     "joint-s-v3": ("configs/joint-t.json", JOINT + TUNED, "joint-s-v2", True),
     "joint-s-v4": ("configs/joint-v.json", VIEW + TUNED, "joint-s-v3", True),
+    "joint-s-v5": ("configs/joint-w4.json", VIEW + TUNED + ", fine-tuned with SSIM in the loss", "joint-s-v4", True),
 }
 
 
