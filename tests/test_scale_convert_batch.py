@@ -148,6 +148,12 @@ def test_batch_failing_input_rerun_and_stale_files(tmp_path, capsys):
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
+def _model_loads() -> int:
+    from napari_cnnjpeg.models import load_stages
+
+    return load_stages.cache_info().misses
+
+
 def test_batch_survives_a_killed_worker(tmp_path):
     """A worker process killed mid-batch: the batch completes, every output correct, none partial."""
     from distributed import Client, LocalCluster
@@ -173,6 +179,8 @@ def test_batch_survives_a_killed_worker(tmp_path):
         killer.start()
         summary = run([tmp_path / "in"], out, scheduler=cluster.scheduler_address, quality=70)
         killer.join(5)
+        loads = client.run(_model_loads)  # each worker process loaded the model once, not once per file
+    assert loads and all(n <= 1 for n in loads.values()), loads
     assert killed and summary["done"] + summary["skipped"] == 10 and not summary["failed"], summary
     for p in src:
         expected = encode(np.asarray(Image.open(p)), quality=70)
