@@ -13,7 +13,7 @@ import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_bytes, ndarray_copy
 
-from ..codec import decode, encode
+from ..codec import Reader, encode
 from ..errors import CjpgError
 from ..jpeg import SUBSAMPLING
 from ..models import model_info
@@ -57,17 +57,11 @@ def encode_chunk(chunk: np.ndarray, cfg: dict) -> bytes:
 
 def decode_chunk(data: bytes, cfg: dict) -> np.ndarray:
     """``.cjpg`` bytes back to the chunk, decoded with the model the file names."""
-    out = decode(data)
-    if out.ndim >= 3 and cfg["channel_axis"] is not None and _is_rgb(data):
+    with Reader(data) as reader:
+        out, rgb = reader.read(), bool(reader.meta["rgb"])
+    if rgb and cfg["channel_axis"] is not None:
         out = np.moveaxis(out, -1, cfg["channel_axis"])
     return out
-
-
-def _is_rgb(data: bytes) -> bool:
-    from ..container import Container
-
-    with Container.open(data) as c:
-        return bool(c.meta["rgb"])
 
 
 class CnnJpeg(Codec):
