@@ -82,13 +82,16 @@ def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality:
     from .models import model_info, quality_note
 
     apply_runtime_settings(model)
+    plane_mapping = mapping  # what a single plane (the one shown, or the rate probe) is coded with
     if mapping == "stack" and (index is not None or quality is None):
-        mapping = (float(data.min()), float(data.max()))
-        mapping = mapping if mapping[1] > mapping[0] else "plane"
+        lo, hi = float(data.min()), float(data.max())
+        plane_mapping = (lo, hi) if hi > lo else "plane"
+        if index is not None:
+            mapping = plane_mapping
     note = ""
     if quality is None:
         probe = np.asarray(data[probe_index] if probe_index else data)
-        quality, note = yield from find_quality(task, probe, rgb, model, target_bpp, mapping)
+        quality, note = yield from find_quality(task, probe, rgb, model, target_bpp, plane_mapping)
     if clamped := quality_note(model, quality):  # outside the model's range: coded at its nearest end
         note, quality = clamped, model_info(model).effective_quality(quality)
     src = np.asarray(data if index is None else data[index])

@@ -110,13 +110,10 @@ def run(
     from distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
-    from ..models import model_info
     from .numcodecs_codec import check_config
 
     t0 = time.perf_counter()
-    check_config(quality, model, None, None, "4:2:0")
-    if model is not None:
-        model_info(model)
+    check_config(quality, model, None, None, "4:2:0")  # bad quality or unknown model: refused before any work
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise CjpgError(f"workers must be a positive integer, got {workers!r}")
     pairs = plan(inputs, out_dir)

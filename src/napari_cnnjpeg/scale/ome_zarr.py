@@ -94,7 +94,7 @@ def to_ome_axes(arr, axes: str):
     if len(set(names)) != len(names) or names[-2:] != ["y", "x"] and not (names[-3:] == ["y", "x", "c"]):
         raise CjpgError(f"cannot map the axes {axes!r} to OME-Zarr's t, c, z, y, x")
     order = sorted(range(len(names)), key=lambda i: OME_ORDER.index(names[i]))
-    return arr.transpose(order), "".join(names[i] for i in order), order
+    return arr.transpose(order), "".join(names[i] for i in order)
 
 
 def pyramid(level0, ome_axes: str, chunk: int, max_levels: int = 8) -> list:
@@ -166,7 +166,7 @@ def convert(
     arr, axes, rgb, scale = open_lazy(src)
     if arr.dtype == bool or arr.dtype.kind not in "uif":
         raise CjpgError(f"unsupported dtype {arr.dtype} in {src}")
-    level0, ome_axes, order = to_ome_axes(arr, axes)
+    level0, ome_axes = to_ome_axes(arr, axes)
     mapping = None
     if level0.dtype != np.uint8:
         lo, hi = (float(v) for v in dask.compute(level0.min(), level0.max()))
