@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -177,8 +179,14 @@ def test_batch_survives_a_killed_worker(tmp_path):
 
         killer = threading.Thread(target=kill_when_started, daemon=True)
         killer.start()
-        summary = run([tmp_path / "in"], out, scheduler=cluster.scheduler_address, quality=70)
+        # the batch runs as a user runs it on a cluster: its own process, pointed at the scheduler
+        proc = subprocess.run(
+            [sys.executable, "-c", "import sys; from napari_cnnjpeg.cli import main; sys.exit(main(sys.argv[1:]))",
+             "batch", str(tmp_path / "in"), "--out", str(out), "--scheduler", cluster.scheduler_address, "-q", "70"],
+            capture_output=True, text=True, timeout=600)
         killer.join(5)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
         loads = client.run(_model_loads)  # each worker process loaded the model once, not once per file
     assert loads and all(n <= 1 for n in loads.values()), loads
     assert killed and summary["done"] + summary["skipped"] == 10 and not summary["failed"], summary
