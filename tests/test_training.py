@@ -230,3 +230,24 @@ def test_packed_crops_train_with_the_same_held_out_photos(tmp_path):
     t = Trainer(cfg)
     assert t.val_names == ["zz-val-c"] and all(n.split("-", 1)[1] in ("a", "b") for n in t.train_names)
     np.testing.assert_array_equal(t.val_crops[0], data.coffee()[72:328, 172:428])  # the same centre crop
+
+
+@pytest.mark.parametrize("arch", ["PreNet", "RestoreNet"])
+def test_grow_state_deepens_a_net_without_changing_its_output(arch):
+    """A run may start a deeper net from shipped weights: the new blocks start as the identity."""
+    import torch
+
+    from napari_cnnjpeg.nets import build
+    from napari_cnnjpeg.training import grow_state
+
+    torch.manual_seed(0)
+    small = build(arch)
+    for p in small.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    deep = build(arch, {"blocks": small.blocks + 2})
+    deep.load_state_dict(grow_state(small.state_dict(), deep))
+    x, c = torch.rand(2, 3, 32, 32), torch.rand(2, 129)
+    with torch.no_grad():
+        assert torch.allclose(small(x, c), deep(x, c), atol=1e-6)
+    with pytest.raises(ValueError, match="cannot shrink"):
+        grow_state(deep.state_dict(), small)

@@ -261,7 +261,7 @@ class Trainer:
             nets = {n: {k[len(n) + 1 :]: v for k, v in flat.items() if k.startswith(n + ".")} for n in self.nets}
         for name, net in self.nets.items():
             if nets.get(name):
-                net.load_state_dict(nets[name])
+                net.load_state_dict(grow_state(nets[name], net))
 
     def export(self, path: str | Path, half: bool = False) -> None:
         """Write the trained weights as one safetensors file ("decoder.*", "encoder.*"), atomically.
@@ -548,3 +548,38 @@ def register(
     zoo.append(entry)
     write_atomic(zoo_path, (json.dumps(zoo, indent=2) + "\n").encode())
     return entry
+
+
+def grow_state(old: dict, net) -> dict:
+    """Fit a state dict from a net with fewer residual blocks to ``net``, preserving its function.
+
+    The new blocks start as the identity (their second convolution is zero; the first keeps
+    its random weights, so gradients reach both), and the FiLM rows of the old blocks and of
+    the fine block move to where the deeper net reads them. Equal shapes load unchanged.
+    """
+    import torch
+
+    new = net.state_dict()
+    old_blocks = len({k.split(".")[1] for k in old if k.startswith("body.")})
+    if old_blocks == net.blocks:
+        return old
+    if old_blocks > net.blocks:
+        raise ValueError(f"cannot shrink a net of {old_blocks} blocks to {net.blocks}")
+    out = {k: v for k, v in old.items() if k in new and v.shape == new[k].shape}
+    for i in range(old_blocks, net.blocks):
+        out[f"body.{i}.c1.weight"], out[f"body.{i}.c1.bias"] = new[f"body.{i}.c1.weight"], new[f"body.{i}.c1.bias"]
+        out[f"body.{i}.c2.weight"] = torch.zeros_like(new[f"body.{i}.c2.weight"])
+        out[f"body.{i}.c2.bias"] = torch.zeros_like(new[f"body.{i}.c2.bias"])
+    ch1, ch2 = net.ch1, net.ch2
+    half_old, half_new = ch2 * old_blocks + ch1, ch2 * net.blocks + ch1
+    for part in ("weight", "bias"):
+        src, dst = old[f"cond.2.{part}"], torch.zeros_like(new[f"cond.2.{part}"])
+        for o, n in ((0, 0), (half_old, half_new)):  # gammas, then betas
+            dst[n : n + ch2 * old_blocks] = src[o : o + ch2 * old_blocks]
+            dst[n + ch2 * net.blocks : n + half_new] = src[o + ch2 * old_blocks : o + half_old]
+        out[f"cond.2.{part}"] = dst
+    missing = set(new) - set(out)
+    if missing:
+        raise ValueError(f"weights do not fit the net: {sorted(missing)[:4]}")
+    return out
+
