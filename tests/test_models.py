@@ -154,13 +154,14 @@ def test_hash_check_refuses_altered_weights():
 def test_tiled_equals_untiled():
     img = data.coffee()[:300, :420].copy()
     jpeg = encode_jpeg(img, 15)
+    from napari_cnnjpeg.inference import run_network
     from napari_cnnjpeg.jpeg import decode_jpeg
 
     pixels = decode_jpeg(jpeg)
     stages = models.load_stages(_of_kind("restore")[0])
     luma, chroma = quant_tables(jpeg)
-    whole = models.run_network(stages.decoder, pixels, luma, chroma, tile=1024)
-    tiled = models.run_network(stages.decoder, pixels, luma, chroma, tile=96)
+    whole = run_network(stages.decoder, pixels, luma, chroma, tile=1024)
+    tiled = run_network(stages.decoder, pixels, luma, chroma, tile=96)
     assert psnr(img, np.clip(np.rint(whole), 0, 255).astype(np.uint8)) == pytest.approx(
         psnr(img, np.clip(np.rint(tiled), 0, 255).astype(np.uint8)), abs=0.05
     )
@@ -225,3 +226,32 @@ def test_restore_array_with_its_tables_matches_restoring_the_bytes(photo):
     jpg = encode_jpeg(photo, 30, tables=TUNED_TABLES)
     from_array = cj.restore(decode_jpeg(jpg), quality=30, tables=TUNED_TABLES)
     assert np.array_equal(from_array, cj.restore(jpg))
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_onnxruntime_matches_torch(monkeypatch, gray):
+    """On the CPU, shipped models run under ONNX Runtime with the same output as torch."""
+    pytest.importorskip("onnxruntime")
+    img = data.astronaut()[:200, :264].copy()
+    img = img[..., 1].copy() if gray else img
+    blob = cj.encode(img, quality=40)
+    monkeypatch.setenv("CNNJPEG_RUNTIME", "torch")
+    ref = cj.decode(blob)
+    monkeypatch.setenv("CNNJPEG_RUNTIME", "onnxruntime")
+    stages = models.load_stages(models.default_model())
+    assert cj.encode(img, quality=40) == blob  # the encoder stage too
+    assert np.abs(cj.decode(blob).astype(int) - ref).max() <= 1
+    assert any(k[0] == "decoder" for k in stages._runners)
+    monkeypatch.setenv("CNNJPEG_RUNTIME", "tensorrt")
+    with pytest.raises(cj.CjpgError, match="CNNJPEG_RUNTIME"):
+        cj.decode(blob)
+
+
+def test_every_shipped_architecture_has_a_graph():
+    from napari_cnnjpeg.inference import shipped_graph
+
+    for mid in models.available_models():
+        stages = models.load_stages(mid)
+        for net in (stages.encoder, stages.decoder):
+            if net is not None:
+                assert shipped_graph(net) is not None, mid

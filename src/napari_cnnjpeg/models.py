@@ -22,15 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from . import resample
+from . import inference, resample
 from .errors import CjpgError
 from .jpeg import TUNED_TABLES, check_tables
 
 BASELINE = "jpeg"
 TUNED = "jpeg-tuned"
-#: Tile side (pixels) and overlap used by network inference; keeps memory bounded.
-TILE = 512
-OVERLAP = 48
 
 
 @dataclass(frozen=True)
@@ -185,15 +182,6 @@ def set_threads(n: int | None) -> None:
         torch.set_num_threads(int(n))
 
 
-def _device() -> str:
-    import torch
-
-    want = os.environ.get("CNNJPEG_DEVICE", "auto")
-    if want == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return want
-
-
 # -- stages -------------------------------------------------------------------
 @dataclass
 class ModelStages:
@@ -207,9 +195,26 @@ class ModelStages:
 
     encoder: Any = None
     decoder: Any = None
-    tile: int = TILE
+    tile: int | None = None  # None: the device's default (inference.TILE)
     downscale: int = 1
     tables: dict | None = None
+    #: Shipped, frozen networks may run under ONNX Runtime on the CPU; networks in training never do.
+    frozen: bool = False
+    _runners: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def _run(self, name: str, plane: np.ndarray, luma, chroma) -> np.ndarray:
+        net = getattr(self, name)
+        runner = None
+        if self.frozen:
+            import torch
+
+            dev = str(next(net.parameters()).device)
+            if inference.choose_runtime(net, dev) == "onnxruntime":
+                key = (name, torch.get_num_threads())
+                if key not in self._runners:
+                    self._runners[key] = inference.OrtNet(net, inference.shipped_graph(net), key[1])
+                runner = self._runners[key]
+        return inference.run_network(net, plane, luma, chroma, self.tile, runner)
 
     def pre(self, plane: np.ndarray, quality: int) -> np.ndarray:
         """Encoder stage on a uint8 plane, for JPEG at ``quality``; returns uint8."""
@@ -219,14 +224,14 @@ class ModelStages:
         from .jpeg import tables_for_quality
 
         luma, chroma = tables_for_quality(int(quality), self.tables)
-        out = run_network(self.encoder, plane, luma, None if plane.ndim == 2 else chroma, self.tile)
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        out = self._run("encoder", plane, luma, None if plane.ndim == 2 else chroma)
+        return np.rint(out).astype(np.uint8)
 
     def post(self, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None) -> np.ndarray:
         """Decoder stage on a decoded uint8 plane and its JPEG tables; returns float32 in [0, 255]."""
         if self.decoder is None:
             return plane.astype(np.float32)
-        return np.clip(run_network(self.decoder, plane, luma, chroma, self.tile), 0, 255)
+        return self._run("decoder", plane, luma, chroma)
 
 
 @lru_cache(maxsize=16)
@@ -248,8 +253,8 @@ def load_stages(model_id: str) -> ModelStages:
         net = build(spec["arch"], spec.get("config"))
         prefix = name + "."
         net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-        nets[name] = net.eval().to(_device())
-    return ModelStages(**nets, downscale=info.downscale, tables=info.tables)
+        nets[name] = net.eval().to(inference.device())
+    return ModelStages(**nets, downscale=info.downscale, tables=info.tables, frozen=True)
 
 
 def _retired_successor(info: ModelInfo) -> str:
@@ -276,43 +281,3 @@ def resolve(model: str | ModelStages) -> tuple[str, str | None, ModelStages]:
         return "unregistered", None, model
     info = model_info(model)
     return info.id, info.sha256, load_stages(info.id)
-
-
-def run_network(net, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, tile: int = TILE) -> np.ndarray:
-    """Run a YCbCr network on a uint8 (H, W) or (H, W, 3) plane, tile by tile.
-
-    Tiles of ``tile`` pixels overlap by :data:`OVERLAP` on each side and only their
-    centres are kept, so the result matches a single pass. Returns float32 in the
-    plane's 0-255 scale and shape.
-    """
-    import torch
-
-    from .nets import rgb_to_ycc, table_features, ycc_to_rgb
-
-    gray = plane.ndim == 2
-    device = next(net.parameters()).device
-    cond = torch.from_numpy(table_features(luma, None if gray else chroma))[None].to(device)
-    h, w = plane.shape[:2]
-    m = net.multiple
-    ph, pw = -h % m, -w % m
-    rgb = np.repeat(plane[..., None], 3, axis=2) if gray else plane
-    rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)
-    H, W = x.shape[-2:]
-    out = np.empty((H, W, 1 if gray else 3), np.float32)
-    step = max(m, tile - tile % m)
-    with torch.inference_mode():
-        for y0 in range(0, H, step):
-            for x0 in range(0, W, step):
-                y1, x1 = min(y0 + step, H), min(x0 + step, W)
-                ya, xa = max(0, y0 - OVERLAP), max(0, x0 - OVERLAP)
-                yb, xb = min(H, y1 + OVERLAP), min(W, x1 + OVERLAP)
-                ycc = rgb_to_ycc(x[..., ya:yb, xa:xb].to(device))
-                if gray:
-                    ycc[:, 1:] = 0.5
-                res = net(ycc, cond)
-                res = res[:, :1] if gray else ycc_to_rgb(res)
-                core = res[0, :, y0 - ya : y0 - ya + (y1 - y0), x0 - xa : x0 - xa + (x1 - x0)]
-                out[y0:y1, x0:x1] = core.permute(1, 2, 0).float().cpu().numpy() * 255
-    out = out[:h, :w]
-    return out[..., 0] if gray else out

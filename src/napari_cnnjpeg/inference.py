@@ -1,0 +1,185 @@
+"""Running a network on a plane: tiles, the device, and the runtime that executes it.
+
+A plane goes to the device once (as uint8), colour conversion and clipping run there,
+tiles of equal shape run in batches, and the result comes back in one copy. On the CPU,
+shipped models run under ONNX Runtime when it is installed: the architecture's graph
+ships in ``graphs/`` (no weights in it) and the hash-checked safetensors weights are
+handed to it in memory, so the output matches torch's to float rounding. Elsewhere, and
+for networks being trained, torch runs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import resources
+
+import numpy as np
+
+#: Tile sides (pixels) by device, and the overlap kept on each side; bound the memory.
+TILE = {"cpu": 1024, "cuda": 2048}
+OVERLAP = 48
+#: Pixels (including overlaps) run together in one batch of tiles on a GPU.
+GPU_BATCH_PIXELS = 4 * 2144**2
+#: Runtimes: "auto" picks ONNX Runtime on the CPU for shipped models, else torch.
+RUNTIMES = ("auto", "torch", "onnxruntime")
+
+
+def device() -> str:
+    """The torch device the networks run on (``CNNJPEG_DEVICE``: auto, cpu, cuda, cuda:1...)."""
+    import torch
+
+    want = os.environ.get("CNNJPEG_DEVICE", "auto")
+    if want == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return want
+
+
+def half_precision(dev: str) -> bool:
+    """Whether networks run under float16 autocast (on CUDA, unless ``CNNJPEG_HALF=0``)."""
+    return dev.startswith("cuda") and os.environ.get("CNNJPEG_HALF", "1") != "0"
+
+
+# -- ONNX Runtime -------------------------------------------------------------
+def _graph_index() -> list[dict]:
+    return json.loads(resources.files("napari_cnnjpeg").joinpath("graphs", "index.json").read_text())
+
+
+def graph_key(net) -> dict:
+    """What fixes a network's graph: its architecture and sizes."""
+    return {"arch": type(net).__name__, "ch1": net.ch1, "ch2": net.ch2, "blocks": net.blocks}
+
+
+def shipped_graph(net) -> bytes | None:
+    """The shipped ONNX graph (weights left out) for ``net``'s architecture, if there is one."""
+    key = graph_key(net)
+    for entry in _graph_index():
+        if entry["key"] == key:
+            data = resources.files("napari_cnnjpeg").joinpath("graphs", entry["file"]).read_bytes()
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                from .errors import CjpgError
+
+                raise CjpgError(f"graph {entry['file']} fails its SHA-256 check; the installation is altered")
+            return data
+    return None
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class OrtNet:
+    """A frozen network run by ONNX Runtime on the CPU: called like the torch module."""
+
+    def __init__(self, net, graph: bytes, threads: int):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        # the weights stay referenced by this object: ONNX Runtime reads them in place
+        self._weights = {k: np.ascontiguousarray(v.detach().float().cpu().numpy()) for k, v in net.state_dict().items()}
+        names = list(self._weights)
+        opts.add_external_initializers(names, [ort.OrtValue.ortvalue_from_numpy(self._weights[k]) for k in names])
+        self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+        self.multiple = net.multiple
+
+    def __call__(self, x, cond):
+        import torch
+
+        feed = {"x": np.ascontiguousarray(x.float().numpy()), "cond": np.ascontiguousarray(cond.float().numpy())}
+        y = self.session.run(None, feed)[0]
+        return torch.from_numpy(y)
+
+
+def choose_runtime(net, dev: str) -> str:
+    """The runtime for a shipped (frozen) network on ``dev`` (``CNNJPEG_RUNTIME`` overrides)."""
+    want = os.environ.get("CNNJPEG_RUNTIME", "auto")
+    if want not in RUNTIMES:
+        from .errors import CjpgError
+
+        raise CjpgError(f"CNNJPEG_RUNTIME={want!r} is not one of {', '.join(RUNTIMES)}")
+    if want == "torch" or dev != "cpu":
+        return "torch"
+    usable = onnxruntime_available() and shipped_graph(net) is not None
+    if want == "onnxruntime" and not usable:
+        from .errors import CjpgError
+
+        raise CjpgError("CNNJPEG_RUNTIME=onnxruntime, but onnxruntime is not installed or has no graph for this model")
+    return "onnxruntime" if usable else "torch"
+
+
+# -- tiles --------------------------------------------------------------------
+def _tiles(H: int, W: int, step: int) -> list[tuple[int, int, int, int, int, int, int, int]]:
+    """(y0, y1, x0, x1) kept and (ya, yb, xa, xb) computed, for each tile."""
+    out = []
+    for y0 in range(0, H, step):
+        for x0 in range(0, W, step):
+            y1, x1 = min(y0 + step, H), min(x0 + step, W)
+            ya, xa = max(0, y0 - OVERLAP), max(0, x0 - OVERLAP)
+            yb, xb = min(H, y1 + OVERLAP), min(W, x1 + OVERLAP)
+            out.append((y0, y1, x0, x1, ya, yb, xa, xb))
+    return out
+
+
+def run_network(
+    net,
+    plane: np.ndarray,
+    luma: np.ndarray,
+    chroma: np.ndarray | None,
+    tile: int | None = None,
+    runner=None,
+) -> np.ndarray:
+    """Run a YCbCr network on a uint8 (H, W) or (H, W, 3) plane, tile by tile.
+
+    Tiles of ``tile`` pixels (default: :data:`TILE` for the device) overlap by
+    :data:`OVERLAP` on each side and only their centres are kept, so the result matches
+    a single pass. ``runner`` executes the network (default: the torch module itself).
+    Returns float32 in the plane's 0-255 scale and shape, clipped to [0, 255].
+    """
+    import torch
+
+    from .nets import rgb_to_ycc, table_features, ycc_to_rgb
+
+    gray = plane.ndim == 2
+    dev = next(net.parameters()).device
+    run = runner or net
+    half = runner is None and half_precision(str(dev))
+    cond = torch.from_numpy(table_features(luma, None if gray else chroma))[None].to(dev)
+    h, w = plane.shape[:2]
+    m = net.multiple
+    plane = np.ascontiguousarray(plane) if plane.flags.writeable else plane.copy()  # torch wants writable memory
+    x = torch.from_numpy(plane).to(dev)  # one copy in, as uint8
+    x = x[None, None] if gray else x.permute(2, 0, 1)[None]
+    x = torch.nn.functional.pad(x.float(), (0, -w % m, 0, -h % m), mode="replicate").div_(255)
+    H, W = x.shape[-2:]
+    out = torch.empty((1 if gray else 3, H, W), dtype=torch.float32, device=dev)
+    step = max(m, (tile or TILE.get(dev.type, TILE["cpu"])) // m * m)
+    groups: dict[tuple[int, int], list] = {}
+    for t in _tiles(H, W, step):
+        groups.setdefault((t[5] - t[4], t[7] - t[6]), []).append(t)
+    with torch.inference_mode():
+        for (th, tw), tiles in groups.items():
+            per = max(1, GPU_BATCH_PIXELS // (th * tw)) if dev.type == "cuda" else 1
+            for i in range(0, len(tiles), per):
+                batch = tiles[i : i + per]
+                rgb = torch.cat([x[..., ya:yb, xa:xb] for _, _, _, _, ya, yb, xa, xb in batch])
+                if gray:
+                    ycc = torch.cat([rgb, torch.full_like(rgb, 0.5), torch.full_like(rgb, 0.5)], 1)
+                else:
+                    ycc = rgb_to_ycc(rgb)
+                with torch.autocast(dev.type, dtype=torch.float16, enabled=half):
+                    res = run(ycc, cond.expand(len(batch), -1))
+                res = res.to(dev, torch.float32)
+                res = res[:, :1] if gray else ycc_to_rgb(res)
+                for j, (y0, y1, x0, x1, ya, _, xa, _) in enumerate(batch):
+                    out[:, y0:y1, x0:x1] = res[j, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+    out = out[:, :h, :w].mul_(255).clamp_(0, 255)
+    out = out[0] if gray else out.permute(1, 2, 0)
+    return out.contiguous().cpu().numpy()  # one copy out
