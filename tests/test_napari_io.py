@@ -69,7 +69,7 @@ def test_open_compact_stack_at_full_size(make_napari_viewer, tmp_path, photo):
     viewer = make_napari_viewer()
     [layer] = viewer.open(path, plugin=PLUGIN)
     assert layer.data.shape == stack.shape and layer.metadata["downscale"] == 2
-    np.testing.assert_array_equal(np.asarray(layer.data[1]), cj.read_plane(path, 1))
+    np.testing.assert_array_equal(layer.data.plane(1), cj.read_plane(path, 1))
 
 
 def test_open_16bit_stack_lazily_with_metadata(make_napari_viewer, tmp_path, stack16, monkeypatch):
@@ -79,14 +79,14 @@ def test_open_16bit_stack_lazily_with_metadata(make_napari_viewer, tmp_path, sta
             "contrast_limits": [15000.0, 40000.0], "colormap": "magma"}
     cj.imwrite(path, stack16, quality=90, metadata=meta)
     decoded = []
-    plane = codec.Reader.plane
-    monkeypatch.setattr(codec.Reader, "plane", lambda self, k: decoded.append(k) or plane(self, k))
+    plane = codec.Reader.decode_payload
+    monkeypatch.setattr(codec.Reader, "decode_payload", lambda self, k, *a, **kw: decoded.append(k) or plane(self, k, *a, **kw))
 
     viewer = make_napari_viewer()
     [layer] = viewer.open(path, plugin=PLUGIN)
-    import dask.array as da
+    from napari_cnnjpeg._reader import ProgressiveStack
 
-    assert isinstance(layer.data, da.Array)
+    assert isinstance(layer.data, ProgressiveStack)
     assert layer.data.shape == stack16.shape and layer.dtype == np.uint16
     assert layer.name == "cells" and not layer.rgb
     np.testing.assert_allclose(layer.scale, meta["scale"])
@@ -100,7 +100,7 @@ def test_open_16bit_stack_lazily_with_metadata(make_napari_viewer, tmp_path, sta
     n = len(decoded)
     viewer.dims.set_current_step(0, 3)
     assert decoded[n:] and set(decoded[n:]) == {3}, (decoded, viewer.dims.current_step, viewer.dims.point)
-    np.testing.assert_array_equal(np.asarray(layer.data[3]), codec.read_plane(path, 3))
+    np.testing.assert_array_equal(layer.data.plane(3), codec.read_plane(path, 3))
 
 
 def test_big_stack_opens_without_decoding(make_napari_viewer, tmp_path, monkeypatch):
@@ -113,17 +113,45 @@ def test_big_stack_opens_without_decoding(make_napari_viewer, tmp_path, monkeypa
     path = tmp_path / "big.cjpg"
     cj.imwrite(path, stack, quality=50, model="jpeg")
     decoded = []
-    plane = codec.Reader.plane
-    monkeypatch.setattr(codec.Reader, "plane", lambda self, k: decoded.append(k) or plane(self, k))
+    plane = codec.Reader.decode_payload
+    monkeypatch.setattr(codec.Reader, "decode_payload", lambda self, k, *a, **kw: decoded.append(k) or plane(self, k, *a, **kw))
     [(data, kwargs, _)] = napari_get_reader(str(path))(str(path))
     assert decoded == []
-    assert data.shape == (500, 32, 32) and data.numblocks == (500, 1, 1)
+    assert data.shape == (500, 32, 32)
     viewer = make_napari_viewer()
     [layer] = viewer.open(path, plugin=PLUGIN)
     viewer.dims.set_current_step(0, 321)
-    np.asarray(layer.data[321])
+    layer.data.plane(321)
     assert 321 in decoded and len(set(decoded)) <= 3, decoded  # the plane shown (+ first/initial view), not 500
-    np.testing.assert_array_equal(np.asarray(layer.data[321]), codec.read_plane(path, 321))
+    np.testing.assert_array_equal(layer.data.plane(321), codec.read_plane(path, 321))
+
+
+def test_scrolling_restores_planes_off_the_gui_thread(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """A stack with a decoder network: the slider shows the plain JPEG plane at once, and the
+    network restores it on a worker thread, after which the layer shows the restored plane."""
+    import threading
+
+    from skimage.data import astronaut
+
+    from napari_cnnjpeg.models import ModelStages
+
+    stack = np.stack([astronaut()[i * 60 : i * 60 + 96, 100:196] for i in range(4)])
+    path = tmp_path / "rgb_stack.cjpg"
+    cj.imwrite(path, stack, quality=40)
+    exact = cj.decode(path)
+    threads = []
+    post = ModelStages.post
+    monkeypatch.setattr(ModelStages, "post", lambda self, *a: threads.append(threading.current_thread()) or post(self, *a))
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(path, plugin=PLUGIN)
+    threads.clear()
+    viewer.dims.set_current_step(0, 2)
+    plain = codec.Reader(path).plane(2, restore=False)
+    shown = lambda: np.asarray(layer._slice.image.raw)  # noqa: E731 - what the canvas shows
+    assert np.array_equal(shown(), plain) or np.array_equal(shown(), exact[2])
+    qtbot.waitUntil(lambda: np.array_equal(shown(), exact[2]), timeout=30000)
+    assert threads and all(t is not threading.main_thread() for t in threads), threads
+    np.testing.assert_array_equal(np.asarray(layer.data)[1], exact[1])  # the array itself is exact
 
 
 # -- writer ----------------------------------------------------------------------------
@@ -260,7 +288,7 @@ def test_corrupt_plane_of_lazy_stack(make_napari_viewer, tmp_path):
     with pytest.raises(cj.CjpgError, match="plane 5"):
         viewer.dims.set_current_step(0, 5)
     viewer.dims.set_current_step(0, 1)
-    np.testing.assert_array_equal(np.asarray(layer.data[1]), codec.read_plane(path, 1))
+    np.testing.assert_array_equal(layer.data.plane(1), codec.read_plane(path, 1))
 
 
 # -- sample data -------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """napari reader for ``.cjpg`` files (npe2 ``readers`` contribution).
 
-A 2D file is decoded at once; a stack opens lazily as a dask array whose chunks
-are single planes, so opening costs only the header and moving a slider decodes
-only the plane shown.
+A 2D file is decoded at once; a stack opens lazily as a :class:`ProgressiveStack`:
+opening costs only the header, and moving a slider shows the plane's plain JPEG decode
+at once while the decoder network restores it off napari's GUI thread.
 """
 
 from __future__ import annotations
@@ -38,41 +38,161 @@ def read_cjpg(path) -> list[tuple]:
     return [_read_one(Path(p)) for p in paths]
 
 
-class _LazyPlanes:
-    """An open :class:`~napari_cnnjpeg.codec.Reader` shared by the chunks of a dask array.
+class ProgressiveStack:
+    """A ``.cjpg`` stack as napari slices it: plane by plane, never waiting on a network.
 
-    Reads are serialised (one file handle); the file is closed when the array is
-    garbage collected.
+    On the main (GUI) thread, indexing one plane returns it at once: restored if the
+    decoder network has finished it, else its plain JPEG decode (milliseconds), while a
+    background thread restores it and then refreshes the layers showing this stack. Only
+    the latest requested planes are restored (a fast scroll skips the planes it passed).
+    On other threads, ``np.asarray(stack)`` and :meth:`plane` give the restored data. Reads of the file are serialised;
+    the file closes when the stack is garbage collected.
     """
 
-    def __init__(self, reader) -> None:
-        self.reader = reader
-        self.lock = threading.Lock()
-        self.lead = reader.shape[: len(reader.shape) - len(reader.plane_shape)]
-        weakref.finalize(self, reader.close)
+    CACHE_BYTES = 256 * 2**20
 
-    def block(self, block_info=None):
+    def __init__(self, reader) -> None:
+        from collections import OrderedDict, deque
+        from concurrent.futures import ThreadPoolExecutor
+
         import numpy as np
 
-        loc = block_info[None]["chunk-location"][: len(self.lead)]
-        k = int(np.ravel_multi_index(loc, self.lead))
-        with self.lock:
-            plane = self.reader.plane(k)
-        return plane.reshape((1,) * len(self.lead) + plane.shape)
+        self.reader = reader
+        self.shape = tuple(reader.shape)
+        self.dtype = np.dtype(reader.dtype)
+        self.ndim = len(self.shape)
+        self.lead = self.shape[: self.ndim - len(reader.plane_shape)]
+        self._lock = threading.Lock()  # the file handle and the cache
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._wanted: deque[int] = deque(maxlen=2)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="cnnjpeg-restore") if reader.restores else None
+        weakref.finalize(self, _close, reader, self._pool)
+
+    @property
+    def size(self) -> int:
+        import math
+
+        return math.prod(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _payload(self, k: int) -> bytes:
+        with self._lock:
+            return self.reader.container.payload(k)
+
+    def plane(self, k: int):
+        """Plane ``k`` (C order of the leading axes), restored: waits for the network."""
+        with self._lock:
+            if k in self._cache:
+                return self._cache[k]
+        out = self.reader.decode_payload(k, self._payload(k))
+        self._remember(k, out)
+        return out
+
+    def _remember(self, k: int, plane) -> None:
+        with self._lock:
+            self._cache[k] = plane
+            self._cache.move_to_end(k)
+            while len(self._cache) > 1 and sum(p.nbytes for p in self._cache.values()) > self.CACHE_BYTES:
+                self._cache.popitem(last=False)
+
+    def shown(self, k: int):
+        """Plane ``k`` for display now: restored if ready, else the plain decode with a restore queued."""
+        with self._lock:
+            if k in self._cache:
+                self._cache.move_to_end(k)
+                return self._cache[k]
+        if self._pool is None:  # no network: the plain decode is the plane
+            return self.plane(k)
+        preview = self.reader.decode_payload(k, self._payload(k), restore=False)
+        if k not in self._wanted:
+            self._wanted.append(k)
+            self._pool.submit(self._restore, k)
+        return preview
+
+    def _restore(self, k: int) -> None:
+        if k not in self._wanted:  # scrolled past before its turn
+            return
+        try:
+            self.plane(k)
+        except Exception:  # noqa: BLE001 - the next display of this plane reports it (plane() raises there)
+            return
+        finally:
+            if k in self._wanted:
+                self._wanted.remove(k)
+        _refresh_layers_showing(self)
+
+    def __getitem__(self, key):
+        import itertools
+
+        import numpy as np
+
+        key = key if isinstance(key, tuple) else (key,)
+        nl = len(self.lead)
+        if any(k is Ellipsis or k is None for k in key) or not all(
+            isinstance(k, (int, np.integer, slice)) for k in key[:nl]
+        ):
+            return np.asarray(self)[key]
+        lead_key = key[:nl] + (slice(None),) * (nl - len(key[:nl]))
+        axes = []
+        for k, n in zip(lead_key, self.lead):
+            if isinstance(k, slice):
+                axes.append(range(n)[k])
+            else:
+                i = int(k) + (n if int(k) < 0 else 0)
+                if not 0 <= i < n:
+                    raise IndexError(f"index {int(k)} is out of bounds for an axis of size {n}")
+                axes.append(i)
+        kept = [len(a) for a in axes if isinstance(a, range)]
+        count = int(np.prod(kept)) if kept else 1
+        # napari slices on its GUI thread: there, one plane (or a thin slice) shows progressively;
+        # elsewhere (widget workers, scripts, napari's async slicing) indexing waits for the network
+        progressive = count <= 2 and threading.current_thread() is threading.main_thread()
+        get = self.shown if progressive else self.plane
+        out = np.empty(tuple(kept) + tuple(self.reader.plane_shape), self.dtype)
+        ranges = [a if isinstance(a, range) else [a] for a in axes]
+        for pos in itertools.product(*ranges):
+            where = tuple(r.index(p) for r, p in zip(ranges, pos) if isinstance(r, range))
+            out[where] = get(int(np.ravel_multi_index(pos, self.lead)))
+        return out[(slice(None),) * len(kept) + key[nl:]]
+
+    def __array__(self, dtype=None, copy=None):
+        import numpy as np
+
+        out = np.empty(self.shape, self.dtype)
+        flat = out.reshape((-1,) + tuple(self.reader.plane_shape))
+        for k in range(len(flat)):
+            flat[k] = self.plane(k)
+        return out if dtype is None else out.astype(dtype)
 
 
-def _lazy_array(reader):
-    import dask.array as da
-
-    lazy = _LazyPlanes(reader)
-    chunks = tuple((1,) * n for n in lazy.lead) + tuple((n,) for n in reader.plane_shape)
-    return da.map_blocks(lazy.block, chunks=chunks, dtype=reader.dtype, meta=_empty(reader.dtype))
+def _close(reader, pool) -> None:
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+    reader.close()
 
 
-def _empty(dtype):
-    import numpy as np
+def _refresh_layers_showing(stack: ProgressiveStack) -> None:
+    """On napari's GUI thread, refresh the layers whose data is ``stack`` (from a worker thread)."""
+    try:
+        from qtpy.QtWidgets import QApplication
+        from superqt.utils import ensure_main_thread
+    except ImportError:
+        return
+    if QApplication.instance() is None:
+        return
 
-    return np.empty((0,), dtype)
+    @ensure_main_thread
+    def refresh() -> None:
+        from napari import current_viewer
+
+        viewer = current_viewer()
+        for layer in viewer.layers if viewer is not None else ():
+            if layer.data is stack:
+                layer.refresh()
+
+    refresh()
 
 
 def _plain(value):
@@ -125,7 +245,7 @@ def _read_one(path: Path) -> tuple:
             data = reader.read()
             reader.close()
         else:
-            data = _lazy_array(reader)
+            data = ProgressiveStack(reader)
     except BaseException:
         reader.close()
         raise

@@ -10,7 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, 
 
 from ._workers import (
     ALL_PLANES, PLANE_CHOICES, PLANE_IN_VIEW, Job, check_layer, current_index, debounce, default_model_id,
-    describe_index, format_db, layer_choices, plane_ndim, plane_transform, set_or_add_image, show_error,
+    describe_index, format_db, layer_choices, layer_plane, plane_ndim, plane_transform, set_or_add_image, show_error,
 )
 from .errors import CjpgError
 
@@ -71,7 +71,7 @@ def region_slices(shapes, geometry, plane_hw: tuple[int, int]):
 
 
 def _get(data, index):
-    return np.asarray(data if index is None else data[index])
+    return layer_plane(data, index)
 
 
 # -- work (worker thread) ----------------------------------------------------------------
@@ -333,7 +333,7 @@ class CompareWidget(Container):
         try:
             check_layer(ref, "reference layer")
             index = current_index(self._viewer, ref)
-            plane = ref.data[index] if index else ref.data
+            plane = layer_plane(ref.data, index)
             marker = None
             test = self.test.value
             bpp_value = (getattr(test, "metadata", None) or {}).get("bpp") if test is not None else None

@@ -13,7 +13,7 @@ from magicgui.widgets import (
 
 from ._workers import (
     ALL_PLANES, PLANE_CHOICES, PLANE_IN_VIEW, Job, apply_runtime_settings, check_layer, current_index, debounce,
-    default_model_id, describe_index, format_bytes, format_db, get_settings, layer_attributes, layer_choices,
+    default_model_id, describe_index, format_bytes, format_db, get_settings, layer_attributes, layer_choices, layer_plane,
     lead_shape, plane_transform, set_or_add_image, show_error,
 )
 from .errors import CjpgError
@@ -90,11 +90,11 @@ def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality:
             mapping = plane_mapping
     note = ""
     if quality is None:
-        probe = np.asarray(data[probe_index] if probe_index else data)
+        probe = layer_plane(data, probe_index)
         quality, note = yield from find_quality(task, probe, rgb, model, target_bpp, plane_mapping)
     if clamped := quality_note(model, quality):  # outside the model's range: coded at its nearest end
         note, quality = clamped, model_info(model).effective_quality(quality)
-    src = np.asarray(data if index is None else data[index])
+    src = layer_plane(data, index)
     task.check()
     pdims = 3 if rgb else 2
     n = int(np.prod(src.shape[: src.ndim - pdims], dtype=np.int64))

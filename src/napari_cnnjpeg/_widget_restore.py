@@ -10,7 +10,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, 
 
 from ._workers import (
     ALL_PLANES, PLANE_CHOICES, PLANE_IN_VIEW, Job, apply_runtime_settings, check_layer, current_index,
-    describe_index, layer_choices, plane_transform, show_error,
+    describe_index, layer_choices, layer_plane, plane_transform, show_error,
 )
 from .errors import CjpgError
 
@@ -58,7 +58,7 @@ def restore_layer_job(task, data, index, rgb: bool, model: str, quality: int, ta
     from . import codec
 
     apply_runtime_settings(model)
-    src = np.asarray(data if index is None else data[index])
+    src = layer_plane(data, index)
     if src.dtype != np.uint8:
         raise CjpgError(
             f"restoring needs 8-bit data decoded from a JPEG; this layer is {src.dtype}"

@@ -128,6 +128,16 @@ def plane_transform(layer) -> dict:
     return {"scale": tuple(layer.scale[-k:]), "translate": tuple(layer.translate[-k:])}
 
 
+def layer_plane(data, index: tuple[int, ...] | None) -> np.ndarray:
+    """The plane of a layer's data at ``index`` (None or (): all of it), restored where the
+    data is a ``.cjpg`` stack (never the preview its GUI-thread slicing may show)."""
+    from ._reader import ProgressiveStack
+
+    if isinstance(data, ProgressiveStack) and index:
+        return data.plane(int(np.ravel_multi_index(index, data.lead)))
+    return np.asarray(data[index] if index else data)
+
+
 def describe_index(layer, index: tuple[int, ...]) -> str:
     if not index:
         return ""

@@ -270,14 +270,26 @@ class Reader:
     def __len__(self) -> int:
         return len(self.container)
 
-    def plane(self, k: int) -> np.ndarray:
-        """Decode plane ``k`` (in C order of the leading axes) to the original dtype."""
-        data = self.container.payload(k)
+    @property
+    def restores(self) -> bool:
+        """Whether planes pass through a decoder network (else the plain decode is final)."""
+        return self.stages.decoder is not None
+
+    def plane(self, k: int, restore: bool = True) -> np.ndarray:
+        """Decode plane ``k`` (in C order of the leading axes) to the original dtype.
+
+        ``restore=False`` skips the decoder network: the payload as a stock JPEG decoder
+        shows it (enlarged to full size for a compact model), in milliseconds.
+        """
+        return self.decode_payload(k, self.container.payload(k), restore)
+
+    def decode_payload(self, k: int, data: bytes, restore: bool = True) -> np.ndarray:
+        """Decode plane ``k`` from its payload bytes (read with ``container.payload(k)``)."""
         pixels = decode_jpeg12(data) if self.bits == 12 else decode_jpeg(data)
         if pixels.shape != self.payload_shape:
             raise CjpgError(f"corrupt .cjpg file: plane {k} decodes to {pixels.shape}, header says {self.payload_shape}")
         pixels = upscale(pixels, self.plane_shape[:2])
-        if self.stages.decoder is not None:
+        if restore and self.restores:
             pixels = self.stages.post(pixels, *quant_tables(data))
         mapping = self.meta["mapping"]
         if mapping is None:
