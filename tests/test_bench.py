@@ -234,3 +234,44 @@ def test_scientific_bench_on_16_bit_tiffs(tmp_path):
     assert result["ceiling_q100"]["min"] > 60
     report = (tmp_path / "out" / "sci.md").read_text()
     assert "| `default` |" in report and "Ceiling of the default path" in report
+
+
+def test_speed_bench_writes_its_table(tmp_path):
+    """The speed benchmark (``cnnjpeg bench --speed``): MP/s per model and device, stage shares, the network alone."""
+    from napari_cnnjpeg.cli import main
+
+    from napari_cnnjpeg import bench_speed
+
+    result = bench_speed.run(["restore-s-v2", "jpeg"], megapixels=0.1, repeats=1, small=2, out=tmp_path)
+    assert result == json.loads((tmp_path / "benchmarks-speed.json").read_text())
+    rows = {(r["model"], r["images"]): r for r in result["rows"]}
+    assert {m for m, _ in rows} == {"restore-s-v2", "jpeg"} and len(rows) == 4
+    for (model, _), r in rows.items():
+        assert r["decode_mpx_s"] > 0 and r["encode_mpx_s"] > 0
+        assert abs(sum(r["stage_share"].values()) - 1) < 0.05 or model == "jpeg"
+        assert ("network_mpx_s" in r) == (model != "jpeg")
+    assert 0 <= result["half_precision_cost_db"]["restore-s-v2"] < 0.02
+    assert "| restore-s-v2 | cpu |" in (tmp_path / "benchmarks-speed.md").read_text()
+
+
+def test_codec_and_speed_bench_run_with_only_the_device_machine_packages(tmp_path):
+    """scripts/device_check.sh runs where only torch, numpy, Pillow, safetensors and scikit-image exist."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "BLOCK = {'imagecodecs', 'napari', 'matplotlib', 'tqdm', 'onnxruntime', 'dask', 'zarr', 'numcodecs',\n"
+        "         'magicgui', 'qtpy', 'distributed', 'ome_zarr', 'PyQt6'}\n"
+        "class Blocker:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in BLOCK:\n"
+        "            raise ImportError('not on the device machine: ' + name)\n"
+        "sys.meta_path.insert(0, Blocker())\n"
+        "from napari_cnnjpeg import bench_speed\n"
+        "r = bench_speed.run(['restore-s-v2', 'jpeg'], megapixels=0.05, repeats=1, small=1)\n"
+        "assert {row['runtime'] for row in r['rows']} <= {'torch', '-'}, r\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]

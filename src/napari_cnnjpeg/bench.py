@@ -693,6 +693,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sanity-qualities", type=int, nargs="*", default=list(SANITY_QUALITIES),
                         help="more settings for the models' whole-range sanity table (default: 1-100 in steps)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--speed", action="store_true",
+                        help="speed benchmark instead: MP/s per model and device, time per stage, network alone "
+                             "(writes NAME.md/json; NAME defaults to benchmarks-speed)")
+    parser.add_argument("--megapixels", type=float, default=12.0, help="with --speed: size of the large test photo")
     parser.add_argument("--update-cards", action="store_true",
                         help="write each model's deltas into its model card (run on Kodak)")
 
@@ -700,6 +704,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed ``bench`` options; prints the deltas and the written paths."""
     set_threads(args.threads)
+    if args.speed:
+        from . import bench_speed
+
+        name = "benchmarks-speed" if args.name == "report" else args.name
+        result = bench_speed.run(args.models, quality=75, megapixels=args.megapixels, out=args.out, name=name,
+                                 command="cnnjpeg " + " ".join(sys.argv[1:]))
+        print(bench_speed.markdown(result))
+        return 0
     from . import bench_scientific
 
     if bench_scientific.is_scientific_folder(args.data):  # 12/16-bit or float TIFFs

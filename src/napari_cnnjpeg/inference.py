@@ -115,6 +115,57 @@ def choose_runtime(net, dev: str) -> str:
     return "onnxruntime" if usable else "torch"
 
 
+# -- stage timing (the speed benchmark) ---------------------------------------
+class StageClock:
+    """Seconds spent per stage of :func:`run_network`, while installed with :func:`timing`.
+
+    On CUDA each lap synchronises, so timing slows the pipeline it measures a little.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = 0.0
+        self._sync = None
+
+    def start(self, dev) -> None:
+        import time
+
+        import torch
+
+        self._sync = torch.cuda.synchronize if dev.type == "cuda" else None
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        import time
+
+        if self._sync:
+            self._sync()
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+
+
+_CLOCK: StageClock | None = None
+
+
+class timing:
+    """``with timing() as clock:`` records :func:`run_network`'s stages in ``clock.seconds``."""
+
+    def __enter__(self) -> StageClock:
+        global _CLOCK
+        _CLOCK = StageClock()
+        return _CLOCK
+
+    def __exit__(self, *exc) -> None:
+        global _CLOCK
+        _CLOCK = None
+
+
+def _lap(stage: str) -> None:
+    if _CLOCK is not None:
+        _CLOCK.lap(stage)
+
+
 # -- tiles --------------------------------------------------------------------
 def _tiles(H: int, W: int, step: int) -> list[tuple[int, int, int, int, int, int, int, int]]:
     """(y0, y1, x0, x1) kept and (ya, yb, xa, xb) computed, for each tile."""
@@ -149,6 +200,8 @@ def run_network(
 
     gray = plane.ndim == 2
     dev = next(net.parameters()).device
+    if _CLOCK is not None:
+        _CLOCK.start(dev)
     run = runner or net
     half = runner is None and half_precision(str(dev))
     cond = torch.from_numpy(table_features(luma, None if gray else chroma))[None].to(dev)
@@ -156,6 +209,7 @@ def run_network(
     m = net.multiple
     plane = np.ascontiguousarray(plane) if plane.flags.writeable else plane.copy()  # torch wants writable memory
     x = torch.from_numpy(plane).to(dev)  # one copy in, as uint8
+    _lap("transfer")
     x = x[None, None] if gray else x.permute(2, 0, 1)[None]
     x = torch.nn.functional.pad(x.float(), (0, -w % m, 0, -h % m), mode="replicate").div_(255)
     H, W = x.shape[-2:]
@@ -170,16 +224,24 @@ def run_network(
             for i in range(0, len(tiles), per):
                 batch = tiles[i : i + per]
                 rgb = torch.cat([x[..., ya:yb, xa:xb] for _, _, _, _, ya, yb, xa, xb in batch])
+                _lap("tiling")
                 if gray:
                     ycc = torch.cat([rgb, torch.full_like(rgb, 0.5), torch.full_like(rgb, 0.5)], 1)
                 else:
                     ycc = rgb_to_ycc(rgb)
+                _lap("colour")
                 with torch.autocast(dev.type, dtype=torch.float16, enabled=half):
                     res = run(ycc, cond.expand(len(batch), -1))
                 res = res.to(dev, torch.float32)
+                _lap("network")
                 res = res[:, :1] if gray else ycc_to_rgb(res)
+                _lap("colour")
                 for j, (y0, y1, x0, x1, ya, _, xa, _) in enumerate(batch):
                     out[:, y0:y1, x0:x1] = res[j, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+                _lap("tiling")
     out = out[:, :h, :w].mul_(255).clamp_(0, 255)
     out = out[0] if gray else out.permute(1, 2, 0)
-    return out.contiguous().cpu().numpy()  # one copy out
+    _lap("colour")
+    out = out.contiguous().cpu().numpy()  # one copy out
+    _lap("transfer")
+    return out
