@@ -8,7 +8,7 @@ reader, and moves the slider through every plane at ``rate`` steps per second.
 A 2 ms timer on the GUI thread records every gap between its ticks: the longest gap is
 the longest time the GUI could not respond. ``restored_after_stop_s`` is how long the
 last plane took to show restored after the slider stopped. Prints a JSON summary and a Markdown row;
-with ``--out``, writes ``scroll_stall.json`` there.
+with ``--out``, writes ``scroll_stall.json`` there and its table into ``benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -107,6 +107,9 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "scroll_stall.json").write_text(json.dumps(result, indent=1) + "\n")
+        from napari_cnnjpeg.bench_speed import update_report
+
+        update_report(args.out / "benchmarks.md")
 
 
 if __name__ == "__main__":

@@ -198,6 +198,54 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
+
+
+def speed_section(folder: str | os.PathLike) -> str:
+    """The speed part of ``benchmarks.md``, from the JSON files the speed tools left in ``folder``:
+    ``benchmarks-speed.json`` (CPU), ``benchmarks-speed-gpu.json`` (a GPU) and ``scroll_stall.json``."""
+    folder = Path(folder)
+    parts = []
+    for name, title in (("benchmarks-speed", "Speed on this machine's CPU"), ("benchmarks-speed-gpu", "Speed on a GPU")):
+        path = folder / f"{name}.json"
+        if path.exists():
+            result = json.loads(path.read_text())
+            gpu = result["machine"].get("gpu")
+            body = markdown(result).split("\n", 2)[2]  # without the "# Speed" title
+            parts.append(f"## {title}" + (f" ({gpu})" if gpu and "gpu" in name else "") + "\n\n" + body)
+    path = folder / "scroll_stall.json"
+    if path.exists():
+        r = json.loads(path.read_text())
+        parts.append(
+            "## napari while scrolling\n\n"
+            f"Command: `{r['command']}` ({r['machine']}). The slider moved through {r['planes']} planes of "
+            f"{r['size']}x{r['size']} uint8 (model {r['model']}, quality {r['quality']}) at {r['rate']:g} steps/s; "
+            "a 2 ms timer on napari's GUI thread recorded every gap between its ticks.\n\n"
+            "| longest GUI stall | 99th percentile gap | stalls over 100 ms | slider step (median / max) | "
+            "last plane restored after the slider stopped |\n|---:|---:|---:|---:|---:|\n"
+            f"| {r['longest_stall_ms']} ms | {r['p99_gap_ms']} ms | {r['stalls_over_100ms']} | "
+            f"{r['slider_step_ms_median']} / {r['slider_step_ms_max']} ms | {r['restored_after_stop_s']} s |\n")
+    return "\n".join(parts)
+
+
+def update_report(report: str | os.PathLike) -> None:
+    """Put :func:`speed_section` of the report's folder between the speed markers of ``report``
+    (appended if it has none), so the Kodak benchmark and the speed tools can each rewrite it."""
+    from .container import write_atomic
+
+    report = Path(report)
+    if not report.exists():
+        return
+    text = report.read_text()
+    section = f"{BEGIN}\n{speed_section(report.parent)}{END}\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    write_atomic(report, text.encode())
+
+
 def run(models: list[str] | None = None, device_list: list[str] | None = None, quality: int = 75,
         repeats: int = 2, megapixels: float = 12.0, out: str | os.PathLike | None = None, name: str = "benchmarks-speed",
         command: str = "cnnjpeg bench --speed", small: int = 16) -> dict:
@@ -228,6 +276,7 @@ def run(models: list[str] | None = None, device_list: list[str] | None = None, q
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
         (out / f"{name}.md").write_text(markdown(result))
+        update_report(out / "benchmarks.md")
     return result
 
 
