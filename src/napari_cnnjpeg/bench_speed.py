@@ -87,7 +87,8 @@ def measure(model: str, dev: str, images: dict[str, list[np.ndarray]], quality: 
             import torch
 
             runner = inference.OrtNet(net, inference.shipped_graph(net), torch.get_num_threads())
-    tile = inference.TILE.get(dev.split(":")[0], inference.TILE["cpu"]) + 2 * inference.OVERLAP
+    tile = (inference.TILE["onnxruntime"] if runner is not None else inference.TILE.get(dev.split(":")[0], 512))
+    tile += 2 * inference.OVERLAP
     net_mpx_s = network_only(net, runner, dev, tile, repeats) if net is not None else None
     rows = []
     for name, batch in images.items():
@@ -151,6 +152,41 @@ def half_cost(model: str, image: np.ndarray, qualities=(30, 75, 95)) -> float:
     return round(worst, 4)
 
 
+def runtime_comparison(model: str, image: np.ndarray, repeats: int) -> list[dict]:
+    """Decode MP/s on the CPU under torch and under ONNX Runtime, on an idle machine and with
+    one core taken by another process (as napari's GUI thread or a second worker takes one)."""
+    import subprocess
+
+    from . import codec, inference, models
+
+    if not inference.onnxruntime_available():
+        return []
+    blob = codec.encode(image, quality=75, model=model)
+    mpx = image.shape[0] * image.shape[1] / 1e6
+    before = os.environ.get("CNNJPEG_RUNTIME")
+    rows = []
+    try:
+        for runtime in ("torch", "onnxruntime"):
+            os.environ["CNNJPEG_RUNTIME"] = runtime
+            models.load_stages.cache_clear()
+            row = {"model": model, "runtime": runtime}
+            row["idle_mpx_s"] = round(mpx / _timed(lambda: codec.decode(blob), repeats)[0], 2)
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            try:
+                row["one_core_busy_mpx_s"] = round(mpx / _timed(lambda: codec.decode(blob), repeats)[0], 2)
+            finally:
+                busy.kill()
+                busy.wait()
+            rows.append(row)
+    finally:
+        if before is None:
+            os.environ.pop("CNNJPEG_RUNTIME", None)
+        else:
+            os.environ["CNNJPEG_RUNTIME"] = before
+        models.load_stages.cache_clear()
+    return rows
+
+
 def devices() -> list[str]:
     import torch
 
@@ -195,6 +231,12 @@ def markdown(result: dict) -> str:
         stages = " | ".join(f"{100 * r['stage_share'][k]:.0f} %" for k in STAGES)
         lines.append(f"| {r['model']} | {r['device']} | {runtime} | {r['images']} | {r['encode_mpx_s']:.2f} | "
                      f"{r['decode_mpx_s']:.2f} | {net} | {share} | {stages} |")
+    if result.get("runtimes"):
+        lines += ["", "Decode MP/s of the large photo on the CPU by runtime, idle and with one core taken by another "
+                  "process (`python -c \"while True: pass\"`):", "",
+                  "| model | runtime | idle | one core busy |", "|---|---|---:|---:|"]
+        lines += [f"| {r['model']} | {r['runtime']} | {r['idle_mpx_s']:.2f} | {r['one_core_busy_mpx_s']:.2f} |"
+                  for r in result["runtimes"]]
     return "\n".join(lines) + "\n"
 
 
@@ -263,6 +305,8 @@ def run(models: list[str] | None = None, device_list: list[str] | None = None, q
         os.environ["CNNJPEG_DEVICE"] = "cpu"
         zoo.load_stages.cache_clear()
         costs = {m: half_cost(m, crop) for m in models if zoo.load_stages(m).decoder is not None}
+        networked = [m for m in models if m in costs]
+        runtimes = runtime_comparison(networked[0], next(iter(images.values()))[0], repeats) if networked else []
     finally:
         if before is None:
             os.environ.pop("CNNJPEG_DEVICE", None)
@@ -270,7 +314,7 @@ def run(models: list[str] | None = None, device_list: list[str] | None = None, q
             os.environ["CNNJPEG_DEVICE"] = before
         zoo.load_stages.cache_clear()
     result = {"command": command, "quality": quality, "repeats": repeats, "machine": machine(), "rows": rows,
-              "half_precision_cost_db": costs, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+              "half_precision_cost_db": costs, "runtimes": runtimes, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
