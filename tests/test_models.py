@@ -166,6 +166,8 @@ def test_tiled_equals_untiled():
         psnr(img, np.clip(np.rint(tiled), 0, 255).astype(np.uint8)), abs=0.05
     )
     assert np.abs(whole - tiled).max() < 1.0
+    batched = run_network(stages.decoder, pixels, luma, chroma, tile=96, batch_pixels=10**8)  # as on a GPU
+    assert np.abs(batched - tiled).max() < 1e-3
 
 
 def test_tuned_tables_are_written_and_read_back():

@@ -187,12 +187,15 @@ def run_network(
     chroma: np.ndarray | None,
     tile: int | None = None,
     runner=None,
+    batch_pixels: int | None = None,
 ) -> np.ndarray:
     """Run a YCbCr network on a uint8 (H, W) or (H, W, 3) plane, tile by tile.
 
     Tiles of ``tile`` pixels (default: :data:`TILE` for the device or runtime) overlap by
     :data:`OVERLAP` on each side and only their centres are kept, so the result matches
     a single pass. ``runner`` executes the network (default: the torch module itself).
+    Tiles of equal shape run together up to ``batch_pixels`` input pixels per batch
+    (default: :data:`GPU_BATCH_PIXELS` on CUDA, one tile at a time elsewhere).
     Returns float32 in the plane's 0-255 scale and shape, clipped to [0, 255].
     """
     import torch
@@ -222,7 +225,9 @@ def run_network(
         groups.setdefault((t[5] - t[4], t[7] - t[6]), []).append(t)
     with torch.inference_mode():
         for (th, tw), tiles in groups.items():
-            per = max(1, GPU_BATCH_PIXELS // (th * tw)) if dev.type == "cuda" else 1
+            if batch_pixels is None:
+                batch_pixels = GPU_BATCH_PIXELS if dev.type == "cuda" else 0
+            per = max(1, batch_pixels // (th * tw))
             for i in range(0, len(tiles), per):
                 batch = tiles[i : i + per]
                 rgb = torch.cat([x[..., ya:yb, xa:xb] for _, _, _, _, ya, yb, xa, xb in batch])
