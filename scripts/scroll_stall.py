@@ -3,7 +3,7 @@
 Usage: xvfb-run -a python scripts/scroll_stall.py [--planes 100] [--size 2048] [--rate 20] [--out docs]
 
 Writes a stack of ``planes`` grey ``size`` x ``size`` uint8 planes (scikit-image's camera,
-shifted per plane) with the default model, opens it in a napari viewer with the plugin's
+shifted per plane) with the default model (in another process), opens it in a napari viewer with the plugin's
 reader, and moves the slider through every plane at ``rate`` steps per second.
 A 2 ms timer on the GUI thread records every gap between its ticks: the longest gap is
 the longest time the GUI could not respond. ``restored_after_stop_s`` is how long the
@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +40,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=20.0, help="slider steps per second")
     p.add_argument("--quality", type=int, default=75)
     p.add_argument("--out", type=Path)
+    p.add_argument("--stack", type=Path, help="keep the encoded stack here and reuse it on the next run")
     args = p.parse_args()
 
     import napari
@@ -47,9 +50,14 @@ def main() -> None:
     import napari_cnnjpeg as cj
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "stack.cjpg"
+        path = args.stack or Path(tmp) / "stack.cjpg"
         t0 = time.perf_counter()
-        cj.imwrite(path, make_stack(args.planes, args.size), quality=args.quality)
+        if not path.exists():  # in another process: the viewer's is a user's, opening an existing file
+            code = ("import sys; sys.path.insert(0, sys.argv[1]); from scroll_stall import make_stack; "
+                    "import napari_cnnjpeg as cj; "
+                    "cj.imwrite(sys.argv[2], make_stack(int(sys.argv[3]), int(sys.argv[4])), quality=int(sys.argv[5]))")
+            subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(path), str(args.planes),
+                            str(args.size), str(args.quality)], check=True)
         encode_s = time.perf_counter() - t0
         viewer = napari.Viewer()
         t0 = time.perf_counter()

@@ -65,6 +65,7 @@ class ProgressiveStack:
         self._lock = threading.Lock()  # the file handle and the cache
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._wanted: deque[int] = deque(maxlen=2)
+        self._last_shown = -1
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="cnnjpeg-restore") if reader.restores else None
         weakref.finalize(self, _close, reader, self._pool)
 
@@ -103,6 +104,7 @@ class ProgressiveStack:
             if k in self._cache:
                 self._cache.move_to_end(k)
                 return self._cache[k]
+        self._last_shown = k
         if self._pool is None:  # no network: the plain decode is the plane
             return self.plane(k)
         preview = self.reader.decode_payload(k, self._payload(k), restore=False)
@@ -112,16 +114,20 @@ class ProgressiveStack:
         return preview
 
     def _restore(self, k: int) -> None:
+        from .inference import limit_threads
+
         if k not in self._wanted:  # scrolled past before its turn
             return
         try:
-            self.plane(k)
+            with limit_threads((os.cpu_count() or 2) - 1):  # a core stays with napari's GUI thread
+                self.plane(k)
         except Exception:  # noqa: BLE001 - the next display of this plane reports it (plane() raises there)
             return
         finally:
             if k in self._wanted:
                 self._wanted.remove(k)
-        _refresh_layers_showing(self)
+        if k == self._last_shown:  # a plane the slider has left is not re-sliced
+            _refresh_layers_showing(self)
 
     def __getitem__(self, key):
         import itertools

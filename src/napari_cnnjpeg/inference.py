@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from importlib import resources
 
 import numpy as np
@@ -66,6 +67,31 @@ def shipped_graph(net) -> bytes | None:
     return None
 
 
+_LOCAL = threading.local()
+
+
+class limit_threads:
+    """``with limit_threads(n):`` ONNX Runtime sessions created or used on this thread run ``n``
+    threads (napari's restore worker leaves a core to the GUI thread)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = max(1, int(n))
+
+    def __enter__(self) -> None:
+        self.before = getattr(_LOCAL, "threads", None)
+        _LOCAL.threads = self.n
+
+    def __exit__(self, *exc) -> None:
+        _LOCAL.threads = self.before
+
+
+def runtime_threads() -> int:
+    """Threads for an ONNX Runtime session on this thread: :class:`limit_threads`, else torch's."""
+    import torch
+
+    return getattr(_LOCAL, "threads", None) or torch.get_num_threads()
+
+
 def onnxruntime_available() -> bool:
     try:
         import onnxruntime  # noqa: F401
@@ -84,6 +110,8 @@ class OrtNet:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        # idle threads sleep instead of spinning: no cost measured, and a core stays free for others
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # the weights stay referenced by this object: ONNX Runtime reads them in place
         self._weights = {k: np.ascontiguousarray(v.detach().float().cpu().numpy()) for k, v in net.state_dict().items()}
         names = list(self._weights)

@@ -206,11 +206,9 @@ class ModelStages:
         net = getattr(self, name)
         runner = None
         if self.frozen:
-            import torch
-
             dev = str(next(net.parameters()).device)
             if inference.choose_runtime(net, dev) == "onnxruntime":
-                key = (name, torch.get_num_threads())
+                key = (name, inference.runtime_threads())
                 if key not in self._runners:
                     self._runners[key] = inference.OrtNet(net, inference.shipped_graph(net), key[1])
                 runner = self._runners[key]
