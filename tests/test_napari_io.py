@@ -154,6 +154,25 @@ def test_scrolling_restores_planes_off_the_gui_thread(make_napari_viewer, qtbot,
     np.testing.assert_array_equal(np.asarray(layer.data)[1], exact[1])  # the array itself is exact
 
 
+def test_saving_a_reopened_stack_saves_restored_planes(make_napari_viewer, tmp_path, monkeypatch):
+    """layer.save() runs on the GUI thread, where slicing shows previews: the writer must not save those."""
+    from skimage.data import astronaut
+
+    stack = np.stack([astronaut()[i * 50 : i * 50 + 64, 100:164] for i in range(3)])
+    src, dst = tmp_path / "src.cjpg", tmp_path / "dst.cjpg"
+    cj.imwrite(src, stack, quality=30)
+    exact = cj.decode(src)
+    saved = []
+    imwrite = codec.imwrite
+    monkeypatch.setattr(codec, "imwrite", lambda path, image, **kw: saved.append(
+        np.stack([np.asarray(image[k]) for k in range(image.shape[0])])) or imwrite(path, image, **kw))
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(src, plugin=PLUGIN)
+    layer.save(str(dst), plugin=PLUGIN)
+    np.testing.assert_array_equal(saved[0], exact)
+    assert cj.decode(dst).shape == stack.shape
+
+
 # -- writer ----------------------------------------------------------------------------
 def test_save_and_reopen_round_trip(make_napari_viewer, tmp_path, stack16):
     viewer = make_napari_viewer()

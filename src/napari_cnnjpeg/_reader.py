@@ -129,7 +129,15 @@ class ProgressiveStack:
         if k == self._last_shown:  # a plane the slider has left is not re-sliced
             _refresh_layers_showing(self)
 
+    @property
+    def exact(self) -> _ExactView:
+        """The same stack with indexing that always waits for the restored planes (on any thread)."""
+        return _ExactView(self)
+
     def __getitem__(self, key):
+        return self._index(key, threading.current_thread() is threading.main_thread())
+
+    def _index(self, key, gui: bool):
         import itertools
 
         import numpy as np
@@ -154,7 +162,7 @@ class ProgressiveStack:
         count = int(np.prod(kept)) if kept else 1
         # napari slices on its GUI thread: there, one plane (or a thin slice) shows progressively;
         # elsewhere (widget workers, scripts, napari's async slicing) indexing waits for the network
-        progressive = count <= 2 and threading.current_thread() is threading.main_thread()
+        progressive = count <= 2 and gui
         get = self.shown if progressive else self.plane
         out = np.empty(tuple(kept) + tuple(self.reader.plane_shape), self.dtype)
         ranges = [a if isinstance(a, range) else [a] for a in axes]
@@ -171,6 +179,20 @@ class ProgressiveStack:
         for k in range(len(flat)):
             flat[k] = self.plane(k)
         return out if dtype is None else out.astype(dtype)
+
+
+class _ExactView:
+    """A :class:`ProgressiveStack` whose indexing always gives restored planes (for writers)."""
+
+    def __init__(self, stack: ProgressiveStack) -> None:
+        self.stack = stack
+        self.shape, self.dtype, self.ndim = stack.shape, stack.dtype, stack.ndim
+
+    def __getitem__(self, key):
+        return self.stack._index(key, gui=False)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.stack.__array__(dtype)
 
 
 def _close(reader, pool) -> None:
