@@ -20,7 +20,7 @@ from PIL import Image
 def main() -> None:
     from distributed import Client, LocalCluster
 
-    from napari_cnnjpeg.scale.batch import compress_file, plan, run
+    from napari_cnnjpeg.scale.batch import plan, process_file, run
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder")
@@ -36,7 +36,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, \
                 LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster) as client:
-            warm = [client.submit(compress_file, str(files[0]), f"{tmp}/warm{i}.cjpg", args.quality, args.model,
+            warm = [client.submit(process_file, "encode", str(files[0]), f"{tmp}/warm{i}.cjpg", args.quality, args.model,
                                   workers=[w], pure=False) for i, w in enumerate(client.scheduler_info()["workers"])]
             client.gather(warm)
             t0 = time.perf_counter()

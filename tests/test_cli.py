@@ -36,8 +36,33 @@ def test_encode_many_to_folder(tmp_path):
         srcs.append(str(p))
     out = tmp_path / "out"
     out.mkdir()
-    assert main(["encode", *srcs, "--out-dir", str(out), "-m", "jpeg"]) == 0
+    assert main(["encode", *srcs, "--out-dir", str(out), "-m", "jpeg", "--workers", "2"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["in0.cjpg", "in1.cjpg"]
+
+
+def test_decode_and_restore_many_use_the_batch_engine(tmp_path, capsys):
+    """Several inputs (or a folder) run through cnnjpeg batch's engine; one bad input fails alone."""
+    src = tmp_path / "in"
+    src.mkdir()
+    images = [data.camera()[:96, :128], data.astronaut()[:96, :128]]
+    for i, img in enumerate(images):
+        cj.imwrite(src / f"c{i}.cjpg", img, quality=60, model="restore-s-v2")
+        Image.fromarray(img).save(src / f"c{i}.jpg", quality=30)
+    (src / "bad.cjpg").write_bytes(b"CJPG?")
+    out = tmp_path / "out"
+    assert main(["decode", str(src), "--out-dir", str(out), "--workers", "2"]) == 1
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["done"] == 2 and [f["input"] for f in summary["failed"]] == [str(src / "bad.cjpg")]
+    for i in range(2):
+        assert np.array_equal(np.asarray(Image.open(out / f"c{i}.png")), cj.decode(src / f"c{i}.cjpg"))
+    rc = main(["restore", str(src / "c0.jpg"), str(src / "c1.jpg"), "--out-dir", str(out), "--format", "tif"])
+    assert rc == 0
+    import tifffile
+
+    for i in range(2):
+        assert np.array_equal(tifffile.imread(out / f"c{i}.tif"), cj.restore(src / f"c{i}.jpg"))
+    with pytest.raises(SystemExit):
+        main(["restore", str(src / "c0.jpg"), "--format", "bmp"])
 
 
 def test_tiff_stack_roundtrip(tmp_path):

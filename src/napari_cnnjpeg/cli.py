@@ -22,30 +22,48 @@ def _images_for_demo(files: list[str]) -> list[tuple[str, np.ndarray]]:
     return [(name, getattr(data, name)()) for name in ("astronaut", "chelsea", "coffee", "camera")]
 
 
-def _cmd_encode(args) -> int:
-    from tqdm import tqdm
+def _many(args, op: str, suffix: str | None = None) -> int:
+    """Several inputs: the batch engine (all cores, or the GPU), overwriting as single files do."""
+    from .scale.batch import run
 
+    summary = run(args.inputs, args.out_dir, op=op, suffix=suffix, quality=getattr(args, "quality", 75),
+                  model=args.model, subsampling=getattr(args, "subsampling", "4:2:0"), workers=args.workers,
+                  progress=True, overwrite=True)
+    for rec in summary["failed"]:
+        print(f"cnnjpeg: failed: {rec['input']}: {rec['error']}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 1 if summary["failed"] else 0
+
+
+def _single_output(args, suffix: str) -> Path:
+    if len(args.inputs) > 1 and args.output:
+        raise CjpgError("--output takes one input; use --out-dir for several")
+    src = Path(args.inputs[0])
+    return Path(args.output) if args.output else (Path(args.out_dir) if args.out_dir else src.parent) / (src.stem + suffix)
+
+
+def _cmd_encode(args) -> int:
     from .codec import imwrite
     from .models import default_model, quality_note
 
-    out_dir = Path(args.out_dir) if args.out_dir else None
-    if args.output and len(args.inputs) > 1:
-        raise CjpgError("--output takes one input; use --out-dir for several")
+    dest = _single_output(args, ".cjpg")
     if note := quality_note(args.model or default_model(), args.quality):
         print(f"cnnjpeg: note: {note}", file=sys.stderr)
-    for src in tqdm(args.inputs, disable=len(args.inputs) < 2, desc="encode"):
-        dest = Path(args.output) if args.output else (out_dir or Path(src).parent) / (Path(src).stem + ".cjpg")
-        imwrite(dest, read_image(src), quality=args.quality, model=args.model, subsampling=args.subsampling)
-        if len(args.inputs) == 1:
-            print(dest)
+    if len(args.inputs) > 1 or Path(args.inputs[0]).is_dir():
+        return _many(args, "encode")
+    imwrite(dest, read_image(args.inputs[0]), quality=args.quality, model=args.model, subsampling=args.subsampling)
+    print(dest)
     return 0
 
 
 def _cmd_decode(args) -> int:
     from .codec import imread
 
-    write_image(args.output, imread(args.input, model=args.model))
-    print(args.output)
+    dest = _single_output(args, "." + args.format)
+    if len(args.inputs) > 1 or Path(args.inputs[0]).is_dir():
+        return _many(args, "decode", "." + args.format)
+    write_image(dest, imread(args.inputs[0], model=args.model))
+    print(dest)
     return 0
 
 
@@ -60,8 +78,11 @@ def _cmd_info(args) -> int:
 def _cmd_restore(args) -> int:
     from .codec import restore
 
-    write_image(args.output, restore(Path(args.input), args.model))
-    print(args.output)
+    dest = _single_output(args, "." + args.format)
+    if len(args.inputs) > 1 or Path(args.inputs[0]).is_dir():
+        return _many(args, "restore", "." + args.format)
+    write_image(dest, restore(Path(args.inputs[0]), args.model))
+    print(dest)
     return 0
 
 
@@ -145,29 +166,39 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     models = available_models()
 
-    e = sub.add_parser("encode", help="compress images (PNG, TIFF, JPEG, ...) to .cjpg")
-    e.add_argument("inputs", nargs="+")
+    many = ("several inputs (or a folder) run on all cores, or the GPU, through the engine of "
+            "'cnnjpeg batch'; outputs are overwritten")
+    e = sub.add_parser("encode", help="compress images (PNG, TIFF, JPEG, ...) to .cjpg", description=many)
+    e.add_argument("inputs", nargs="+", help="image files or folders")
     e.add_argument("-o", "--output", help="output file (one input)")
     e.add_argument("--out-dir", help="folder for the .cjpg files (default: beside each input)")
     e.add_argument("-q", "--quality", type=int, default=75)
     e.add_argument("-m", "--model", default=None, help=f"one of {', '.join(models)} (default: best shipped)")
     e.add_argument("--subsampling", default="4:2:0", choices=["4:2:0", "4:2:2", "4:4:4"])
+    e.add_argument("--workers", type=int, default=None, help="worker processes for several inputs (default: CPUs)")
     e.set_defaults(func=_cmd_encode)
 
-    d = sub.add_parser("decode", help="decode a .cjpg to PNG or TIFF")
-    d.add_argument("input")
-    d.add_argument("-o", "--output", required=True, help="output .png or .tif")
+    d = sub.add_parser("decode", help="decode .cjpg files to PNG or TIFF", description=many)
+    d.add_argument("inputs", nargs="+", help=".cjpg files or folders")
+    d.add_argument("-o", "--output", help="output .png or .tif (one input)")
+    d.add_argument("--out-dir", help="folder for the outputs (default: beside each input)")
+    d.add_argument("--format", choices=("png", "tif"), default="png", help="with --out-dir or no -o (stacks: tif)")
     d.add_argument("-m", "--model", default=None, help="override the file's model, e.g. 'jpeg' for the plain payload")
+    d.add_argument("--workers", type=int, default=None, help="worker processes for several inputs (default: CPUs)")
     d.set_defaults(func=_cmd_decode)
 
     i = sub.add_parser("info", help="print what a .cjpg holds")
     i.add_argument("inputs", nargs="+")
     i.set_defaults(func=_cmd_info)
 
-    r = sub.add_parser("restore", help="remove artefacts from an ordinary JPEG file with a decoder-only model")
-    r.add_argument("input")
-    r.add_argument("-o", "--output", required=True, help="output .png or .tif")
+    r = sub.add_parser("restore", help="remove artefacts from ordinary JPEG files with a decoder-only model",
+                       description=many)
+    r.add_argument("inputs", nargs="+", help=".jpg files or folders")
+    r.add_argument("-o", "--output", help="output .png or .tif (one input)")
+    r.add_argument("--out-dir", help="folder for the outputs (default: beside each input)")
+    r.add_argument("--format", choices=("png", "tif"), default="png", help="with --out-dir or no -o")
     r.add_argument("-m", "--model", default=None)
+    r.add_argument("--workers", type=int, default=None, help="worker processes for several inputs (default: CPUs)")
     r.set_defaults(func=_cmd_restore)
 
     ls = sub.add_parser("models", help="list the models: what each is, what a stock viewer shows, its qualities")
