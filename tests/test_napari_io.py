@@ -141,7 +141,8 @@ def test_scrolling_restores_planes_off_the_gui_thread(make_napari_viewer, qtbot,
     exact = cj.decode(path)
     threads = []
     post = ModelStages.post
-    monkeypatch.setattr(ModelStages, "post", lambda self, *a: threads.append(threading.current_thread()) or post(self, *a))
+    monkeypatch.setattr(ModelStages, "post",
+                        lambda self, *a, **kw: threads.append(threading.current_thread()) or post(self, *a, **kw))
     viewer = make_napari_viewer()
     [layer] = viewer.open(path, plugin=PLUGIN)
     threads.clear()

@@ -289,9 +289,9 @@ class Reader:
         if pixels.shape != self.payload_shape:
             raise CjpgError(f"corrupt .cjpg file: plane {k} decodes to {pixels.shape}, header says {self.payload_shape}")
         pixels = upscale(pixels, self.plane_shape[:2])
-        if restore and self.restores:
-            pixels = self.stages.post(pixels, *quant_tables(data))
         mapping = self.meta["mapping"]
+        if restore and self.restores:  # uint8 data: rounded where the network ran
+            pixels = self.stages.post(pixels, *quant_tables(data), rounded=mapping is None)
         if mapping is None:
             return pixels if pixels.dtype == np.uint8 else np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
         return _from_unit(pixels, mapping["min"][k], mapping["max"][k], self.dtype, MAX12 if self.bits == 12 else 255)
@@ -434,7 +434,7 @@ def restore(
         data = bytes(jpeg) if isinstance(jpeg, (bytes, bytearray)) else _read_file(jpeg)
         pixels = decode_jpeg(data)
         luma, chroma = quant_tables(data)
-    return np.clip(np.rint(stages.post(pixels, luma, chroma)), 0, 255).astype(np.uint8)
+    return stages.post(pixels, luma, chroma, rounded=True)
 
 
 def _read_file(path) -> bytes:

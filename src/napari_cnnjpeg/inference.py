@@ -216,6 +216,7 @@ def run_network(
     tile: int | None = None,
     runner=None,
     batch_pixels: int | None = None,
+    rounded: bool = False,
 ) -> np.ndarray:
     """Run a YCbCr network on a uint8 (H, W) or (H, W, 3) plane, tile by tile.
 
@@ -224,7 +225,8 @@ def run_network(
     a single pass. ``runner`` executes the network (default: the torch module itself).
     Tiles of equal shape run together up to ``batch_pixels`` input pixels per batch
     (default: :data:`GPU_BATCH_PIXELS` on CUDA, one tile at a time elsewhere).
-    Returns float32 in the plane's 0-255 scale and shape, clipped to [0, 255].
+    Returns float32 in the plane's 0-255 scale and shape, clipped to [0, 255]; with
+    ``rounded``, uint8 (rounded on the device, so a quarter of the bytes come back).
     """
     import torch
 
@@ -275,6 +277,8 @@ def run_network(
                     out[:, y0:y1, x0:x1] = res[j, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
                 _lap("tiling")
     out = out[:, :h, :w].mul_(255).clamp_(0, 255)
+    if rounded:
+        out = out.round_().to(torch.uint8)
     out = out[0] if gray else out.permute(1, 2, 0)
     _lap("colour")
     out = out.contiguous().cpu().numpy()  # one copy out

@@ -202,7 +202,7 @@ class ModelStages:
     frozen: bool = False
     _runners: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def _run(self, name: str, plane: np.ndarray, luma, chroma) -> np.ndarray:
+    def _run(self, name: str, plane: np.ndarray, luma, chroma, rounded: bool = False) -> np.ndarray:
         net = getattr(self, name)
         runner = None
         if self.frozen:
@@ -212,7 +212,7 @@ class ModelStages:
                 if key not in self._runners:
                     self._runners[key] = inference.OrtNet(net, inference.shipped_graph(net), key[1])
                 runner = self._runners[key]
-        return inference.run_network(net, plane, luma, chroma, self.tile, runner)
+        return inference.run_network(net, plane, luma, chroma, self.tile, runner, rounded=rounded)
 
     def pre(self, plane: np.ndarray, quality: int) -> np.ndarray:
         """Encoder stage on a uint8 plane, for JPEG at ``quality``; returns uint8."""
@@ -222,14 +222,14 @@ class ModelStages:
         from .jpeg import tables_for_quality
 
         luma, chroma = tables_for_quality(int(quality), self.tables)
-        out = self._run("encoder", plane, luma, None if plane.ndim == 2 else chroma)
-        return np.rint(out).astype(np.uint8)
+        return self._run("encoder", plane, luma, None if plane.ndim == 2 else chroma, rounded=True)
 
-    def post(self, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None) -> np.ndarray:
-        """Decoder stage on a decoded uint8 plane and its JPEG tables; returns float32 in [0, 255]."""
+    def post(self, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, rounded: bool = False) -> np.ndarray:
+        """Decoder stage on a decoded uint8 plane and its JPEG tables; returns float32 in [0, 255]
+        (``rounded``: uint8)."""
         if self.decoder is None:
-            return plane.astype(np.float32)
-        return self._run("decoder", plane, luma, chroma)
+            return plane if rounded else plane.astype(np.float32)
+        return self._run("decoder", plane, luma, chroma, rounded)
 
 
 @lru_cache(maxsize=16)
