@@ -68,6 +68,8 @@ class ProgressiveStack:
         self._last_shown = -1
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="cnnjpeg-restore") if reader.restores else None
         weakref.finalize(self, _close, reader, self._pool)
+        if self._pool is not None:  # the runtime's first session and run, before the slider moves
+            self._pool.submit(self._warm_up)
 
     @property
     def size(self) -> int:
@@ -112,6 +114,21 @@ class ProgressiveStack:
             self._wanted.append(k)
             self._pool.submit(self._restore, k)
         return preview
+
+    def _warm_up(self) -> None:
+        import numpy as np
+
+        from .inference import limit_threads
+        from .jpeg import quant_tables
+
+        try:
+            luma, chroma = quant_tables(self._payload(0))
+            shape = (64, 64, 3) if self.reader.meta["rgb"] else (64, 64)
+            with limit_threads((os.cpu_count() or 2) - 1):
+                self.reader.stages.post(np.zeros(shape, np.uint8), luma, chroma if len(shape) == 3 else None,
+                                        rounded=True)
+        except Exception:  # noqa: BLE001 - only a warm-up: a real failure shows on the plane that has it
+            pass
 
     def _restore(self, k: int) -> None:
         from .inference import limit_threads

@@ -213,7 +213,8 @@ def markdown(result: dict) -> str:
         f"Command: `{result['command']}`. Quality {result['quality']}; best of {result['repeats']} runs after a warm-up.",
         f"Machine: {json.dumps(result['machine'])}.", "",
         "Decode MP/s is the whole `decode()` of a `.cjpg` (container, JPEG, network, colour, rounding); the "
-        "network alone runs on full tiles already on the device. Stage shares are of a profiled decode.", "",
+        "network alone runs on full tiles (overlaps included) already on the device, so images that fit "
+        "in one tile can exceed it. Stage shares are of a profiled decode.", "",
         "| model | device | runtime | images | encode MP/s | decode MP/s | network alone MP/s | pipeline / network | "
         + " | ".join(STAGES) + " |",
         "|---|---|---|---|---:|---:|---:|---:|" + "---:|" * len(STAGES),
