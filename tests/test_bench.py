@@ -238,7 +238,6 @@ def test_scientific_bench_on_16_bit_tiffs(tmp_path):
 
 def test_speed_bench_writes_its_table(tmp_path):
     """The speed benchmark (``cnnjpeg bench --speed``): MP/s per model and device, stage shares, the network alone."""
-    from napari_cnnjpeg.cli import main
 
     from napari_cnnjpeg import bench_speed
 

@@ -7,6 +7,7 @@ GPU, which is why it needs only torch, numpy, Pillow, safetensors and scikit-ima
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -71,13 +72,11 @@ def network_only(net, runner, dev: str, tile_side: int, repeats: int) -> float:
 
 
 def measure(model: str, dev: str, images: dict[str, list[np.ndarray]], quality: int, repeats: int) -> list[dict]:
-    """Rows of the speed table for one model on one device."""
+    """Rows of the speed table for one model on one device (set as ``CNNJPEG_DEVICE`` by the caller, as :func:`run` does)."""
     from . import codec, inference, models
     from .container import Container
     from .jpeg import decode_jpeg
 
-    os.environ["CNNJPEG_DEVICE"] = dev
-    models.load_stages.cache_clear()
     stages = models.load_stages(model)
     net = stages.decoder
     runner = None
@@ -155,18 +154,15 @@ def runtime_comparison(model: str, image: np.ndarray, repeats: int) -> list[dict
     one core taken by another process (as napari's GUI thread or a second worker takes one)."""
     import subprocess
 
-    from . import codec, inference, models
+    from . import codec, inference
 
     if not inference.onnxruntime_available():
         return []
     blob = codec.encode(image, quality=75, model=model)
     mpx = image.shape[0] * image.shape[1] / 1e6
-    before = os.environ.get("CNNJPEG_RUNTIME")
     rows = []
-    try:
-        for runtime in ("torch", "onnxruntime"):
-            os.environ["CNNJPEG_RUNTIME"] = runtime
-            models.load_stages.cache_clear()
+    for runtime in ("torch", "onnxruntime"):
+        with _setting("CNNJPEG_RUNTIME", runtime):
             row = {"model": model, "runtime": runtime}
             row["idle_mpx_s"] = round(mpx / _timed(lambda: codec.decode(blob), repeats)[0], 2)
             busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -176,13 +172,26 @@ def runtime_comparison(model: str, image: np.ndarray, repeats: int) -> list[dict
                 busy.kill()
                 busy.wait()
             rows.append(row)
+    return rows
+
+
+@contextlib.contextmanager
+def _setting(name: str, value: str | None):
+    """An environment setting of the package for a while; loaded models are dropped on entry and exit."""
+    from . import models
+
+    before = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    models.load_stages.cache_clear()
+    try:
+        yield
     finally:
         if before is None:
-            os.environ.pop("CNNJPEG_RUNTIME", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["CNNJPEG_RUNTIME"] = before
+            os.environ[name] = before
         models.load_stages.cache_clear()
-    return rows
 
 
 def devices() -> list[str]:
@@ -298,21 +307,15 @@ def run(models: list[str] | None = None, device_list: list[str] | None = None, q
 
     models = models or [m for m in (default_model(), default_restore_model(), "jpeg") if m]
     images = test_images(megapixels, small)
-    before = os.environ.get("CNNJPEG_DEVICE")
-    try:
-        rows = [row for dev in (device_list or devices()) for m in models for row in measure(m, dev, images, quality, repeats)]
+    rows = []
+    for dev in device_list or devices():
+        with _setting("CNNJPEG_DEVICE", dev):
+            rows += [row for m in models for row in measure(m, dev, images, quality, repeats)]
+    with _setting("CNNJPEG_DEVICE", "cpu"):
         crop = np.ascontiguousarray(next(iter(images.values()))[0][:256, :256])
-        os.environ["CNNJPEG_DEVICE"] = "cpu"
-        zoo.load_stages.cache_clear()
         networked = [m for m in models if zoo.load_stages(m).decoder is not None]
         costs = {m: half_cost(m, crop) for m in networked} if checks else {}
         runtimes = runtime_comparison(networked[0], next(iter(images.values()))[0], repeats) if networked and checks else []
-    finally:
-        if before is None:
-            os.environ.pop("CNNJPEG_DEVICE", None)
-        else:
-            os.environ["CNNJPEG_DEVICE"] = before
-        zoo.load_stages.cache_clear()
     result = {"command": command, "quality": quality, "repeats": repeats, "machine": machine(), "rows": rows,
               "half_precision_cost_db": costs, "runtimes": runtimes, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if out is not None:
