@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import threading
+from functools import lru_cache
 from importlib import resources
 
 import numpy as np
@@ -55,7 +56,12 @@ def graph_key(net) -> dict:
 
 def shipped_graph(net) -> bytes | None:
     """The shipped ONNX graph (weights left out) for ``net``'s architecture, if there is one."""
-    key = graph_key(net)
+    return _graph(*graph_key(net).values())
+
+
+@lru_cache(maxsize=None)
+def _graph(arch: str, ch1: int, ch2: int, blocks: int) -> bytes | None:
+    key = {"arch": arch, "ch1": ch1, "ch2": ch2, "blocks": blocks}
     for entry in _graph_index():
         if entry["key"] == key:
             data = resources.files("napari_cnnjpeg").joinpath("graphs", entry["file"]).read_bytes()
