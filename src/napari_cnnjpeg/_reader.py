@@ -45,8 +45,9 @@ class ProgressiveStack:
     decoder network has finished it, else its plain JPEG decode (milliseconds), while a
     background thread restores it and then refreshes the layers showing this stack. Only
     the latest requested planes are restored (a fast scroll skips the planes it passed).
-    On other threads, ``np.asarray(stack)`` and :meth:`plane` give the restored data. Reads of the file are serialised;
-    the file closes when the stack is garbage collected.
+    On other threads indexing waits for the restored planes, as do ``np.asarray(stack)``,
+    :meth:`plane` and :attr:`exact` on any thread. Reads of the file are serialised; the
+    file closes when the stack is garbage collected.
     """
 
     CACHE_BYTES = 256 * 2**20

@@ -292,8 +292,8 @@ class Reader:
         mapping = self.meta["mapping"]
         if restore and self.restores:  # uint8 data: rounded where the network ran
             pixels = self.stages.post(pixels, *quant_tables(data), rounded=mapping is None)
-        if mapping is None:
-            return pixels if pixels.dtype == np.uint8 else np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+        if mapping is None:  # uint8 data: the plain decode, or the network's output rounded on its device
+            return pixels
         return _from_unit(pixels, mapping["min"][k], mapping["max"][k], self.dtype, MAX12 if self.bits == 12 else 255)
 
     def planes(self, indices: Iterable[int] | None = None):
