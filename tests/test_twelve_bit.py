@@ -99,3 +99,60 @@ def test_uint8_keeps_8_bit_payloads(cells):
 def test_a_network_model_keeps_8_bit_payloads(cells):
     blob = cj.encode(cells[0], quality=80, model="restore-s-v2")
     assert cj.info(blob)["bits"] == 8 and cj.decode(blob).dtype == np.uint16
+
+
+def _stages12(identity: bool):
+    import torch
+
+    from napari_cnnjpeg.models import ModelStages
+    from napari_cnnjpeg.nets import RestoreNet
+
+    torch.manual_seed(0)
+    net = RestoreNet(8, 8, 1)
+    if not identity:
+        torch.nn.init.normal_(net.tail.weight, std=0.05)
+    return ModelStages(decoder=net.eval(), bits=12)
+
+
+def test_a_12_bit_network_runs_on_12_bit_samples(cells):
+    """An identity network gives back the plain 12-bit decode exactly (scaled by 4095, not 255);
+    another changes it, and a file keeps 12-bit payloads."""
+    identity, other = _stages12(True), _stages12(False)
+    blob = cj.encode(cells[0], quality=60, model=identity)
+    assert jpeg_precision(blob) == 12 and cj.info(blob)["bits"] == 12
+    plain = cj.decode(blob, model="jpeg")
+    np.testing.assert_array_equal(cj.decode(blob, model=identity), plain)
+    changed = cj.decode(blob, model=other)
+    assert changed.dtype == np.uint16 and np.abs(changed.astype(int) - plain).max() > 0
+
+
+def test_payload_precision_and_model_must_agree(cells):
+    twelve = cj.encode(cells[0], quality=60, model="jpeg")
+    with pytest.raises(cj.CjpgError, match="12-bit payloads"):
+        cj.decode(twelve, model="restore-s-v2")
+    eight = cj.encode(cells[0], quality=60, model="jpeg", bits=8)
+    with pytest.raises(cj.CjpgError, match="8-bit payloads"):
+        cj.decode(eight, model=_stages12(True))
+    with pytest.raises(cj.CjpgError, match="uint8"):
+        cj.encode((cells[0] >> 4).astype(np.uint8), model=_stages12(True))
+    with pytest.raises(cj.CjpgError, match="pass bits=12"):
+        cj.encode(cells[0], model=_stages12(True), bits=8)
+
+
+@pytest.mark.parametrize("quality", [1, 30, 95, 100])
+def test_quantisation_tables_read_from_8_and_12_bit_streams(quality):
+    """Tables come from the DQT segments: as Pillow reads them (8-bit) and as the 12-bit
+    encoder wrote them (libjpeg's standard tables at that quality)."""
+    from skimage import data
+
+    from napari_cnnjpeg.jpeg import _open, encode_jpeg, encode_jpeg12, quant_tables, tables_for_quality
+
+    rgb = data.astronaut()[:64, :64]
+    blob = encode_jpeg(rgb, quality, "4:2:0")
+    pillow = _open(blob).quantization
+    luma, chroma = quant_tables(blob)
+    np.testing.assert_array_equal(luma.ravel(), pillow[0])
+    np.testing.assert_array_equal(chroma.ravel(), pillow[1])
+    luma12, chroma12 = quant_tables(encode_jpeg12(rgb[..., 0].astype(np.uint16) * 16, quality))
+    np.testing.assert_array_equal(luma12, tables_for_quality(quality)[0])
+    assert chroma12 is None

@@ -11,7 +11,7 @@ import numpy as np
 from .container import DTYPES, Container, pack, write_atomic
 from .errors import CjpgError
 from .jpeg import BITS, MAX12, SUBSAMPLING, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, quant_tables
-from .models import ModelStages, default_model, model_info, resolve
+from .models import ModelStages, available_models, default_model, model_info, resolve
 from .resample import reduced_size, upscale
 
 #: Dtypes that are stored through a linear mapping onto the payload's values.
@@ -136,7 +136,8 @@ def encode(
         (:func:`~napari_cnnjpeg.models.model_info`) at the nearest end of it, where its
         quality stops rising; the file records the quality used.
     model : str, optional
-        Model id from :func:`available_models`; default: :func:`default_model`.
+        Model id from :func:`available_models`; default: :func:`default_model` for the
+        payload's precision (see ``bits``).
     subsampling : {"4:2:0", "4:2:2", "4:4:4"}
         Chroma subsampling of RGB planes.
     rgb : bool, optional
@@ -153,10 +154,10 @@ def encode(
         gives, the same for every plane (values outside it are clipped).
     bits : {8, 12}, optional
         Payload precision. Default: 12-bit JPEG (SOF1, libjpeg-turbo 3 through imagecodecs)
-        for data other than uint8 unless ``model`` names a network model, whose networks
-        work on 8-bit payloads; 8-bit otherwise. 12-bit files open in libjpeg-turbo 3 and
-        imagecodecs, not in Pillow or web browsers; they are coded by plain JPEG (model
-        "jpeg").
+        for data other than uint8, unless ``model`` names a model whose networks work on
+        8-bit payloads; 8-bit otherwise. 12-bit files open in libjpeg-turbo 3 and
+        imagecodecs, not in Pillow or web browsers; with no ``model``, they are decoded by
+        the 12-bit default model (``default_model(bits=12)``).
     progress : callable, optional
         Called as ``progress(done, total)`` after each plane.
 
@@ -179,11 +180,8 @@ def encode(
     if dtype == "uint8" and mapping not in (None, "plane", "stack"):
         raise CjpgError("mapping applies to data other than uint8, which is stored as is")
     mapping = _check_mapping_arg("stack" if mapping is None else mapping, dtype) if dtype != "uint8" else None
-    network = model is not None and (isinstance(model, ModelStages) or model_info(model).id != "jpeg")
-    bits = _check_bits(bits, dtype, network)
-    if bits == 12:
-        model = "jpeg"
-    model_id, sha, stages = resolve(default_model() if model is None else model)
+    bits = _check_bits(bits, dtype, _network_bits(model))
+    model_id, sha, stages = resolve(default_model(bits) if model is None else model)
     if not isinstance(model, ModelStages):  # each model codes qualities within its measured range
         quality = model_info(model_id).effective_quality(quality)
     lead = image.shape[: image.ndim - (3 if rgb else 2)]
@@ -199,7 +197,7 @@ def encode(
             plane = _to_levels(plane, lo, hi, levels)
             lows.append(lo)
             highs.append(hi)
-        if bits == 12:
+        if bits == 12:  # 12-bit models are decoder-only
             payloads.append(encode_jpeg12(plane, int(quality), subsampling))
         else:
             payloads.append(encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables))
@@ -220,17 +218,34 @@ def encode(
     return pack({**meta, "image": image_meta}, payloads)
 
 
-def _check_bits(bits, dtype: str, network: bool) -> int:
+def _network_bits(model: str | ModelStages | None) -> int | None:
+    """Payload precision a model's networks work on; None for no model, or one without networks."""
+    if model is None:
+        return None
+    stages = model if isinstance(model, ModelStages) else None
+    if stages is None:
+        info = model_info(model)
+        return info.bits if info.encoder or info.decoder else None
+    return stages.bits if stages.encoder is not None or stages.decoder is not None else None
+
+
+def _check_bits(bits, dtype: str, network: int | None) -> int:
     if bits is None:
-        return 12 if dtype != "uint8" and not network else 8
+        bits = network or (8 if dtype == "uint8" else 12)
     if bits not in BITS:
         raise CjpgError(f"bits must be 8 or 12, got {bits!r}")
     if bits == 12 and dtype == "uint8":
-        raise CjpgError("uint8 data keeps 8-bit payloads; bits=12 is for data of more than 8 bits")
-    if bits == 12 and network:
-        raise CjpgError("12-bit payloads are coded by plain JPEG (model 'jpeg'); the shipped networks "
-                        "work on 8-bit payloads: pass bits=8 to use one")
+        raise CjpgError("uint8 data keeps 8-bit payloads; 12-bit payloads (and models for them) are for data of "
+                        "more than 8 bits")
+    if network and bits != network:
+        raise CjpgError(f"this model's networks work on {network}-bit payloads, not {bits}-bit: "
+                        f"pass bits={network}, or a model for {bits}-bit payloads ({_models_for(bits)})")
     return bits
+
+
+def _models_for(bits: int) -> str:
+    ids = [m for m in available_models() if _network_bits(m) in (None, bits)]
+    return ", ".join(ids)
 
 
 def _stages_for(meta: dict, model: str | ModelStages | None) -> ModelStages:
@@ -262,9 +277,12 @@ class Reader:
         self.plane_shape = self.shape[len(self.shape) - (3 if self.meta["rgb"] else 2) :]
         self.downscale = self.meta.get("downscale", 1)
         self.bits = self.meta.get("bits", 8)
-        if self.bits == 12 and self.stages.decoder is not None:
+        network = _network_bits(self.stages)
+        if network and network != self.bits:
             self.container.close()
-            raise CjpgError("12-bit payloads are decoded by plain JPEG; the shipped networks work on 8-bit payloads")
+            raise CjpgError(f"the file holds {self.bits}-bit payloads; model {self.meta['model'] if model is None else model!r}"
+                            f" works on {network}-bit payloads: decode it with model='jpeg' or a model for "
+                            f"{self.bits}-bit payloads ({_models_for(self.bits)})")
         self.payload_shape = reduced_size(*self.plane_shape[:2], self.downscale) + self.plane_shape[2:]
 
     def __len__(self) -> int:

@@ -226,13 +226,16 @@ def run_network(
 ) -> np.ndarray:
     """Run a YCbCr network on a uint8 (H, W) or (H, W, 3) plane, tile by tile.
 
+    A uint16 plane holds 12-bit samples (0-4095, a 12-bit JPEG's): the network sees it
+    scaled to [0, 1] like an 8-bit one, and its tables divided by 16, in 8-bit steps.
+
     Tiles of ``tile`` pixels (default: :data:`TILE` for the device or runtime) overlap by
     :data:`OVERLAP` on each side and only their centres are kept, so the result matches
     a single pass. ``runner`` executes the network (default: the torch module itself).
     Tiles of equal shape run together up to ``batch_pixels`` input pixels per batch
     (default: :data:`GPU_BATCH_PIXELS` on CUDA, one tile at a time elsewhere).
-    Returns float32 in the plane's 0-255 scale and shape, clipped to [0, 255]; with
-    ``rounded``, uint8 (rounded on the device, so a quarter of the bytes come back).
+    Returns float32 in the plane's scale (0-255, or 0-4095) and shape, clipped to it; with
+    ``rounded``, the plane's dtype (rounded on the device, so fewer bytes come back).
     """
     import torch
 
@@ -244,14 +247,16 @@ def run_network(
         _CLOCK.start(dev)
     run = runner or net
     half = runner is None and half_precision(str(dev))
-    cond = torch.from_numpy(table_features(luma, None if gray else chroma))[None].to(dev)
+    levels = _levels(plane.dtype)
+    unit = (levels + 1) / 256  # a 12-bit table's step, in 8-bit units
+    cond = torch.from_numpy(table_features(luma / unit, None if gray else chroma / unit))[None].to(dev)
     h, w = plane.shape[:2]
     m = net.multiple
     plane = np.ascontiguousarray(plane) if plane.flags.writeable else plane.copy()  # torch wants writable memory
     x = torch.from_numpy(plane).to(dev)  # one copy in, as uint8
     _lap("transfer")
     x = x[None, None] if gray else x.permute(2, 0, 1)[None]
-    x = torch.nn.functional.pad(x.float(), (0, -w % m, 0, -h % m), mode="replicate").div_(255)
+    x = torch.nn.functional.pad(x.float(), (0, -w % m, 0, -h % m), mode="replicate").div_(levels)
     H, W = x.shape[-2:]
     out = torch.empty((1 if gray else 3, H, W), dtype=torch.float32, device=dev)
     default = TILE["onnxruntime"] if isinstance(runner, OrtNet) else TILE.get(dev.type, TILE["cpu"])
@@ -282,11 +287,19 @@ def run_network(
                 for j, (y0, y1, x0, x1, ya, _, xa, _) in enumerate(batch):
                     out[:, y0:y1, x0:x1] = res[j, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
                 _lap("tiling")
-    out = out[:, :h, :w].mul_(255).clamp_(0, 255)
-    if rounded:
-        out = out.round_().to(torch.uint8)
+    out = out[:, :h, :w].mul_(levels).clamp_(0, levels)
+    if rounded:  # torch has no uint16 arithmetic: int32 on the device, uint16 once back
+        out = out.round_().to(torch.uint8 if levels == 255 else torch.int32)
     out = out[0] if gray else out.permute(1, 2, 0)
     _lap("colour")
     out = out.contiguous().cpu().numpy()  # one copy out
     _lap("transfer")
-    return out
+    return out.astype(np.uint16) if out.dtype == np.int32 else out
+
+
+def _levels(dtype: np.dtype) -> int:
+    if dtype == np.uint8:
+        return 255
+    if dtype == np.uint16:
+        return 4095
+    raise TypeError(f"networks run on uint8 or 12-bit uint16 planes, got {dtype}")

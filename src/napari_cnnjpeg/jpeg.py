@@ -134,14 +134,48 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 def quant_tables(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
     """The luma and chroma quantisation tables (natural order, 8x8) of a JPEG stream.
 
-    The chroma table is None for a grayscale JPEG.
+    Read from its DQT segments (tables 0 and 1), so 8- and 12-bit streams alike. The
+    chroma table is None for a grayscale JPEG.
     """
-    tables = getattr(_open(data), "quantization", None) or {}
-    if 0 not in tables:
+    tables, components = _dqt(data)
+    if not tables or components[:1] and components[0] not in tables:
         raise CjpgError("the JPEG stream has no quantisation table")
-    luma = np.asarray(tables[0], dtype=np.float32).reshape(8, 8)
-    chroma = np.asarray(tables[1], dtype=np.float32).reshape(8, 8) if 1 in tables else None
+    luma = tables[components[0] if components else min(tables)]
+    chroma = tables.get(components[1]) if len(components) > 1 else None
     return luma, chroma
+
+
+_ZIGZAG = np.array([0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27,
+                    20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58,
+                    59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63])
+
+
+def _dqt(data: bytes) -> tuple[dict[int, np.ndarray], list[int]]:
+    """Quantisation tables by id (natural order, float32 8x8) and the frame's table id per component."""
+    tables: dict[int, np.ndarray] = {}
+    components: list[int] = []
+    i = 2
+    if data[:2] != b"\xff\xd8":
+        raise CjpgError("not a readable JPEG stream: no start-of-image marker")
+    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] != 0xDA:
+        marker, end = data[i + 1], i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        seg = data[i + 4 : end]
+        if marker == 0xDB:
+            j = 0
+            while j < len(seg):
+                wide, tid = seg[j] >> 4, seg[j] & 15
+                n = 128 if wide else 64
+                if j + 1 + n > len(seg):
+                    raise CjpgError("corrupt JPEG stream: truncated quantisation table")
+                values = np.frombuffer(seg[j + 1 : j + 1 + n], ">u2" if wide else "u1")
+                table = np.empty(64, np.float32)
+                table[_ZIGZAG] = values
+                tables[tid] = table.reshape(8, 8)
+                j += 1 + n
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(seg) >= 6:
+            components = [seg[6 + 3 * c + 2] for c in range(seg[5]) if 6 + 3 * c + 2 < len(seg)]
+        i = end
+    return tables, components
 
 
 def tables_for_quality(quality: int, tuning: dict | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -48,6 +48,8 @@ class ModelInfo:
     quality_range: tuple[int, int] = (1, 100)
     #: What an ordinary image viewer (no network) shows of the JPEG payload.
     stock_viewer: str = "the image, as plain JPEG shows it"
+    #: Payload precision its networks work on: 8, or 12 (12-bit JPEG of data of more than 8 bits).
+    bits: int = 8
     card: dict = field(default_factory=dict, compare=False, hash=False)
 
     def effective_quality(self, quality: int) -> int:
@@ -76,9 +78,16 @@ def registry() -> dict[str, ModelInfo]:
             sha256=e["sha256"], encoder=e.get("encoder"), decoder=e.get("decoder"),
             downscale=int(e.get("downscale", 1)), tables=check_tables(e.get("tables")),
             superseded_by=e.get("superseded_by"), quality_range=_quality_range(e.get("quality_range")),
-            stock_viewer=e.get("stock_viewer", ModelInfo.stock_viewer), card=e.get("card", {}),
+            stock_viewer=e.get("stock_viewer", ModelInfo.stock_viewer), bits=_bits(e.get("bits", 8)),
+            card=e.get("card", {}),
         )
     return models
+
+
+def _bits(value) -> int:
+    if value not in (8, 12):
+        raise CjpgError(f"a model's bits must be 8 or 12, got {value!r}")
+    return value
 
 
 def _quality_range(value) -> tuple[int, int]:
@@ -127,9 +136,13 @@ def quality_note(model_id: str, quality: int) -> str:
     return f"{info.id} codes qualities {lo}-{hi}: quality {quality} is coded as {effective}"
 
 
-def default_model() -> str:
-    """The model :func:`~napari_cnnjpeg.encode` uses when none is named: the zoo's best by BD-rate."""
-    ranked = [e for e in _zoo_entries() if e.get("default")]
+def default_model(bits: int = 8) -> str:
+    """The model :func:`~napari_cnnjpeg.encode` uses when none is named: the zoo's best by BD-rate.
+
+    ``bits=12``: the one for 12-bit payloads (data of more than 8 bits); plain JPEG where
+    the zoo has none.
+    """
+    ranked = [e for e in _zoo_entries() if e.get("default") and e.get("bits", 8) == bits]
     return ranked[0]["id"] if ranked else BASELINE
 
 
@@ -139,7 +152,7 @@ def default_restore_model() -> str | None:
     Best means the lowest Kodak BD-rate recorded in the model cards (by ``cnnjpeg
     bench --update-cards``); without figures, the first listed.
     """
-    restore = [m for m in registry().values() if m.kind == "restore" and not m.superseded_by]
+    restore = [m for m in registry().values() if m.kind == "restore" and not m.superseded_by and m.bits == 8]
     if not restore:
         return None
     measured = [m for m in restore if "bd_rate_psnr" in m.card.get("kodak", {})]
@@ -197,6 +210,7 @@ class ModelStages:
     tile: int | None = None  # None: the device's default (inference.TILE)
     downscale: int = 1
     tables: dict | None = None
+    bits: int = 8  # payload precision the networks work on
     #: Shipped, frozen networks may run under ONNX Runtime on the CPU; networks in training never do.
     frozen: bool = False
     _runners: dict = field(default_factory=dict, repr=False, compare=False)
@@ -224,8 +238,8 @@ class ModelStages:
         return self._run("encoder", plane, luma, None if plane.ndim == 2 else chroma, rounded=True)
 
     def post(self, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, rounded: bool = False) -> np.ndarray:
-        """Decoder stage on a decoded uint8 plane and its JPEG tables; returns float32 in [0, 255]
-        (``rounded``: uint8)."""
+        """Decoder stage on a decoded plane (uint8, or uint16 of 12-bit samples) and its JPEG
+        tables; returns float32 in the plane's scale (``rounded``: the plane's dtype)."""
         if self.decoder is None:
             return plane if rounded else plane.astype(np.float32)
         return self._run("decoder", plane, luma, chroma, rounded)
@@ -238,7 +252,7 @@ def load_stages(model_id: str) -> ModelStages:
     if info.weights is None and info.kind != "baseline":
         return load_stages(_retired_successor(info))
     if info.weights is None:
-        return ModelStages(downscale=info.downscale, tables=info.tables)
+        return ModelStages(downscale=info.downscale, tables=info.tables, bits=info.bits)
     from .nets import build
 
     state = load_weights(info)
@@ -251,7 +265,7 @@ def load_stages(model_id: str) -> ModelStages:
         prefix = name + "."
         net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         nets[name] = net.eval().to(inference.device())
-    return ModelStages(**nets, downscale=info.downscale, tables=info.tables, frozen=True)
+    return ModelStages(**nets, downscale=info.downscale, tables=info.tables, bits=info.bits, frozen=True)
 
 
 def _retired_successor(info: ModelInfo) -> str:

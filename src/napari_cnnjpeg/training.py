@@ -40,9 +40,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .container import write_atomic
-from .jpeg import check_tables, decode_jpeg, encode_jpeg, luma, quant_tables, tables_for_quality
+from .jpeg import (check_tables, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, luma, quant_tables,
+                   tables_for_quality)
 
 VAL_QUALITIES = (10, 30, 50, 70, 90)
+#: 12-bit validation reaches the top, where the network must not cost the payload's precision.
+VAL_QUALITIES_12 = (10, 30, 50, 70, 90, 98, 100)
 RECIPES = ("restore", "joint", "compact")
 #: Where training's JPEG round trips run (TrainConfig.jpeg).
 JPEG_PATHS = ("real", "emulated")
@@ -83,6 +86,9 @@ class TrainConfig:
     init: str = ""  # a checkpoint or safetensors file whose weights start the run
     restore_config: dict = field(default_factory=dict)
     pre_config: dict = field(default_factory=dict)
+    #: Payload precision: 8, or 12 (restore recipe: 12-bit JPEG of the planes of a folder of
+    #: 12/16-bit or float TIFFs, each mapped from its min/max; validation holds out whole files).
+    bits: int = 8
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
@@ -96,19 +102,38 @@ class TrainConfig:
         return cls(**raw)
 
 
-def load_images(folder: str | Path) -> list[tuple[str, np.ndarray]]:
-    """Every lossless image in a folder as uint8 RGB, by file stem, sorted by name."""
+def load_images(folder: str | Path, bits: int = 8) -> list[tuple[str, np.ndarray]]:
+    """Every lossless image in a folder as uint8 RGB, by file stem, sorted by name.
+
+    ``bits=12``: the planes of its TIFFs (up to :data:`PLANES_PER_FILE` of a stack, named
+    ``stem[index]``), each mapped from its min/max onto 12-bit values in uint16.
+    """
+    if bits == 12:
+        from .bench_scientific import _to12, load_planes
+
+        return [(name, _to12(plane)[0]) for name, plane in load_planes(folder, PLANES_PER_FILE)]
     from .bench import load_images as load, prepare
 
     return [(name, prepare(image, gray=False)) for name, image in load(folder)]
 
 
+#: Planes taken from one stack for 12-bit training (evenly spaced).
+PLANES_PER_FILE = 8
+
+
 def _jpeg_pair(
     img: np.ndarray, quality: int, subsampling: str, tables: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decoded JPEG of an image and the conditioning features of its tables."""
+    """Decoded JPEG of an image and the conditioning features of its tables (8-bit steps).
+
+    A uint16 image holds 12-bit samples and goes through 12-bit JPEG.
+    """
     from .nets import table_features
 
+    if img.dtype == np.uint16:
+        data = encode_jpeg12(img, quality, subsampling)
+        luma, chroma = quant_tables(data)
+        return decode_jpeg12(data), table_features(luma / 16, None if chroma is None else chroma / 16)
     data = encode_jpeg(img, quality, subsampling, tables)
     return decode_jpeg(data), table_features(*quant_tables(data))
 
@@ -138,9 +163,9 @@ class PatchSampler:
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
             if rng.random() < 0.5:
-                crop = crop.transpose(1, 0, 2)
-            g = rng.random() < cfg.gray_fraction
-            clean.append(_as_rgb(luma(crop)) if g else np.ascontiguousarray(crop))
+                crop = crop.swapaxes(0, 1)
+            g = crop.ndim == 2 or rng.random() < cfg.gray_fraction
+            clean.append(_as_rgb(crop if crop.ndim == 2 else luma(crop)) if g else np.ascontiguousarray(crop))
             gray.append(g)
             quality.append(int(rng.integers(cfg.quality_range[0], cfg.quality_range[1] + 1)))
             sub.append("4:4:4" if (cfg.recipe != "joint" and rng.random() < 0.2) else "4:2:0")
@@ -150,7 +175,8 @@ class PatchSampler:
 def _to_tensor(a: np.ndarray, device="cpu"):
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(a)).to(device).permute(0, 3, 1, 2).float() / 255
+    levels = 4095 if a.dtype == np.uint16 else 255  # uint16: 12-bit samples
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device).permute(0, 3, 1, 2).float() / levels
 
 
 def _jpeg_batch(
@@ -191,10 +217,16 @@ class Trainer:
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device")
         self.device = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
-        images = images if images is not None else load_images(cfg.data)
-        if cfg.val_images >= len(images):
-            raise ValueError(f"{len(images)} images cannot spare {cfg.val_images} for validation")
-        split = len(images) - cfg.val_images
+        if cfg.bits not in (8, 12) or (cfg.bits == 12 and (cfg.recipe != "restore" or cfg.jpeg != "real")):
+            raise ValueError(f"bits {cfg.bits!r}: use 8, or 12 with the restore recipe and real JPEG")
+        images = images if images is not None else load_images(cfg.data, cfg.bits)
+        files = list(dict.fromkeys(n.split("[")[0] for n, _ in images))  # a stack's planes stay together
+        if cfg.val_images >= len(files):
+            raise ValueError(f"{len(files)} images cannot spare {cfg.val_images} for validation")
+        held = set(files[len(files) - cfg.val_images :])
+        images = [x for x in images if x[0].split("[")[0] not in held] + [x for x in images
+                                                                         if x[0].split("[")[0] in held]
+        split = len(images) - sum(n.split("[")[0] in held for n, _ in images)
         train = images[: min(split, cfg.train_images)] if cfg.train_images > 0 else images[:split]
         self.train_names = [n for n, _ in train]
         self.val_names = [n for n, _ in images[split:]]
@@ -348,7 +380,7 @@ class Trainer:
         from .models import ModelStages
 
         return ModelStages(encoder=self.nets.get("encoder"), decoder=self.nets["decoder"], downscale=self.downscale,
-                           tables=self.cfg.tables or None)
+                           tables=self.cfg.tables or None, bits=self.cfg.bits)
 
     def validate(self) -> dict:
         """PSNR gain (dB) and size ratio of the model over JPEG on held-out crops, per quality."""
@@ -360,7 +392,15 @@ class Trainer:
         for net in self.nets.values():
             net.eval()
         result = {}
-        for q in VAL_QUALITIES:
+        for q in VAL_QUALITIES_12 if self.cfg.bits == 12 else ():
+            gains = []
+            for crop in self.val_crops:
+                data = encode_jpeg12(crop, q, "4:2:0")
+                plain = decode_jpeg12(data)
+                out = stages.post(plain, *quant_tables(data), rounded=True)
+                gains.append(psnr(crop, out, 4095) - psnr(crop, plain, 4095))
+            result[str(q)] = {"gain_db": round(float(np.mean(gains)), 3)}
+        for q in VAL_QUALITIES if self.cfg.bits == 8 else ():
             gains, views, ratios = [], [], []
             for crop in self.val_crops:
                 base, mine = encode(crop, quality=q, model="jpeg"), encode(crop, quality=q, model=stages)
