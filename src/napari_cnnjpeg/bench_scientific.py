@@ -4,7 +4,9 @@ Figures are per plane, PSNR over each plane's own value range (:func:`metrics.va
 against bits per sample; BD figures are per plane against today's 8-bit path (plain JPEG
 of the plane mapped from its min/max to 8 bits), then averaged. Paths:
 
-- ``default``: what :func:`napari_cnnjpeg.encode` does with such data (12-bit JPEG);
+- ``default``: what :func:`napari_cnnjpeg.encode` does with such data (12-bit JPEG and the
+  12-bit default model, :func:`~napari_cnnjpeg.models.default_model` ``(bits=12)``);
+- ``jpeg-12bit``: plain 12-bit JPEG, no network;
 - ``jpeg-8bit``: plain JPEG through the 8-bit mapping (the baseline);
 - ``<model>-8bit``: a network model through the 8-bit mapping;
 - references at matched settings, coding the same 12-bit mapping of the plane: JPEG 2000
@@ -30,6 +32,7 @@ QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 J2K_LEVELS = (30, 35, 40, 45, 50, 55, 60, 65, 70, 75)
 JXL_LEVELS = (10, 30, 50, 70, 80, 90, 95, 98, 99, 100)
 BASELINE = "jpeg-8bit"
+PLAIN12 = "jpeg-12bit"
 REFERENCES = ("jpeg2000-12bit", "jpegxl-12bit")
 #: Planes taken from one file at most (evenly spaced through a stack).
 MAX_PLANES_PER_FILE = 3
@@ -90,6 +93,8 @@ def _coder(path: str):
 
     if path == "default":
         return QUALITIES, lambda plane, q: _round_trip(encode(plane, quality=q), decode)
+    if path == PLAIN12:
+        return QUALITIES, lambda plane, q: _round_trip(encode(plane, quality=q, model="jpeg"), decode)
     if path == "jpeg2000-12bit":
         def j2k(plane, level):
             m, lo, hi = _to12(plane)
@@ -119,7 +124,9 @@ def benchmark(planes: list[tuple[str, np.ndarray]], models: list[str], reference
     from . import metrics
     from .codec import decode, encode
 
-    paths = ["default", BASELINE, *[f"{m}-8bit" for m in models if m != "jpeg"], *references]
+    from .models import default_model
+
+    paths = ["default", PLAIN12, BASELINE, *[f"{m}-8bit" for m in models if m != "jpeg"], *references]
     coders = {p: _coder(p) for p in paths}
     total = len(planes) * sum(len(s) for s, _ in coders.values())
     points = []
@@ -138,6 +145,7 @@ def benchmark(planes: list[tuple[str, np.ndarray]], models: list[str], reference
         ceilings[name] = metrics.psnr(plane, out, metrics.value_range(plane))
     return {
         "dataset": dataset, "date": datetime.date.today().isoformat(), "planes": [n for n, _ in planes],
+        "default_model": default_model(12),
         "paths": paths, "points": points, "bd": _bd(points, paths, [n for n, _ in planes]),
         "ceiling_q100": {"median": float(np.median(list(ceilings.values()))), "min": float(min(ceilings.values())),
                          "lossless": sum(np.isinf(v) for v in ceilings.values()), "per_plane": ceilings},
@@ -196,6 +204,9 @@ def markdown(result: dict) -> str:
     ]
     if result.get("command"):
         lines += [f"Command: `{result['command']}`", ""]
+    if result.get("default_model"):
+        lines += [f"`default` is 12-bit JPEG decoded by `{result['default_model']}`; `jpeg-12bit` is the same "
+                  "payload without a network.", ""]
     lines += ["| path | BD-rate | BD-PSNR | planes |", "|---|---:|---:|---:|"]
     for path, v in result["bd"].items():
         lines.append(f"| `{path}` | {v['bd_rate']:+.2f} % | {v['bd_psnr']:+.3f} dB | {v['planes']} |")

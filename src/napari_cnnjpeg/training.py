@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .container import write_atomic
-from .jpeg import (check_tables, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, luma, quant_tables,
+from .jpeg import (SUBSAMPLING, check_tables, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, luma, quant_tables,
                    tables_for_quality)
 
 VAL_QUALITIES = (10, 30, 50, 70, 90)
@@ -89,6 +89,9 @@ class TrainConfig:
     #: Payload precision: 8, or 12 (restore recipe: 12-bit JPEG of the planes of a folder of
     #: 12/16-bit or float TIFFs, each mapped from its min/max; validation holds out whole files).
     bits: int = 8
+    #: restore recipe: JPEG variants of the robustness grid (:mod:`jpeg_grid`) to train on, one
+    #: drawn per patch; [] for Pillow at 4:2:0, or 4:4:4 for a fifth of the patches.
+    variants: list = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
@@ -126,9 +129,15 @@ def _jpeg_pair(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decoded JPEG of an image and the conditioning features of its tables (8-bit steps).
 
-    A uint16 image holds 12-bit samples and goes through 12-bit JPEG.
+    A uint16 image holds 12-bit samples and goes through 12-bit JPEG. ``subsampling`` may
+    name a variant of the robustness grid (:data:`jpeg_grid.VARIANTS`) instead.
     """
+    from .jpeg_grid import VARIANTS, encode_variant
     from .nets import table_features
+
+    if subsampling not in SUBSAMPLING and subsampling in VARIANTS:
+        data = encode_variant(img, subsampling, quality)
+        return decode_jpeg(data), table_features(*quant_tables(data))
 
     if img.dtype == np.uint16:
         data = encode_jpeg12(img, quality, subsampling)
@@ -164,11 +173,12 @@ class PatchSampler:
                 crop = crop[:, ::-1]
             if rng.random() < 0.5:
                 crop = crop.swapaxes(0, 1)
-            g = crop.ndim == 2 or rng.random() < cfg.gray_fraction
+            variant = cfg.variants[rng.integers(len(cfg.variants))] if cfg.variants else None
+            g = crop.ndim == 2 or variant == "grey" or rng.random() < cfg.gray_fraction
             clean.append(_as_rgb(crop if crop.ndim == 2 else luma(crop)) if g else np.ascontiguousarray(crop))
             gray.append(g)
             quality.append(int(rng.integers(cfg.quality_range[0], cfg.quality_range[1] + 1)))
-            sub.append("4:4:4" if (cfg.recipe != "joint" and rng.random() < 0.2) else "4:2:0")
+            sub.append(variant or ("4:4:4" if (cfg.recipe != "joint" and rng.random() < 0.2) else "4:2:0"))
         return {"clean": np.stack(clean), "gray": np.array(gray), "quality": np.array(quality), "sub": sub}
 
 
@@ -219,6 +229,13 @@ class Trainer:
         self.device = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
         if cfg.bits not in (8, 12) or (cfg.bits == 12 and (cfg.recipe != "restore" or cfg.jpeg != "real")):
             raise ValueError(f"bits {cfg.bits!r}: use 8, or 12 with the restore recipe and real JPEG")
+        if cfg.variants:
+            from .jpeg_grid import available_variants
+
+            unknown = set(cfg.variants) - set(available_variants())
+            if unknown or cfg.recipe != "restore" or cfg.bits != 8 or cfg.jpeg != "real":
+                raise ValueError(f"variants {sorted(unknown) or cfg.variants} need the restore recipe on 8-bit real "
+                                 f"JPEG and known variants ({', '.join(available_variants())})")
         images = images if images is not None else load_images(cfg.data, cfg.bits)
         files = list(dict.fromkeys(n.split("[")[0] for n, _ in images))  # a stack's planes stay together
         if cfg.val_images >= len(files):
@@ -523,7 +540,8 @@ def register(
     """Export a run's weights into the package and add (or replace) its zoo entry.
 
     The entry records the architecture, the SHA-256 of the weights and a model card
-    (parameters, data, steps, wall time, seed); Kodak figures are added by
+    (parameters, data, steps, wall time, seed) and the payload precision it works on
+    (``bits``; ``default`` is per precision); Kodak figures are added by
     ``cnnjpeg bench --update-cards``. The model named by ``supersedes`` stays in the
     zoo, so files made with it still decode, but is no longer offered. Weights are
     stored as float16 unless ``half`` is False (the package's weights are capped at 10 MB).
@@ -553,6 +571,7 @@ def register(
         "downscale": trainer.downscale,
         "tables": cfg.tables or None,
         "default": default,
+        "bits": cfg.bits,
         "card": {
             "architecture": {k: type(v).__name__ for k, v in trainer.nets.items()},
             "parameters": int(n_params),
@@ -582,9 +601,10 @@ def register(
         if e["id"] == supersedes:
             e["superseded_by"] = model_id
             e["default"] = False
-    if default:
+    if default:  # one default per payload precision
         for e in zoo:
-            e["default"] = False
+            if e.get("bits", 8) == cfg.bits:
+                e["default"] = False
     zoo.append(entry)
     write_atomic(zoo_path, (json.dumps(zoo, indent=2) + "\n").encode())
     return entry
