@@ -701,6 +701,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="speed benchmark instead: MP/s per model and device, time per stage, network alone "
                              "(writes NAME.md/json; NAME defaults to benchmarks-speed)")
     parser.add_argument("--megapixels", type=float, default=12.0, help="with --speed: size of the large test photo")
+    parser.add_argument("--restore", action="store_true",
+                        help="restoring ordinary JPEGs instead: the published protocol (q10-40, colour and grey), "
+                             "the robustness grid of JPEG variants, and speed, for decoder-only models (writes "
+                             "NAME.md/json; NAME defaults to benchmarks-restore)")
+    parser.add_argument("--grid-qualities", type=int, nargs="+", default=None,
+                        help="with --restore: the grid's qualities (default: 5-100 in 13 steps)")
+    parser.add_argument("--grid-crop", type=int, default=384, help="with --restore: side of the grid's centre crops")
     parser.add_argument("--update-cards", action="store_true",
                         help="write each model's deltas into its model card (run on Kodak)")
 
@@ -715,6 +722,14 @@ def run(args: argparse.Namespace) -> int:
         result = bench_speed.run(args.models, quality=75, megapixels=args.megapixels, out=args.out, name=name,
                                  command="cnnjpeg " + " ".join(sys.argv[1:]))
         print(bench_speed.markdown(result))
+        return 0
+    if args.restore:
+        from . import bench_restore
+
+        name = "benchmarks-restore" if args.name == "report" else args.name
+        for path in bench_restore.run(args.data, args.out, name, args.models, args.grid_qualities,
+                                      args.grid_crop).values():
+            print(path)
         return 0
     from . import bench_scientific
 

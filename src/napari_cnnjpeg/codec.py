@@ -10,7 +10,8 @@ import numpy as np
 
 from .container import DTYPES, Container, pack, write_atomic
 from .errors import CjpgError
-from .jpeg import BITS, MAX12, SUBSAMPLING, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, quant_tables
+from .jpeg import (BITS, MAX12, SUBSAMPLING, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, jpeg_precision,
+                   quant_tables)
 from .models import ModelStages, available_models, default_model, model_info, resolve
 from .resample import reduced_size, upscale
 
@@ -415,10 +416,11 @@ def restore(
     ----------
     jpeg : bytes, path or ndarray
         A JPEG file's bytes or path (its quantisation tables tell the network how
-        strongly it was compressed), or an already decoded uint8 array, in which case
-        ``quality`` must be given.
+        strongly it was compressed; 8-bit, or 12-bit with a model for 12-bit JPEG), or an
+        already decoded uint8 array, in which case ``quality`` must be given.
     model : str, optional
-        A decoder-only model id; default: :func:`default_restore_model`.
+        A decoder-only model id; default: :func:`default_restore_model` for the JPEG's
+        precision.
     quality : int, optional
         Quality the array was compressed at (arrays only).
     tables : dict, optional
@@ -428,19 +430,24 @@ def restore(
     Returns
     -------
     ndarray
-        uint8 image of the same shape.
+        uint8 image of the same shape (uint16 of 12-bit samples for a 12-bit JPEG).
     """
     from .jpeg import tables_for_quality
     from .models import default_restore_model
 
-    model = model or default_restore_model()
+    data = None if isinstance(jpeg, np.ndarray) else bytes(jpeg) if isinstance(jpeg, (bytes, bytearray)) \
+        else _read_file(jpeg)
+    bits = 8 if data is None else jpeg_precision(data) or 8
+    model = model or default_restore_model(bits)
     if model is None:
-        raise CjpgError("no decoder-only model is installed")
+        raise CjpgError(f"no decoder-only model for {bits}-bit JPEG is installed")
     info_ = model_info(model)
     if info_.kind != "restore":
         raise CjpgError(f"model {model!r} is not a decoder-only model; use one of kind 'restore'")
+    if info_.bits != bits:
+        raise CjpgError(f"model {model!r} restores {info_.bits}-bit JPEG; this is {bits}-bit JPEG")
     stages = resolve(model)[2]
-    if isinstance(jpeg, np.ndarray):
+    if data is None:
         if quality is None:
             raise CjpgError("restoring a decoded array needs the JPEG quality it was saved at")
         if jpeg.dtype != np.uint8 or not (jpeg.ndim == 2 or (jpeg.ndim == 3 and jpeg.shape[-1] == 3)):
@@ -449,8 +456,7 @@ def restore(
         pixels = jpeg
         chroma = None if jpeg.ndim == 2 else chroma
     else:
-        data = bytes(jpeg) if isinstance(jpeg, (bytes, bytearray)) else _read_file(jpeg)
-        pixels = decode_jpeg(data)
+        pixels = decode_jpeg12(data) if bits == 12 else decode_jpeg(data)
         luma, chroma = quant_tables(data)
     return stages.post(pixels, luma, chroma, rounded=True)
 

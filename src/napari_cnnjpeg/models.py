@@ -146,13 +146,13 @@ def default_model(bits: int = 8) -> str:
     return ranked[0]["id"] if ranked else BASELINE
 
 
-def default_restore_model() -> str | None:
-    """The best decoder-only model, used by :func:`~napari_cnnjpeg.restore`.
+def default_restore_model(bits: int = 8) -> str | None:
+    """The best decoder-only model for ``bits``-bit JPEG, used by :func:`~napari_cnnjpeg.restore`.
 
     Best means the lowest Kodak BD-rate recorded in the model cards (by ``cnnjpeg
     bench --update-cards``); without figures, the first listed.
     """
-    restore = [m for m in registry().values() if m.kind == "restore" and not m.superseded_by and m.bits == 8]
+    restore = [m for m in registry().values() if m.kind == "restore" and not m.superseded_by and m.bits == bits]
     if not restore:
         return None
     measured = [m for m in restore if "bd_rate_psnr" in m.card.get("kodak", {})]
