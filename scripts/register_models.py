@@ -28,9 +28,13 @@ VIEW = ("pre-processing encoder + JPEG + restoring decoder, trained jointly with
 WASHED = ("a distorted, washed-out image: the encoder network reshapes it for its own decoder "
           "(open it with napari-cnnjpeg)")
 HALF = "the image at half size (the payload is stored at 1/2 resolution)"
+MICRO = ("decoder-only artefact removal for 12-bit JPEG of microscopy and other data of more than 8 bits, "
+         "conditioned on the quantisation tables")
+TWELVE = ("nothing in Pillow or web browsers (12-bit JPEG); libjpeg-turbo 3 and imagecodecs show the plain "
+          "12-bit JPEG")
 #: What a stock viewer shows of each kind of file, where it is not simply the image.
 STOCK_VIEWER = {"joint-s": WASHED, "joint-s-v2": WASHED, "joint-s-v3": WASHED, "compact-s": HALF,
-                "compact-s-v2": HALF}
+                "compact-s-v2": HALF, "micro-s": TWELVE}
 #: model id: (training config, description, id of the model it supersedes, float16 weights).
 #: The models of 2026-11-25/26 were exported as float32 and stay so, to keep their hashes.
 RUNS = {
@@ -43,12 +47,14 @@ RUNS = {
     "joint-s-v3": ("configs/joint-t.json", JOINT + TUNED, "joint-s-v2", True),
     "joint-s-v4": ("configs/joint-v.json", VIEW + TUNED, "joint-s-v3", True),
     "joint-s-v5": ("configs/joint-w4.json", VIEW + TUNED + ", fine-tuned with SSIM in the loss", "joint-s-v4", True),
+    "micro-s": ("configs/micro12.json", MICRO, None, True),
 }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--default", default=None, help="model id that encode() uses by default")
+    p.add_argument("--default", default=None,
+                   help="model id that encode() uses by default (for its payload precision, 8 or 12 bits)")
     p.add_argument("ids", nargs="*", default=list(RUNS))
     args = p.parse_args()
     os.chdir(ROOT)  # the configs' paths are relative to the repository
