@@ -257,3 +257,34 @@ def test_every_shipped_architecture_has_a_graph():
         for net in (stages.encoder, stages.decoder):
             if net is not None:
                 assert shipped_graph(net) is not None, mid
+
+
+def test_restore_model_is_chosen_for_the_device(monkeypatch):
+    """An "l"-tier model is picked on a GPU only; on a CPU the best "s"-tier model; 12-bit JPEG
+    gets a 12-bit model."""
+    from napari_cnnjpeg.models import ModelInfo
+
+    zoo = {m.id: m for m in (
+        ModelInfo("small", "", "restore", card={"kodak": {"bd_rate_psnr": -10.0}}),
+        ModelInfo("smaller", "", "restore", card={"kodak": {"bd_rate_psnr": -12.0}}),
+        ModelInfo("large", "", "restore", tier="l", card={"kodak": {"bd_rate_psnr": -20.0}}),
+        ModelInfo("micro", "", "restore", bits=12),
+        ModelInfo("joint", "", "joint"),
+    )}
+    monkeypatch.setattr(models, "registry", lambda: zoo)
+    assert models.default_restore_model(device="cpu") == "smaller"
+    assert models.default_restore_model(device="cuda") == "large"
+    assert models.default_restore_model(device="cuda:1") == "large"
+    assert models.default_restore_model(12, device="cuda") == "micro"
+    zoo.pop("large")
+    assert models.default_restore_model(device="cuda") == "smaller"  # no "l" tier installed
+
+
+def test_a_zoo_entry_with_a_bad_tier_or_bits_is_refused(monkeypatch):
+    base = {"id": "x", "description": "", "kind": "restore", "weights": "x.safetensors", "sha256": "0"}
+    for bad in ({"tier": "xl"}, {"bits": 16}):
+        monkeypatch.setattr(models, "_zoo_entries", lambda bad=bad: [{**base, **bad}])
+        models.registry.cache_clear()
+        with pytest.raises(cj.CjpgError, match="tier|bits"):
+            models.registry()
+    models.registry.cache_clear()

@@ -27,6 +27,8 @@ from .jpeg import TUNED_TABLES, check_tables
 
 BASELINE = "jpeg"
 TUNED = "jpeg-tuned"
+#: Model tiers: "s" for CPUs, "l" where a GPU makes a larger network pay.
+TIERS = ("s", "l")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class ModelInfo:
     stock_viewer: str = "the image, as plain JPEG shows it"
     #: Payload precision its networks work on: 8, or 12 (12-bit JPEG of data of more than 8 bits).
     bits: int = 8
+    #: "s": runs at 2 MP/s or more on 2 CPU cores; "l": larger, worth running only on a GPU.
+    tier: str = "s"
     card: dict = field(default_factory=dict, compare=False, hash=False)
 
     def effective_quality(self, quality: int) -> int:
@@ -79,9 +83,15 @@ def registry() -> dict[str, ModelInfo]:
             downscale=int(e.get("downscale", 1)), tables=check_tables(e.get("tables")),
             superseded_by=e.get("superseded_by"), quality_range=_quality_range(e.get("quality_range")),
             stock_viewer=e.get("stock_viewer", ModelInfo.stock_viewer), bits=_bits(e.get("bits", 8)),
-            card=e.get("card", {}),
+            tier=_tier(e.get("tier", "s")), card=e.get("card", {}),
         )
     return models
+
+
+def _tier(value) -> str:
+    if value not in TIERS:
+        raise CjpgError(f"a model's tier must be one of {', '.join(TIERS)}, got {value!r}")
+    return value
 
 
 def _bits(value) -> int:
@@ -146,13 +156,18 @@ def default_model(bits: int = 8) -> str:
     return ranked[0]["id"] if ranked else BASELINE
 
 
-def default_restore_model(bits: int = 8) -> str | None:
-    """The best decoder-only model for ``bits``-bit JPEG, used by :func:`~napari_cnnjpeg.restore`.
+def default_restore_model(bits: int = 8, device: str | None = None) -> str | None:
+    """The best decoder-only model for ``bits``-bit JPEG on ``device``, used by :func:`~napari_cnnjpeg.restore`.
 
-    Best means the lowest Kodak BD-rate recorded in the model cards (by ``cnnjpeg
-    bench --update-cards``); without figures, the first listed.
+    On a GPU (``device`` default: :func:`inference.device`) an "l"-tier model is preferred
+    where one is installed; elsewhere only "s"-tier models are considered. Best then means
+    the lowest Kodak BD-rate recorded in the model cards (by ``cnnjpeg bench
+    --update-cards``); without figures, the first listed.
     """
     restore = [m for m in registry().values() if m.kind == "restore" and not m.superseded_by and m.bits == bits]
+    gpu = (device or inference.device()).startswith("cuda")
+    large = [m for m in restore if m.tier == "l"]
+    restore = large if gpu and large else [m for m in restore if m.tier == "s"]
     if not restore:
         return None
     measured = [m for m in restore if "bd_rate_psnr" in m.card.get("kodak", {})]
