@@ -282,9 +282,33 @@ def test_restore_model_is_chosen_for_the_device(monkeypatch):
 
 def test_a_zoo_entry_with_a_bad_tier_or_bits_is_refused(monkeypatch):
     base = {"id": "x", "description": "", "kind": "restore", "weights": "x.safetensors", "sha256": "0"}
-    for bad in ({"tier": "xl"}, {"bits": 16}):
+    for bad in ({"tier": "xl"}, {"bits": 16}, {"identity_step": "1"}, {"identity_step": -1}):
         monkeypatch.setattr(models, "_zoo_entries", lambda bad=bad: [{**base, **bad}])
         models.registry.cache_clear()
-        with pytest.raises(cj.CjpgError, match="tier|bits"):
+        with pytest.raises(cj.CjpgError, match="tier|bits|identity_step"):
             models.registry()
     models.registry.cache_clear()
+
+
+def test_identity_step_returns_fine_jpegs_unchanged():
+    """At or below a model's identity step (mean luma step, 8-bit units) the decoder passes its input through."""
+    import torch
+
+    from napari_cnnjpeg.jpeg import decode_jpeg, decode_jpeg12, encode_jpeg12
+    from napari_cnnjpeg.models import ModelStages
+    from napari_cnnjpeg.nets import RestoreNet
+
+    torch.manual_seed(0)
+    net = RestoreNet(8, 8, 1).eval()
+    torch.nn.init.normal_(net.tail.weight, std=0.05)
+    stages = ModelStages(decoder=net, identity_step=2.0)
+    img = data.astronaut()[:64, :64]
+    for quality, unchanged in ((100, True), (50, False)):
+        blob = encode_jpeg(img, quality, "4:4:4")
+        plain = decode_jpeg(blob)
+        out = stages.post(plain, *quant_tables(blob), rounded=True)
+        assert np.array_equal(out, plain) == unchanged, quality
+    twelve = ModelStages(decoder=net, bits=12, identity_step=2.0)
+    plane = (data.camera()[:64, :64].astype(np.uint16) * 16)
+    fine = encode_jpeg12(plane, 90)  # 12-bit steps at q90 are under 1 in 8-bit units
+    assert np.array_equal(twelve.post(decode_jpeg12(fine), *quant_tables(fine), rounded=True), decode_jpeg12(fine))

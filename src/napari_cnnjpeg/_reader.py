@@ -126,8 +126,8 @@ class ProgressiveStack:
             luma, chroma = quant_tables(self._payload(0))
             shape = (64, 64, 3) if self.reader.meta["rgb"] else (64, 64)
             with limit_threads((os.cpu_count() or 2) - 1):
-                self.reader.stages.post(np.zeros(shape, np.uint8), luma, chroma if len(shape) == 3 else None,
-                                        rounded=True)
+                zeros = np.zeros(shape, np.uint16 if self.reader.bits == 12 else np.uint8)
+                self.reader.stages.post(zeros, luma, chroma if len(shape) == 3 else None, rounded=True)
         except Exception:  # noqa: BLE001 - only a warm-up: a real failure shows on the plane that has it
             pass
 

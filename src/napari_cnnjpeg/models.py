@@ -54,6 +54,9 @@ class ModelInfo:
     bits: int = 8
     #: "s": runs at 2 MP/s or more on 2 CPU cores; "l": larger, worth running only on a GPU.
     tier: str = "s"
+    #: Decoder-only models: at or below this mean luma quantisation step (in 8-bit units) the
+    #: decoder returns its input unchanged (measured: on finer tables it stops helping).
+    identity_step: float | None = None
     card: dict = field(default_factory=dict, compare=False, hash=False)
 
     def effective_quality(self, quality: int) -> int:
@@ -83,9 +86,18 @@ def registry() -> dict[str, ModelInfo]:
             downscale=int(e.get("downscale", 1)), tables=check_tables(e.get("tables")),
             superseded_by=e.get("superseded_by"), quality_range=_quality_range(e.get("quality_range")),
             stock_viewer=e.get("stock_viewer", ModelInfo.stock_viewer), bits=_bits(e.get("bits", 8)),
-            tier=_tier(e.get("tier", "s")), card=e.get("card", {}),
+            tier=_tier(e.get("tier", "s")), identity_step=_optional_float(e.get("identity_step")),
+            card=e.get("card", {}),
         )
     return models
+
+
+def _optional_float(value) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+        raise CjpgError(f"a model's identity_step must be a number of at least 0, got {value!r}")
+    return float(value)
 
 
 def _tier(value) -> str:
@@ -226,6 +238,7 @@ class ModelStages:
     downscale: int = 1
     tables: dict | None = None
     bits: int = 8  # payload precision the networks work on
+    identity_step: float | None = None  # see ModelInfo.identity_step
     #: Shipped, frozen networks may run under ONNX Runtime on the CPU; networks in training never do.
     frozen: bool = False
     _runners: dict = field(default_factory=dict, repr=False, compare=False)
@@ -255,7 +268,8 @@ class ModelStages:
     def post(self, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, rounded: bool = False) -> np.ndarray:
         """Decoder stage on a decoded plane (uint8, or uint16 of 12-bit samples) and its JPEG
         tables; returns float32 in the plane's scale (``rounded``: the plane's dtype)."""
-        if self.decoder is None:
+        unit = 16 if plane.dtype == np.uint16 else 1  # a 12-bit table's steps, in 8-bit units
+        if self.decoder is None or (self.identity_step is not None and luma.mean() / unit <= self.identity_step):
             return plane if rounded else plane.astype(np.float32)
         return self._run("decoder", plane, luma, chroma, rounded)
 
@@ -280,7 +294,8 @@ def load_stages(model_id: str) -> ModelStages:
         prefix = name + "."
         net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         nets[name] = net.eval().to(inference.device())
-    return ModelStages(**nets, downscale=info.downscale, tables=info.tables, bits=info.bits, frozen=True)
+    return ModelStages(**nets, downscale=info.downscale, tables=info.tables, bits=info.bits,
+                       identity_step=info.identity_step, frozen=True)
 
 
 def _retired_successor(info: ModelInfo) -> str:

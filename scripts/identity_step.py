@@ -1,0 +1,90 @@
+"""Measure where a decoder-only model stops helping, on held-out training data (never Kodak).
+
+Usage: python scripts/identity_step.py MODEL_ID [--data FOLDER] [--val-images 4] [--write]
+
+Codes centre crops of the held-out images (the last ``--val-images`` files of the
+model's training folder by name; for a 12-bit model, the planes of those TIFFs) at
+qualities 60-100, with every variant of the robustness grid (8-bit) or 12-bit JPEG, and
+restores them. Each stream's mean luma quantisation step (in 8-bit units) and the mean
+PSNR change over the crops are recorded per cell. The identity step is the largest step
+of any cell whose mean change is below zero: streams with tables that fine or finer are
+returned unchanged (``ModelInfo.identity_step``), so restoring never makes them worse.
+``--write`` records it in ``weights/zoo.json``.
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from napari_cnnjpeg.container import write_atomic
+from napari_cnnjpeg.jpeg import decode_jpeg, decode_jpeg12, encode_jpeg12, luma, quant_tables
+from napari_cnnjpeg.jpeg_grid import available_variants, encode_variant
+from napari_cnnjpeg.metrics import psnr
+from napari_cnnjpeg.models import load_stages, model_info
+from napari_cnnjpeg.training import _center_crop, load_images
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT / "src" / "napari_cnnjpeg" / "weights" / "zoo.json"
+QUALITIES = (60, 70, 80, 85, 90, 92, 94, 95, 96, 97, 98, 99, 100)
+
+
+def held_out(model: str, data: str | None, n: int) -> list[np.ndarray]:
+    """Centre crops (384) of the last ``n`` files of the model's training folder."""
+    info = model_info(model)
+    folder = data or info.card.get("config", {}).get("data", "../shared/data/train")
+    images = load_images(folder, info.bits)
+    files = list(dict.fromkeys(name.split("[")[0] for name, _ in images))[-n:]
+    return [_center_crop(im, 384) for name, im in images if name.split("[")[0] in files]
+
+
+def cells(model: str, crops: list[np.ndarray]) -> list[dict]:
+    """Per (variant, quality): the mean luma step (8-bit units) and the mean PSNR change of restoring."""
+    stages = load_stages(model)
+    twelve = model_info(model).bits == 12
+    variants = ["12-bit"] if twelve else available_variants()
+    out = []
+    for v in variants:
+        for q in QUALITIES:
+            steps, deltas = [], []
+            for crop in crops:
+                ref = luma(crop) if v == "grey" else crop
+                data = encode_jpeg12(ref, q) if twelve else encode_variant(ref, v, q)
+                plain = decode_jpeg12(data) if twelve else decode_jpeg(data)
+                luma_t, chroma_t = quant_tables(data)
+                peak = 4095 if twelve else 255
+                restored = stages.post(plain, luma_t, chroma_t, rounded=True)
+                deltas.append(psnr(ref, restored, peak) - psnr(ref, plain, peak))
+                steps.append(float(luma_t.mean()) / (16 if twelve else 1))
+            out.append({"variant": v, "quality": q, "step": float(np.mean(steps)), "delta_db": float(np.mean(deltas))})
+            print(f"{v:12s} q{q:3d} step {out[-1]['step']:7.3f} {out[-1]['delta_db']:+.3f} dB", flush=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model")
+    p.add_argument("--data", default=None, help="training folder (default: the model card's)")
+    p.add_argument("--val-images", type=int, default=4)
+    p.add_argument("--write", action="store_true")
+    args = p.parse_args()
+    os.chdir(ROOT)
+    table = cells(args.model, held_out(args.model, args.data, args.val_images))
+    worse = [c["step"] for c in table if c["delta_db"] < 0]
+    step = max(worse) if worse else None
+    print(f"{args.model}: identity step {step}")
+    if args.write:
+        zoo = json.loads(ZOO.read_text())
+        for e in zoo:
+            if e["id"] == args.model:
+                if step is None:
+                    e.pop("identity_step", None)
+                else:
+                    e["identity_step"] = round(step, 4)
+        write_atomic(ZOO, (json.dumps(zoo, indent=2) + "\n").encode())
+
+
+if __name__ == "__main__":
+    main()
