@@ -80,6 +80,9 @@ class TrainConfig:
     rate_weight: float = 3.5  # dB of PSNR one doubling of the bits is worth (plain JPEG's slope on photos)
     view_weight: float = 0.0  # joint: share of the loss given to the payload as a stock decoder shows it
     loss: str = "mse"  # "mse" or "logmse" (per-patch log10 MSE: every quality weighs the same in dB)
+    #: logmse: the MSE (of [0, 1] samples) below which a patch stops counting; 1e-5 is 50 dB, enough
+    #: for 8-bit JPEG; 12-bit payloads reach 80 dB and need about 1e-9.
+    log_floor: float = 1e-5
     ssim_weight: float = 0.0  # share of the distortion given to per-patch log10(1 - SSIM) (the bench's SSIM)
     clip_grad: float = 1.0
     tables: dict = field(default_factory=dict)  # quantisation-table tuning (jpeg.tables_for_quality); {}: libjpeg's
@@ -386,7 +389,7 @@ class Trainer:
         import torch
 
         mse = (out - clean).square().mean(dim=(1, 2, 3))
-        d = torch.log10(mse + 1e-5).mean() if self.cfg.loss == "logmse" else mse.mean() * 1e3
+        d = torch.log10(mse + self.cfg.log_floor).mean() if self.cfg.loss == "logmse" else mse.mean() * 1e3
         if self.cfg.ssim_weight:
             dssim = torch.log10(1 - ssim_torch(out, clean) + 1e-4).mean()
             d = (1 - self.cfg.ssim_weight) * d + self.cfg.ssim_weight * dssim
