@@ -126,6 +126,21 @@ def test_compress_target_bpp(make_napari_viewer, dock, qtbot, wait_idle, photo):
     assert above > 1.0
 
 
+def test_compress_offers_the_12_bit_default_for_16_bit_layers(make_napari_viewer, dock, photo, stack16):
+    viewer = make_napari_viewer()
+    deep = viewer.add_image(stack16, name="stack")
+    flat = viewer.add_image(photo, rgb=True, name="photo")
+    w = dock(viewer, "Compress")
+    w.auto.value = False
+    w.image.value = flat
+    assert w.model.value == cj.default_model()
+    w.image.value = deep
+    assert w.model.value == cj.default_model(12) and cj.models.model_info(w.model.value).bits == 12 or \
+        cj.default_model(12) == "jpeg"
+    w.image.value = flat
+    assert w.model.value == cj.default_model()
+
+
 def test_compress_save_button(make_napari_viewer, dock, qtbot, wait_idle, tmp_path, stack16):
     viewer = make_napari_viewer()
     viewer.add_image(stack16, name="saved stack", scale=(1.5, 1.0, 1.0), colormap="magma",

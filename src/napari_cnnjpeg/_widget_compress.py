@@ -141,6 +141,7 @@ class CompressWidget(Container):
         self.image = ComboBox(label="image", choices=layer_choices(viewer, "image"))
         models = available_models()
         self.model = ComboBox(label="model", choices=models, value=default_model_id(settings))
+        self._switched = None  # the 12-bit default, where a layer of more than 8 bits chose it
         self.model_note = Label(label="", value="")
         self.rate_mode = RadioButtons(label="rate by", choices=(QUALITY, TARGET), value=QUALITY,
                                       orientation="horizontal")
@@ -225,9 +226,21 @@ class CompressWidget(Container):
             self._on_input_changed()
 
     def _show_mapping(self):
-        """The value-range choice applies to data of more than 8 bits only."""
+        """The value-range choice applies to data of more than 8 bits only, and such data gets
+        the default model for 12-bit payloads while the 8-bit default is chosen (and back)."""
+        from .models import default_model, model_info
+
         layer = self.image.value
-        self.mapping.visible = layer is not None and np.dtype(layer.dtype) != np.uint8
+        deep = layer is not None and np.dtype(layer.dtype) != np.uint8
+        self.mapping.visible = deep
+        if layer is None or self.model.value is None:
+            return
+        eight, twelve = default_model_id(get_settings()), default_model(12)
+        if deep and self.model.value == eight and twelve in self.model.choices:
+            self.model.value = self._switched = twelve
+        elif not deep and (model_info(self.model.value).bits == 12 or self.model.value == self._switched):
+            self.model.value = eight
+            self._switched = None
 
     def _on_dims(self, *_):
         layer = self.image.value
