@@ -264,6 +264,19 @@ def fake_restore(jpeg, model=None, *, quality=None, tables=None):
     return (255 - pixels).astype(np.uint8)
 
 
+def test_restore_widget_estimates_an_unrecorded_quality(make_napari_viewer, dock, photo):
+    from napari_cnnjpeg.jpeg import decode_jpeg, encode_jpeg
+
+    viewer = make_napari_viewer()
+    decoded = viewer.add_image(decode_jpeg(encode_jpeg(photo, 40, "4:2:0")), rgb=True, name="some JPEG")
+    noise = viewer.add_image(np.random.default_rng(0).integers(0, 256, (96, 96), dtype=np.uint8), name="noise")
+    w = dock(viewer, "Restore JPEG")
+    w.image.value = decoded
+    assert abs(w.quality.value - 40) <= 4 and "estimated from its pixels" in w.quality_note.value
+    w.image.value = noise
+    assert "set the JPEG quality" in w.quality_note.value
+
+
 def test_restore_widget_layer_and_file(make_napari_viewer, dock, qtbot, wait_idle, monkeypatch, tmp_path, photo):
     from napari_cnnjpeg import _widget_restore
 

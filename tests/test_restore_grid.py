@@ -81,3 +81,28 @@ def test_bench_restore_refuses_a_model_that_does_not_restore(tmp_path):
     from napari_cnnjpeg.cli import main
 
     assert main(["bench", "--restore", "--out", str(tmp_path), "--models", "joint-s-v5"]) != 0
+
+
+@pytest.mark.parametrize("name", ["astronaut", "camera"])
+def test_quality_is_estimated_from_decoded_pixels(name):
+    from skimage import data
+
+    from napari_cnnjpeg.jpeg import encode_jpeg, estimate_quality
+
+    image = getattr(data, name)()
+    for quality in (10, 30, 50, 75):
+        guess = estimate_quality(decode_jpeg(encode_jpeg(image, quality, "4:2:0")))
+        assert guess is not None and abs(guess - quality) <= 5, (quality, guess)
+    noise = np.random.default_rng(1).integers(0, 256, (256, 256), dtype=np.uint8)
+    assert estimate_quality(noise) is None  # no quantisation grid: not a JPEG decode
+
+
+def test_restore_of_an_array_without_quality_uses_the_estimate(photo):
+    import napari_cnnjpeg as cj
+    from napari_cnnjpeg.jpeg import encode_jpeg, estimate_quality
+
+    decoded = decode_jpeg(encode_jpeg(photo, 30, "4:2:0"))
+    guess = estimate_quality(decoded)
+    np.testing.assert_array_equal(cj.restore(decoded), cj.restore(decoded, quality=guess))
+    noise = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(cj.restore(noise), noise)  # nothing to go on: unchanged

@@ -34,6 +34,18 @@ def restore_models() -> list[str]:
     return sorted(ids, key=lambda m: m != best)
 
 
+def _estimate(layer) -> int | None:
+    """The JPEG quality estimated from the first plane of a uint8 layer (a 1024² centre crop at most)."""
+    from .jpeg import estimate_quality
+
+    if layer is None or np.dtype(layer.dtype) != np.uint8:
+        return None
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    pdims = 3 if layer.rgb else 2
+    plane = np.asarray(data[(0,) * (data.ndim - pdims)])
+    return estimate_quality(plane if not layer.rgb or plane.shape[-1] == 3 else plane[..., :3])
+
+
 def quality_from_metadata(metadata: dict) -> int | None:
     """The JPEG quality a layer's metadata records (``quality`` or ``jpeg_quality``), if any."""
     for key in ("jpeg_quality", "quality"):
@@ -142,7 +154,13 @@ class RestoreWidget(Container):
         layer = self.image.value
         q = quality_from_metadata(getattr(layer, "metadata", None)) if layer is not None else None
         if q is None:
-            self.quality_note.value = "quality not recorded in the layer: set the JPEG quality it was saved at"
+            guess = _estimate(layer)
+            if guess is None:
+                self.quality_note.value = ("quality not recorded in the layer, and not estimated from its pixels: "
+                                           "set the JPEG quality it was saved at")
+            else:
+                self.quality.value = guess
+                self.quality_note.value = f"quality not recorded in the layer: about {guess}, estimated from its pixels"
             return
         self.quality.value = q
         note = f"quality {q} read from the layer metadata"

@@ -10,8 +10,8 @@ import numpy as np
 
 from .container import DTYPES, Container, pack, write_atomic
 from .errors import CjpgError
-from .jpeg import (BITS, MAX12, SUBSAMPLING, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, jpeg_precision,
-                   quant_tables)
+from .jpeg import (BITS, MAX12, SUBSAMPLING, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, estimate_quality,
+                   jpeg_precision, quant_tables)
 from .models import ModelStages, available_models, default_model, model_info, resolve
 from .resample import reduced_size, upscale
 
@@ -417,12 +417,14 @@ def restore(
     jpeg : bytes, path or ndarray
         A JPEG file's bytes or path (its quantisation tables tell the network how
         strongly it was compressed; 8-bit, or 12-bit with a model for 12-bit JPEG), or an
-        already decoded uint8 array, in which case ``quality`` must be given.
+        already decoded uint8 array.
     model : str, optional
         A decoder-only model id; default: :func:`default_restore_model` for the JPEG's
         precision.
     quality : int, optional
-        Quality the array was compressed at (arrays only).
+        Quality the array was compressed at (arrays only); default: estimated from its
+        pixels (:func:`~napari_cnnjpeg.jpeg.estimate_quality`). Where no quality can be
+        estimated (fine quantisation, about 90 and above), the array comes back unchanged.
     tables : dict, optional
         The table tuning it was compressed with (arrays only; a model's ``tables``,
         e.g. for a ``.cjpg`` made with ``jpeg-tuned``); default: libjpeg's tables.
@@ -448,10 +450,12 @@ def restore(
         raise CjpgError(f"model {model!r} restores {info_.bits}-bit JPEG; this is {bits}-bit JPEG")
     stages = resolve(model)[2]
     if data is None:
-        if quality is None:
-            raise CjpgError("restoring a decoded array needs the JPEG quality it was saved at")
         if jpeg.dtype != np.uint8 or not (jpeg.ndim == 2 or (jpeg.ndim == 3 and jpeg.shape[-1] == 3)):
             raise CjpgError(f"restore takes a uint8 (H, W) or (H, W, 3) array, got {jpeg.dtype} {jpeg.shape}")
+        if quality is None:
+            quality = estimate_quality(jpeg)
+            if quality is None:  # too finely quantised to tell: nothing worth restoring
+                return jpeg.copy()
         luma, chroma = tables_for_quality(int(quality), tables)
         pixels = jpeg
         chroma = None if jpeg.ndim == 2 else chroma

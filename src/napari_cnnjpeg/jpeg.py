@@ -178,6 +178,45 @@ def _dqt(data: bytes) -> tuple[dict[int, np.ndarray], list[int]]:
     return tables, components
 
 
+def estimate_quality(pixels: np.ndarray, side: int = 1024) -> int | None:
+    """Estimate the libjpeg quality a decoded uint8 image was saved at, from its pixels alone.
+
+    JPEG leaves each 8x8 block's DCT coefficients on multiples of the quantisation step of
+    their frequency; the largest step that the luma's coefficients (a centre crop of up to
+    ``side`` pixels, blocks aligned to the top left) sit on is found per frequency, and the
+    quality whose standard luma table is nearest (in log steps) is returned. Within a few
+    points up to quality 75 on libjpeg's tables; None where too few frequencies show a
+    step (fine quantisation, about quality 90 and above, or not a JPEG decode).
+    """
+    from scipy.fft import dctn
+
+    y = pixels.astype(np.float64) @ LUMA_WEIGHTS if pixels.ndim == 3 else pixels.astype(np.float64)
+    top, left = (max(0, (n - side) // 2) // 8 * 8 for n in y.shape)
+    y = y[top : top + side, left : left + side]
+    h, w = y.shape[0] // 8 * 8, y.shape[1] // 8 * 8
+    if h * w == 0:
+        return None
+    blocks = (y[:h, :w] - 128).reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+    coefficients = dctn(blocks, axes=(1, 2), norm="ortho").reshape(-1, 64)
+    steps = np.arange(1, 256)
+    found = {}
+    for k in range(64):
+        v = coefficients[:, k]
+        v = v[np.abs(v) > 0.75][:4000]
+        if len(v) < 30:
+            continue
+        on_grid = np.cos(2 * np.pi * v[None, :] / steps[:, None]).mean(axis=1) > 0.85
+        if on_grid.any():
+            step = int(steps[on_grid].max())
+            if len(np.unique(np.rint(v / step))) >= 3:  # a step, not a few repeated values
+                found[k] = step
+    if len(found) < 8:
+        return None
+    keys, measured = np.array(list(found)), np.log(list(found.values()))
+    errors = [np.abs(measured - np.log(_standard_tables(q)[0].ravel()[keys])).mean() for q in range(1, 101)]
+    return int(np.argmin(errors)) + 1
+
+
 def tables_for_quality(quality: int, tuning: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Luma and chroma quantisation tables at a quality.
 
