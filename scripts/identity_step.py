@@ -24,7 +24,7 @@ from napari_cnnjpeg.jpeg import decode_jpeg, decode_jpeg12, encode_jpeg12, luma,
 from napari_cnnjpeg.jpeg_grid import available_variants, encode_variant
 from napari_cnnjpeg.metrics import psnr
 from napari_cnnjpeg.models import load_stages, model_info
-from napari_cnnjpeg.training import _center_crop, load_images
+from napari_cnnjpeg.training import _center_crop, load_images, split_held_out
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "src" / "napari_cnnjpeg" / "weights" / "zoo.json"
@@ -35,9 +35,7 @@ def held_out(model: str, data: str | None, n: int) -> list[np.ndarray]:
     """Centre crops (384) of the last ``n`` files of the model's training folder."""
     info = model_info(model)
     folder = data or info.card.get("config", {}).get("data", "../shared/data/train")
-    images = load_images(folder, info.bits)
-    files = list(dict.fromkeys(name.split("[")[0] for name, _ in images))[-n:]
-    return [_center_crop(im, 384) for name, im in images if name.split("[")[0] in files]
+    return [_center_crop(im, 384) for _, im in split_held_out(load_images(folder, info.bits), n)[1]]
 
 
 def cells(model: str, crops: list[np.ndarray]) -> list[dict]:

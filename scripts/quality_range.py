@@ -2,8 +2,8 @@
 
 Usage: python scripts/quality_range.py MODEL_ID ... [--write]
 
-Codes centre crops of the held-out photos (the last ``--val-images`` of the training
-folder by name) at every quality 1-100 and finds the widest range [lo, hi] over which
+Codes centre crops of the held-out images (the last ``--val-images`` files of the model's
+training folder by name; for a 12-bit model, the planes of those TIFFs) at every quality 1-100 and finds the widest range [lo, hi] over which
 PSNR and bits per pixel never fall (within ``--tolerance``, stricter than the tests'
 0.05 dB) on any crop. Qualities outside it are coded at its nearest end
 (``models.ModelInfo.effective_quality``), so a model's quality is monotone from 1 to 100.
@@ -21,7 +21,7 @@ from napari_cnnjpeg.codec import decode, encode
 from napari_cnnjpeg.container import write_atomic
 from napari_cnnjpeg.metrics import bpp, psnr
 from napari_cnnjpeg.models import ModelInfo, load_stages, model_info
-from napari_cnnjpeg.training import _center_crop, load_images
+from napari_cnnjpeg.training import _center_crop, load_images, split_held_out
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "src" / "napari_cnnjpeg" / "weights" / "zoo.json"
@@ -57,7 +57,7 @@ def monotone_range(values: np.ndarray, tol: float) -> tuple[int, int]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="+")
-    p.add_argument("--data", default="../shared/data/train")
+    p.add_argument("--data", default=None, help="training folder (default: each model card's)")
     p.add_argument("--val-images", type=int, default=4)
     p.add_argument("--crop", type=int, default=320)
     p.add_argument("--tolerance", type=float, default=0.02, help="dB a PSNR curve may dip")
@@ -68,12 +68,13 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    images = load_images(args.data)[-args.val_images:]
-    crops = [_center_crop(im, args.crop) for _, im in images]
-    print(f"held-out crops ({args.crop} px): {', '.join(n for n, _ in images)}")
     ranges = {}
     for model in args.models:
-        model_info(model)
+        info = model_info(model)
+        folder = args.data or info.card.get("config", {}).get("data", "../shared/data/train")
+        images = split_held_out(load_images(folder, info.bits), args.val_images)[1]
+        crops = [_center_crop(im, args.crop) for _, im in images]
+        print(f"held-out crops ({args.crop} px): {', '.join(n for n, _ in images)}")
         values = curves(model, crops)
         ranges[model] = monotone_range(values, args.tolerance)
         lo, hi = ranges[model]

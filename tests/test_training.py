@@ -251,3 +251,38 @@ def test_grow_state_deepens_a_net_without_changing_its_output(arch):
         assert torch.allclose(small(x, c), deep(x, c), atol=1e-6)
     with pytest.raises(ValueError, match="cannot shrink"):
         grow_state(deep.state_dict(), small)
+
+
+def test_12_bit_training_holds_out_whole_stacks_and_validates_to_quality_100(tmp_path):
+    import tifffile
+
+    from napari_cnnjpeg.training import VAL_QUALITIES_12
+
+    y, x = np.mgrid[0:64, 0:64].astype(np.float64)
+    folder = tmp_path / "micro"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", (1000 + 900 * np.sin(x / 5) * np.cos(y / 7)).astype(np.uint16))
+    tifffile.imwrite(folder / "b.tif", np.stack([200 + 50 * k + 30 * np.hypot(x - 30, y - 20) for k in range(3)])
+                     .astype(np.uint16))
+    cfg = _cfg(tmp_path, "restore")
+    cfg.bits, cfg.data, cfg.steps, cfg.loss, cfg.log_floor = 12, str(folder), 2, "logmse", 1e-9
+    t = Trainer(cfg)
+    assert t.train_names == ["a"] and t.val_names == ["b[0]", "b[1]", "b[2]"]  # the stack stays together
+    t.run(progress=False)
+    assert t.step == 2 and t.stages().bits == 12
+    val = json.loads((tmp_path / "restore" / "log.jsonl").read_text().splitlines()[-1])["val"]
+    assert set(val) == {str(q) for q in VAL_QUALITIES_12}
+    with pytest.raises(ValueError, match="bits"):
+        Trainer(TrainConfig(recipe="joint", bits=12, out=str(tmp_path / "j"), data=str(folder)))
+
+
+def test_training_on_the_robustness_grid(tmp_path):
+    cfg = _cfg(tmp_path, "restore")
+    cfg.variants, cfg.steps = ["jpegli", "grey", "double", "flat"], 2
+    t = Trainer(cfg, _images())
+    batch = t.sampler.batch(0)
+    assert set(batch["sub"]) <= set(cfg.variants)
+    t.run(progress=False)
+    assert t.step == 2
+    with pytest.raises(ValueError, match="variants"):
+        Trainer(TrainConfig(recipe="restore", variants=["mozjpeg"], out=str(tmp_path / "v")), _images())

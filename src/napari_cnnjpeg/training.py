@@ -123,6 +123,16 @@ def load_images(folder: str | Path, bits: int = 8) -> list[tuple[str, np.ndarray
     return [(name, prepare(image, gray=False)) for name, image in load(folder)]
 
 
+def split_held_out(images: list[tuple[str, np.ndarray]], n: int) -> tuple[list, list]:
+    """(training, held out): the last ``n`` files by name are held out, a stack's planes
+    (``stem[index]``) together."""
+    files = list(dict.fromkeys(name.split("[")[0] for name, _ in images))
+    if n >= len(files):
+        raise ValueError(f"{len(files)} images cannot spare {n} for validation")
+    held = set(files[len(files) - n :])
+    return [x for x in images if x[0].split("[")[0] not in held], [x for x in images if x[0].split("[")[0] in held]
+
+
 #: Planes taken from one stack for 12-bit training (evenly spaced).
 PLANES_PER_FILE = 8
 
@@ -240,13 +250,8 @@ class Trainer:
                 raise ValueError(f"variants {sorted(unknown) or cfg.variants} need the restore recipe on 8-bit real "
                                  f"JPEG and known variants ({', '.join(available_variants())})")
         images = images if images is not None else load_images(cfg.data, cfg.bits)
-        files = list(dict.fromkeys(n.split("[")[0] for n, _ in images))  # a stack's planes stay together
-        if cfg.val_images >= len(files):
-            raise ValueError(f"{len(files)} images cannot spare {cfg.val_images} for validation")
-        held = set(files[len(files) - cfg.val_images :])
-        images = [x for x in images if x[0].split("[")[0] not in held] + [x for x in images
-                                                                         if x[0].split("[")[0] in held]
-        split = len(images) - sum(n.split("[")[0] in held for n, _ in images)
+        kept, held = split_held_out(images, cfg.val_images)
+        images, split = kept + held, len(kept)
         train = images[: min(split, cfg.train_images)] if cfg.train_images > 0 else images[:split]
         self.train_names = [n for n, _ in train]
         self.val_names = [n for n, _ in images[split:]]
