@@ -65,7 +65,7 @@ def test_bench_restore_writes_protocol_grid_and_speed(tmp_path, photo):
     Image.fromarray(photo).save(data / "a.png")
     Image.fromarray(photo[::-1].copy()).save(data / "b.png")
     assert main(["bench", "--restore", "--data", str(data), "--out", str(tmp_path / "out"), "--models",
-                 "restore-s-v2", "--grid-qualities", "10", "100", "--grid-crop", "64"]) == 0
+                 "restore-s-v2", "--grid-qualities", "10", "100", "--grid-crop", "64", "--large-megapixels", "0.3"]) == 0
     result = json.loads((tmp_path / "out" / "benchmarks-restore.json").read_text())
     assert set(result["protocol"]) == {f"{m} q{q}" for m in ("colour", "grey") for q in (10, 20, 30, 40)}
     row = result["protocol"]["colour q10"]
@@ -73,6 +73,8 @@ def test_bench_restore_writes_protocol_grid_and_speed(tmp_path, photo):
     assert set(result["grid"]["restore-s-v2"]) == set(VARIANTS)
     assert set(result["grid"]["restore-s-v2"]["jpegli"]) == {"10", "100"}
     assert result["speed_mpx_s"]["restore-s-v2"] > 0
+    [big] = result["large"]
+    assert big["megapixels"] == pytest.approx(0.3, abs=0.05) and big["seconds"] > 0 and big["peak_rss_mib"] > 50
     report = (tmp_path / "out" / "benchmarks-restore.md").read_text()
     assert "## Robustness grid" in report and "LIVE1 grey q10" in report and "Cells that break the rule" in report
 

@@ -708,6 +708,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid-qualities", type=int, nargs="+", default=None,
                         help="with --restore: the grid's qualities (default: 5-100 in 13 steps)")
     parser.add_argument("--grid-crop", type=int, default=384, help="with --restore: side of the grid's centre crops")
+    parser.add_argument("--large-megapixels", type=float, default=24.0,
+                        help="with --restore: size of the large JPEG restored in a fresh process (time, peak memory)")
     parser.add_argument("--update-cards", action="store_true",
                         help="write each model's deltas into its model card (run on Kodak)")
 
@@ -728,7 +730,7 @@ def run(args: argparse.Namespace) -> int:
 
         name = "benchmarks-restore" if args.name == "report" else args.name
         for path in bench_restore.run(args.data, args.out, name, args.models, args.grid_qualities,
-                                      args.grid_crop).values():
+                                      args.grid_crop, args.large_megapixels).values():
             print(path)
         return 0
     from . import bench_scientific

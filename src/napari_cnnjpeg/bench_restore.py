@@ -11,14 +11,19 @@ Three parts, on any folder of lossless photos:
   :data:`jpeg_grid.QUALITIES`; each cell is the mean PSNR change (dB) the model makes
   to the plain decode, on centre crops. The rule: no cell below 0.0 dB, and +0.3 dB or
   more at qualities of 50 and below.
-- **Speed**: decode plus restore, megapixels per second, over the folder's images.
+- **Speed**: decode plus restore, megapixels per second, over the folder's images; and a
+  large JPEG (24 MP by default, the first image enlarged) restored by ``cnnjpeg restore``
+  in a fresh process, with its wall time and peak resident memory.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -121,8 +126,35 @@ def speed(images: list[np.ndarray], models: list[str], quality: int = 50) -> dic
     return out
 
 
+def large(image: np.ndarray, model: str, megapixels: float = 24.0, quality: int = 50) -> dict:
+    """``cnnjpeg restore`` of one large JPEG (``image`` enlarged to ``megapixels``) in a fresh
+    process: wall time and the process's peak resident memory (MiB)."""
+    from PIL import Image
+
+    from .jpeg import encode_jpeg
+
+    h, w = image.shape[:2]
+    scale = (megapixels * 1e6 / (h * w)) ** 0.5
+    big = np.asarray(Image.fromarray(image).resize((round(w * scale), round(h * scale)), Image.BICUBIC))
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "large.jpg", Path(tmp) / "restored.png"
+        src.write_bytes(encode_jpeg(big, quality, "4:2:0"))
+        del big
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "napari_cnnjpeg.cli", "restore", str(src), "-o", str(out),
+                               "--model", model], capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if done.returncode != 0:
+            raise CjpgError(f"restoring the large JPEG failed: {done.stderr.strip()[-500:]}")
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"megapixels": round(h * scale * w * scale / 1e6, 1), "model": model, "seconds": round(seconds, 1),
+            "peak_rss_mib": round(peak / 1024, 1) if peak > before else None}
+
+
 def benchmark(images: list[tuple[str, np.ndarray]], models: list[str], variants: list[str] | None = None,
-              qualities=None, crop: int = GRID_CROP, dataset: str = "", progress: bool = True) -> dict:
+              qualities=None, crop: int = GRID_CROP, dataset: str = "", progress: bool = True,
+              large_megapixels: float = 24.0) -> dict:
     """The three parts on a list of (name, uint8 RGB image)."""
     from tqdm import tqdm
 
@@ -141,6 +173,7 @@ def benchmark(images: list[tuple[str, np.ndarray]], models: list[str], variants:
         "models": models, "protocol": table, "grid": cells, "grid_crop": crop, "variants": variants,
         "qualities": list(qualities), "failures": {m: grid_failures(cells[m]) for m in models},
         "speed_mpx_s": speed(pictures, models),
+        "large": [large(pictures[0], m, large_megapixels) for m in models],
         "command": " ".join(["cnnjpeg", *sys.argv[1:]]) if sys.argv[0].endswith("cnnjpeg") else "",
     }
 
@@ -184,11 +217,15 @@ def markdown(result: dict) -> str:
     lines += ["", "## Speed", "", "Decode plus restore, Pillow JPEG at quality 50, over the folder's images:", "",
               "| model | MP/s |", "|---|---:|"]
     lines += [f"| `{m}` | {v:.2f} |" for m, v in result["speed_mpx_s"].items()]
+    lines += ["", "A large JPEG (the first image enlarged, quality 50) through `cnnjpeg restore` in a fresh "
+              "process:", "", "| model | MP | seconds | peak memory (MiB) |", "|---|---:|---:|---:|"]
+    lines += [f"| `{x['model']}` | {x['megapixels']} | {x['seconds']} | {x['peak_rss_mib']} |"
+              for x in result["large"]]
     return "\n".join(lines) + "\n"
 
 
 def run(folder: str | None, out_dir: str, name: str, models: list[str] | None, qualities=None,
-        crop: int = GRID_CROP) -> dict[str, Path]:
+        crop: int = GRID_CROP, large_megapixels: float = 24.0) -> dict[str, Path]:
     """Benchmark a folder (default: scikit-image samples); write ``NAME.md`` and ``NAME.json``."""
     from .bench import load_images, prepare
     from .container import write_atomic
@@ -200,7 +237,7 @@ def run(folder: str | None, out_dir: str, name: str, models: list[str] | None, q
         if info.kind != "restore" or info.bits != 8:
             raise CjpgError(f"model {m!r} is not a decoder-only model for 8-bit JPEG")
     images = [(n, prepare(im, gray=False)) for n, im in load_images(folder)]
-    result = benchmark(images, models, qualities=qualities, crop=crop,
+    result = benchmark(images, models, qualities=qualities, crop=crop, large_megapixels=large_megapixels,
                        dataset=str(folder) if folder else "scikit-image samples")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
