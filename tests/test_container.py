@@ -193,9 +193,12 @@ BLOB12 = cj.encode((_stack().astype(np.uint16) * 200), quality=70)
         (lambda m: m.update(bits=16), "bits 16 is not 8 or 12"),
         (lambda m: m.update(bits=True), "is not 8 or 12"),
         (lambda m: m.update(required=[]), "'bits' listed under 'required'"),
+        (lambda m: m.update(required=["bits"]), "'levels' must be listed under 'required'"),
+        (lambda m: m.update(levels=254), "levels 254 is not an integer from 255 to 4095"),
+        (lambda m: m.update(levels=4096.0), "levels 4096.0 is not an integer"),
         (lambda m: m.update(dtype="uint8", mapping=None), "12-bit payloads need data of more than 8 bits"),
         (lambda m: m.update(model="restore-s-v2", model_sha256=cj.models.model_info("restore-s-v2").sha256),
-         "12-bit payloads are decoded by plain JPEG"),
+         "works on 8-bit payloads"),
     ],
 )
 def test_bad_bits_are_refused(change, match):
@@ -206,7 +209,7 @@ def test_bad_bits_are_refused(change, match):
 
 def test_a_12_bit_payload_declared_8_bit_is_a_clear_error():
     with pytest.raises(cj.CjpgError, match="JPEG"):
-        cj.decode(_rewrite_meta(BLOB12, lambda m: (m.pop("bits"), m.update(required=[]))))
+        cj.decode(_rewrite_meta(BLOB12, lambda m: (m.pop("bits"), m.pop("levels"), m.update(required=[]))))
 
 
 @pytest.mark.parametrize(

@@ -30,13 +30,28 @@ def cells() -> np.ndarray:
 @pytest.mark.parametrize("dtype", ["uint16", "int16", "float32"])
 def test_12_bit_round_trip(cells, dtype):
     data = cells.astype(dtype) - (1000 if dtype != "uint16" else 0)
-    blob = cj.encode(data[0], quality=90)
+    blob = cj.encode(data[0], quality=97)
     assert jpeg_precision(blob) == 12 and cj.info(blob)["bits"] == 12
     out = cj.decode(blob)
     assert out.dtype == np.dtype(dtype) and out.shape == data[0].shape
-    plane8 = cj.decode(cj.encode(data[0], quality=90, bits=8))
-    assert _plane_psnr(data[0], out) > _plane_psnr(data[0], plane8) + 10  # 16x finer steps than 8 bits
+    plane8 = cj.decode(cj.encode(data[0], quality=97, bits=8))
+    assert _plane_psnr(data[0], out) > _plane_psnr(data[0], plane8) + 10  # 13x finer steps than 8 bits
     assert _plane_psnr(data[0], out) > 60
+
+
+def test_12_bit_levels_follow_quality(cells):
+    """Up to quality 50 a 12-bit payload holds 256 levels, at 8-bit JPEG's rates; above, the
+    levels rise to 4096 at quality 100, and the header records them."""
+    from napari_cnnjpeg.codec import twelve_bit_levels
+
+    assert [twelve_bit_levels(q) for q in (1, 50, 75, 100)] == [255, 255, 1023, 4095]
+    assert all(twelve_bit_levels(q) <= twelve_bit_levels(q + 1) for q in range(1, 100))
+    for q in (10, 30, 50):
+        twelve, eight = cj.encode(cells[0], quality=q, model="jpeg"), cj.encode(cells[0], quality=q, bits=8,
+                                                                               model="jpeg")
+        assert cj.info(twelve)["levels"] == 255 and len(twelve) < 1.3 * len(eight)
+        assert _plane_psnr(cells[0], cj.decode(twelve)) >= _plane_psnr(cells[0], cj.decode(eight)) - 0.1
+    assert cj.info(cj.encode(cells[0], quality=100))["levels"] == 4095
 
 
 def test_quality_100_ceiling_over_70_db(cells):
@@ -49,7 +64,7 @@ def test_stack_mapping_is_shared_and_plane_mapping_is_not(cells):
     assert stacked["min"][0] == cells.min() and stacked["max"][0] == cells.max()
     per_plane = cj.info(cj.encode(cells, quality=80, mapping="plane"))["mapping"]
     assert per_plane["mode"] == "plane" and per_plane["max"] == [float(p.max()) for p in cells]
-    blob = cj.encode(cells, quality=80, mapping=(0, 8191))
+    blob = cj.encode(cells, quality=95, mapping=(0, 8191))
     given = cj.info(blob)["mapping"]
     assert given["mode"] == "range" and given["min"] == [0.0] * 3 and given["max"] == [8191.0] * 3
     out = cj.decode(blob)

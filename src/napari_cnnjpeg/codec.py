@@ -77,11 +77,28 @@ def _stack_range(image, lead: tuple) -> tuple[float, float]:
     return lo, hi
 
 
-def _to_levels(plane: np.ndarray, lo: float, hi: float, levels: int) -> np.ndarray:
-    """Map [lo, hi] linearly onto 0..levels (255: uint8, 4095: 12-bit in uint16), clipping outside it."""
+def twelve_bit_levels(quality: int) -> int:
+    """The sample values (0..L) a 12-bit payload at ``quality`` maps its range onto.
+
+    JPEG's tables step the same at any precision, so 4096 levels make even quality 1 a
+    fine quantisation (about 0.5 bpp). At qualities up to :data:`LEVELS_FROM` a 12-bit
+    payload holds 256 levels, so its rates are 8-bit JPEG's; above, the levels rise
+    geometrically to 4096 at quality 100, where the ceiling is 12-bit JPEG's.
+    """
+    if quality <= LEVELS_FROM:
+        return 255
+    return int(round(256 * 16 ** ((quality - LEVELS_FROM) / (100 - LEVELS_FROM)))) - 1
+
+
+#: Quality up to which 12-bit payloads hold 256 levels (:func:`twelve_bit_levels`).
+LEVELS_FROM = 50
+
+
+def _to_levels(plane: np.ndarray, lo: float, hi: float, levels: int, dtype) -> np.ndarray:
+    """Map [lo, hi] linearly onto 0..levels in ``dtype``, clipping outside it."""
     scale = levels / (hi - lo) if hi > lo else 0.0
     out = np.clip(np.rint((plane.astype(np.float64) - lo) * scale), 0, levels)
-    return out.astype(np.uint8 if levels == 255 else np.uint16)
+    return out.astype(dtype)
 
 
 def _from_unit(values: np.ndarray, lo: float, hi: float, dtype: np.dtype, levels: int = 255) -> np.ndarray:
@@ -187,7 +204,7 @@ def encode(
         quality = model_info(model_id).effective_quality(quality)
     lead = image.shape[: image.ndim - (3 if rgb else 2)]
     total = int(np.prod(lead, dtype=np.int64))
-    levels = MAX12 if bits == 12 else 255
+    levels = twelve_bit_levels(int(quality)) if bits == 12 else 255
     fixed = _stack_range(image, lead) if mapping == "stack" else mapping if isinstance(mapping, tuple) else None
     payloads, lows, highs = [], [], []
     for i, index in enumerate(np.ndindex(*lead)):
@@ -195,7 +212,7 @@ def encode(
         _check_finite(plane)
         if dtype != "uint8":
             lo, hi = fixed or (float(plane.min()), float(plane.max()))
-            plane = _to_levels(plane, lo, hi, levels)
+            plane = _to_levels(plane, lo, hi, levels, np.uint16 if bits == 12 else np.uint8)
             lows.append(lo)
             highs.append(hi)
         if bits == 12:  # 12-bit models are decoder-only
@@ -212,8 +229,8 @@ def encode(
         },
         "required": [],
     }
-    if bits == 12:  # readers that know only 8-bit payloads must refuse the file
-        meta.update(bits=12, required=["bits"])
+    if bits == 12:  # readers that know only 8-bit payloads, or 4096 levels, must refuse the file
+        meta.update(bits=12, levels=levels, required=["bits", "levels"])
     if stages.downscale > 1:  # readers that cannot enlarge the payload must refuse the file
         meta.update(downscale=stages.downscale, required=["downscale"])
     return pack({**meta, "image": image_meta}, payloads)
@@ -278,6 +295,7 @@ class Reader:
         self.plane_shape = self.shape[len(self.shape) - (3 if self.meta["rgb"] else 2) :]
         self.downscale = self.meta.get("downscale", 1)
         self.bits = self.meta.get("bits", 8)
+        self.levels = self.meta.get("levels", MAX12 if self.bits == 12 else 255)
         network = _network_bits(self.stages)
         if network and network != self.bits:
             self.container.close()
@@ -308,12 +326,14 @@ class Reader:
         if pixels.shape != self.payload_shape:
             raise CjpgError(f"corrupt .cjpg file: plane {k} decodes to {pixels.shape}, header says {self.payload_shape}")
         pixels = upscale(pixels, self.plane_shape[:2])
+        if self.levels < MAX12 and self.bits == 12:  # a decoder's ringing may overshoot the mapped range
+            pixels = np.minimum(pixels, np.uint16(self.levels))
         mapping = self.meta["mapping"]
         if restore and self.restores:  # uint8 data: rounded where the network ran
-            pixels = self.stages.post(pixels, *quant_tables(data), rounded=mapping is None)
+            pixels = self.stages.post(pixels, *quant_tables(data), rounded=mapping is None, levels=self.levels)
         if mapping is None:  # uint8 data: the plain decode, or the network's output rounded on its device
             return pixels
-        return _from_unit(pixels, mapping["min"][k], mapping["max"][k], self.dtype, MAX12 if self.bits == 12 else 255)
+        return _from_unit(pixels, mapping["min"][k], mapping["max"][k], self.dtype, self.levels)
 
     def planes(self, indices: Iterable[int] | None = None):
         """Decoded planes, one at a time."""
@@ -387,7 +407,7 @@ def describe(c: Container) -> dict:
         "quality": m["quality"], "subsampling": m["subsampling"], "shape": tuple(shape), "dtype": m["dtype"],
         "rgb": rgb, "axes": m["axes"], "planes": len(c), "bytes": c.size,
         "bpp": c.size * 8 / (h * w * len(c)), "mapping": m["mapping"], "downscale": m.get("downscale", 1),
-        "bits": m.get("bits", 8),
+        "bits": m.get("bits", 8), "levels": m.get("levels", MAX12 if m.get("bits", 8) == 12 else 255),
         "stock_viewer": TWELVE_BIT_VIEWERS if m.get("bits", 8) == 12 else _stock_viewer(m["model"]),
     }
     image = m.get("image") if isinstance(m.get("image"), dict) else {}

@@ -30,7 +30,7 @@ KNOWN_REQUIRED = frozenset(
     {"version", "model", "model_sha256", "quality", "subsampling", "shape", "dtype", "rgb", "axes", "mapping", "planes"}
 )
 #: Optional fields this reader understands; a file listing others under "required" is refused.
-KNOWN_OPTIONAL = frozenset({"downscale", "bits"})
+KNOWN_OPTIONAL = frozenset({"downscale", "bits", "levels"})
 #: Largest factor by which a payload may be smaller than the image (``downscale``).
 MAX_DOWNSCALE = 4
 #: Dtypes a file may declare: uint8 is stored as is, the others through a linear mapping to 8 or 12 bits.
@@ -237,6 +237,13 @@ def _check_meta(meta) -> None:
     if bits == 12 and (meta["dtype"] == "uint8" or downscale != 1 or "bits" not in meta.get("required", [])):
         raise CjpgError("corrupt .cjpg header: 12-bit payloads need data of more than 8 bits, no downscale, "
                         "and 'bits' listed under 'required'")
+    levels = meta.get("levels", 4095 if bits == 12 else 255)
+    if bits == 12 and (not _is_int(levels) or not 255 <= levels <= 4095):
+        raise CjpgError(f"corrupt .cjpg header: levels {levels!r} is not an integer from 255 to 4095")
+    if bits == 12 and "levels" in meta and "levels" not in meta.get("required", []):
+        raise CjpgError("corrupt .cjpg header: 'levels' must be listed under 'required'")
+    if bits == 8 and "levels" in meta:
+        raise CjpgError("corrupt .cjpg header: 'levels' is for 12-bit payloads")
     if meta["dtype"] not in DTYPES:
         raise CjpgError(f"corrupt .cjpg header: unknown dtype {meta['dtype']!r}; known: {', '.join(DTYPES)}")
     _check_mapping(meta["mapping"], meta["dtype"], len(planes))

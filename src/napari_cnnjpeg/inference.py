@@ -223,11 +223,13 @@ def run_network(
     runner=None,
     batch_pixels: int | None = None,
     rounded: bool = False,
+    levels: int | None = None,
 ) -> np.ndarray:
     """Run a YCbCr network on a uint8 (H, W) or (H, W, 3) plane, tile by tile.
 
-    A uint16 plane holds 12-bit samples (0-4095, a 12-bit JPEG's): the network sees it
-    scaled to [0, 1] like an 8-bit one, and its tables divided by 16, in 8-bit steps.
+    A uint16 plane holds a 12-bit JPEG's samples, 0 to ``levels`` (default 4095): the
+    network sees it scaled to [0, 1] like an 8-bit one, and its tables scaled to match,
+    in 8-bit steps (divided by (levels + 1) / 256).
 
     Tiles of ``tile`` pixels (default: :data:`TILE` for the device or runtime) overlap by
     :data:`OVERLAP` on each side and only their centres are kept, so the result matches
@@ -247,7 +249,7 @@ def run_network(
         _CLOCK.start(dev)
     run = runner or net
     half = runner is None and half_precision(str(dev))
-    levels = _levels(plane.dtype)
+    levels = levels or plane_levels(plane.dtype)
     unit = (levels + 1) / 256  # a 12-bit table's step, in 8-bit units
     cond = torch.from_numpy(table_features(luma / unit, None if gray else chroma / unit))[None].to(dev)
     h, w = plane.shape[:2]
@@ -289,7 +291,7 @@ def run_network(
                 _lap("tiling")
     out = out[:, :h, :w].mul_(levels).clamp_(0, levels)
     if rounded:  # torch has no uint16 arithmetic: int32 on the device, uint16 once back
-        out = out.round_().to(torch.uint8 if levels == 255 else torch.int32)
+        out = out.round_().to(torch.uint8 if plane.dtype == np.uint8 else torch.int32)
     out = out[0] if gray else out.permute(1, 2, 0)
     _lap("colour")
     out = out.contiguous().cpu().numpy()  # one copy out
@@ -297,7 +299,8 @@ def run_network(
     return out.astype(np.uint16) if out.dtype == np.int32 else out
 
 
-def _levels(dtype: np.dtype) -> int:
+def plane_levels(dtype: np.dtype) -> int:
+    """The largest sample value of a plane's dtype as the networks take it (uint16: 12-bit)."""
     if dtype == np.uint8:
         return 255
     if dtype == np.uint16:

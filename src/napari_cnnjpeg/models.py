@@ -243,7 +243,8 @@ class ModelStages:
     frozen: bool = False
     _runners: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def _run(self, name: str, plane: np.ndarray, luma, chroma, rounded: bool = False) -> np.ndarray:
+    def _run(self, name: str, plane: np.ndarray, luma, chroma, rounded: bool = False,
+             levels: int | None = None) -> np.ndarray:
         net = getattr(self, name)
         runner = None
         if self.frozen:
@@ -253,7 +254,7 @@ class ModelStages:
                 if key not in self._runners:
                     self._runners[key] = inference.OrtNet(net, inference.shipped_graph(net), key[1])
                 runner = self._runners[key]
-        return inference.run_network(net, plane, luma, chroma, self.tile, runner, rounded=rounded)
+        return inference.run_network(net, plane, luma, chroma, self.tile, runner, rounded=rounded, levels=levels)
 
     def pre(self, plane: np.ndarray, quality: int) -> np.ndarray:
         """Encoder stage on a uint8 plane, for JPEG at ``quality``; returns uint8."""
@@ -265,13 +266,16 @@ class ModelStages:
         luma, chroma = tables_for_quality(int(quality), self.tables)
         return self._run("encoder", plane, luma, None if plane.ndim == 2 else chroma, rounded=True)
 
-    def post(self, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, rounded: bool = False) -> np.ndarray:
-        """Decoder stage on a decoded plane (uint8, or uint16 of 12-bit samples) and its JPEG
-        tables; returns float32 in the plane's scale (``rounded``: the plane's dtype)."""
-        unit = 16 if plane.dtype == np.uint16 else 1  # a 12-bit table's steps, in 8-bit units
+    def post(self, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, rounded: bool = False,
+             levels: int | None = None) -> np.ndarray:
+        """Decoder stage on a decoded plane (uint8, or uint16 of 12-bit samples 0..``levels``,
+        default 4095) and its JPEG tables; returns float32 in the plane's scale (``rounded``:
+        the plane's dtype)."""
+        levels = levels or inference.plane_levels(plane.dtype)
+        unit = (levels + 1) / 256  # the tables' steps, in 8-bit units
         if self.decoder is None or (self.identity_step is not None and luma.mean() / unit <= self.identity_step):
             return plane if rounded else plane.astype(np.float32)
-        return self._run("decoder", plane, luma, chroma, rounded)
+        return self._run("decoder", plane, luma, chroma, rounded, levels)
 
 
 @lru_cache(maxsize=16)

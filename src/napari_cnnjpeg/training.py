@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .container import write_atomic
-from .jpeg import (SUBSAMPLING, check_tables, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, luma, quant_tables,
+from .jpeg import (MAX12, SUBSAMPLING, check_tables, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, luma, quant_tables,
                    tables_for_quality)
 
 VAL_QUALITIES = (10, 30, 50, 70, 90)
@@ -142,8 +142,10 @@ def _jpeg_pair(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decoded JPEG of an image and the conditioning features of its tables (8-bit steps).
 
-    A uint16 image holds 12-bit samples and goes through 12-bit JPEG. ``subsampling`` may
-    name a variant of the robustness grid (:data:`jpeg_grid.VARIANTS`) instead.
+    A uint16 image holds 12-bit samples (0-4095) and goes through 12-bit JPEG as the codec
+    writes it, mapped onto the quality's levels (:func:`codec.twelve_bit_levels`); its
+    decode comes back as float32 in [0, 1]. ``subsampling`` may name a variant of the
+    robustness grid (:data:`jpeg_grid.VARIANTS`) instead.
     """
     from .jpeg_grid import VARIANTS, encode_variant
     from .nets import table_features
@@ -153,9 +155,14 @@ def _jpeg_pair(
         return decode_jpeg(data), table_features(*quant_tables(data))
 
     if img.dtype == np.uint16:
-        data = encode_jpeg12(img, quality, subsampling)
+        from .codec import twelve_bit_levels
+
+        levels = twelve_bit_levels(quality)
+        data = encode_jpeg12(np.rint(img * (levels / MAX12)).astype(np.uint16), quality, subsampling)
         luma, chroma = quant_tables(data)
-        return decode_jpeg12(data), table_features(luma / 16, None if chroma is None else chroma / 16)
+        unit = (levels + 1) / 256
+        return (decode_jpeg12(data).astype(np.float32) / levels,
+                table_features(luma / unit, None if chroma is None else chroma / unit))
     data = encode_jpeg(img, quality, subsampling, tables)
     return decode_jpeg(data), table_features(*quant_tables(data))
 
@@ -198,7 +205,7 @@ class PatchSampler:
 def _to_tensor(a: np.ndarray, device="cpu"):
     import torch
 
-    levels = 4095 if a.dtype == np.uint16 else 255  # uint16: 12-bit samples
+    levels = {np.dtype(np.uint8): 255, np.dtype(np.uint16): MAX12}.get(a.dtype, 1)  # float: already [0, 1]
     return torch.from_numpy(np.ascontiguousarray(a)).to(device).permute(0, 3, 1, 2).float() / levels
 
 
@@ -417,13 +424,11 @@ class Trainer:
         for net in self.nets.values():
             net.eval()
         result = {}
-        for q in VAL_QUALITIES_12 if self.cfg.bits == 12 else ():
+        for q in VAL_QUALITIES_12 if self.cfg.bits == 12 else ():  # through the codec, as files are
             gains = []
             for crop in self.val_crops:
-                data = encode_jpeg12(crop, q, "4:2:0")
-                plain = decode_jpeg12(data)
-                out = stages.post(plain, *quant_tables(data), rounded=True)
-                gains.append(psnr(crop, out, 4095) - psnr(crop, plain, 4095))
+                blob = encode(crop, quality=q, model=stages, mapping=(0, MAX12))
+                gains.append(psnr(crop, decode(blob, model=stages), MAX12) - psnr(crop, decode(blob, model="jpeg"), MAX12))
             result[str(q)] = {"gain_db": round(float(np.mean(gains)), 3)}
         for q in VAL_QUALITIES if self.cfg.bits == 8 else ():
             gains, views, ratios = [], [], []
