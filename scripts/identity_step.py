@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_cnnjpeg.container import write_atomic
-from napari_cnnjpeg.jpeg import decode_jpeg, decode_jpeg12, encode_jpeg12, luma, quant_tables
+from napari_cnnjpeg.codec import twelve_bit_levels
+from napari_cnnjpeg.jpeg import MAX12, decode_jpeg, decode_jpeg12, encode_jpeg12, luma, quant_tables
 from napari_cnnjpeg.jpeg_grid import available_variants, encode_variant
 from napari_cnnjpeg.metrics import psnr
 from napari_cnnjpeg.models import load_stages, model_info
@@ -49,13 +50,20 @@ def cells(model: str, crops: list[np.ndarray]) -> list[dict]:
             steps, deltas = [], []
             for crop in crops:
                 ref = luma(crop) if v == "grey" else crop
-                data = encode_jpeg12(ref, q) if twelve else encode_variant(ref, v, q)
-                plain = decode_jpeg12(data) if twelve else decode_jpeg(data)
+                levels = twelve_bit_levels(q) if twelve else 255  # as the codec maps 12-bit payloads
+                if twelve:
+                    data = encode_jpeg12(np.rint(ref * (levels / MAX12)).astype(np.uint16), q)
+                    plain = decode_jpeg12(data)
+                else:
+                    data = encode_variant(ref, v, q)
+                    plain = decode_jpeg(data)
                 luma_t, chroma_t = quant_tables(data)
-                peak = 4095 if twelve else 255
-                restored = stages.post(plain, luma_t, chroma_t, rounded=True)
-                deltas.append(psnr(ref, restored, peak) - psnr(ref, plain, peak))
-                steps.append(float(luma_t.mean()) / (16 if twelve else 1))
+                restored = stages.post(plain, luma_t, chroma_t, levels=levels)
+                scale = (MAX12 / levels) if twelve else 1.0
+                peak = MAX12 if twelve else 255
+                ref64 = ref.astype(np.float64)  # outputs rounded as the codec rounds them
+                deltas.append(psnr(ref64, np.rint(restored * scale), peak) - psnr(ref64, np.rint(plain * scale), peak))
+                steps.append(float(luma_t.mean()) / ((levels + 1) / 256))
             out.append({"variant": v, "quality": q, "step": float(np.mean(steps)), "delta_db": float(np.mean(deltas))})
             print(f"{v:12s} q{q:3d} step {out[-1]['step']:7.3f} {out[-1]['delta_db']:+.3f} dB", flush=True)
     return out

@@ -61,23 +61,26 @@ def micro_image():
 
 
 def make_micro_sample_data():
-    """Original 16-bit fluorescence, its 12-bit JPEG, and the 8-bit path at about the same bits per pixel."""
+    """Original 16-bit fluorescence, its 12-bit JPEG decoded by the default model for 12-bit payloads, and
+    the 8-bit path (plain JPEG) at about the same bits per pixel."""
     from . import codec, metrics
     from .demo import jpeg_at_bpp
+    from .models import default_model
 
     image = micro_image()
     rng = metrics.value_range(image)
     limits = [float(image.min()), float(image.max())]
 
-    def layer(bits: int, quality: int):
-        data = codec.encode(image, quality=quality, model="jpeg", bits=bits)
+    def layer(bits: int, quality: int, model: str = "jpeg"):
+        data = codec.encode(image, quality=quality, model=model, bits=bits)
         out = codec.decode(data)
-        meta = {"model": "jpeg", "bits": bits, "quality": quality, "bytes": len(data),
+        meta = {"model": model, "bits": bits, "quality": quality, "bytes": len(data),
                 "bpp": metrics.bpp(len(data), image.shape), "psnr": metrics.psnr(image, out, rng)}
-        name = f"{bits}-bit JPEG q{quality}, {meta['bpp']:.2f} bpp, {meta['psnr']:.1f} dB"
+        name = f"{bits}-bit {'JPEG' if model == 'jpeg' else model} q{quality}, {meta['bpp']:.2f} bpp, " \
+               f"{meta['psnr']:.1f} dB"
         return out, {"name": name, "metadata": meta, "contrast_limits": limits, "colormap": "gray"}, "image"
 
-    twelve = layer(12, MICRO_QUALITY)
+    twelve = layer(12, MICRO_QUALITY, default_model(12))
     quality, _ = jpeg_at_bpp(image, twelve[1]["metadata"]["bpp"], bits=8)
     original = (image, {"name": "bacteria cords (16-bit original, NEUBIAS CC-BY-4.0)", "contrast_limits": limits,
                         "colormap": "gray"}, "image")
