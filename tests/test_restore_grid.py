@@ -64,6 +64,8 @@ def test_bench_restore_writes_protocol_grid_and_speed(tmp_path, photo):
     data.mkdir()
     Image.fromarray(photo).save(data / "a.png")
     Image.fromarray(photo[::-1].copy()).save(data / "b.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "benchmarks.md").write_text("# cnnjpeg benchmark\n\nKodak tables\n")
     assert main(["bench", "--restore", "--data", str(data), "--out", str(tmp_path / "out"), "--models",
                  "restore-s-v2", "--grid-qualities", "10", "100", "--grid-crop", "64", "--large-megapixels", "0.3"]) == 0
     result = json.loads((tmp_path / "out" / "benchmarks-restore.json").read_text())
@@ -77,6 +79,12 @@ def test_bench_restore_writes_protocol_grid_and_speed(tmp_path, photo):
     assert big["megapixels"] == pytest.approx(0.3, abs=0.05) and big["seconds"] > 0 and big["peak_rss_mib"] > 50
     report = (tmp_path / "out" / "benchmarks-restore.md").read_text()
     assert "## Robustness grid" in report and "LIVE1 grey q10" in report and "Cells that break the rule" in report
+    from napari_cnnjpeg.report_sections import update_report
+
+    update_report(tmp_path / "out" / "benchmarks.md")  # kept in the main report, once, however often rebuilt
+    main_report = (tmp_path / "out" / "benchmarks.md").read_text()
+    assert main_report.startswith("# cnnjpeg benchmark\n\nKodak tables\n")
+    assert main_report.count("<!-- restore:begin -->") == 1 and "### Robustness grid" in main_report
 
 
 def test_bench_restore_refuses_a_model_that_does_not_restore(tmp_path):

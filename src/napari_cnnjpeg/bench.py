@@ -645,8 +645,8 @@ def write_report(result: dict, out_dir: str | os.PathLike, name: str = "report")
     paths = {"report": out / f"{name}.md", "json": out / f"{name}.json", "plot": out / f"{name}.png"}
     write_atomic(paths["json"], json.dumps(_json_safe(result), indent=1, allow_nan=False).encode())
     write_atomic(paths["report"], _markdown(result, name).encode())
-    if name == "benchmarks":  # the speed tools' figures stay in the main report
-        from .bench_speed import update_report
+    if name == "benchmarks":  # the speed and restore tools' figures stay in the main report
+        from .report_sections import update_report
 
         update_report(paths["report"])
     _plot(result, paths["plot"])

@@ -249,9 +249,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
-
-
 def speed_section(folder: str | os.PathLike) -> str:
     """The speed part of ``benchmarks.md``, from the JSON files the speed tools left in ``folder``:
     ``benchmarks-speed.json`` (CPU), ``benchmarks-speed-gpu.json`` (a GPU) and ``scroll_stall.json``."""
@@ -277,24 +274,6 @@ def speed_section(folder: str | os.PathLike) -> str:
             f"| {r['longest_stall_ms']} ms | {r['p99_gap_ms']} ms | {r['stalls_over_100ms']} | "
             f"{r['slider_step_ms_median']} / {r['slider_step_ms_max']} ms | {r['restored_after_stop_s']} s |\n")
     return "\n".join(parts)
-
-
-def update_report(report: str | os.PathLike) -> None:
-    """Put :func:`speed_section` of the report's folder between the speed markers of ``report``
-    (appended if it has none), so the Kodak benchmark and the speed tools can each rewrite it."""
-    from .container import write_atomic
-
-    report = Path(report)
-    if not report.exists():
-        return
-    text = report.read_text()
-    section = f"{BEGIN}\n{speed_section(report.parent)}{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    write_atomic(report, text.encode())
 
 
 def run(models: list[str] | None = None, device_list: list[str] | None = None, quality: int = 75,
@@ -323,6 +302,8 @@ def run(models: list[str] | None = None, device_list: list[str] | None = None, q
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
         (out / f"{name}.md").write_text(markdown(result))
+        from .report_sections import update_report
+
         update_report(out / "benchmarks.md")
     return result
 
