@@ -240,11 +240,10 @@ def _network_bits(model: str | ModelStages | None) -> int | None:
     """Payload precision a model's networks work on; None for no model, or one without networks."""
     if model is None:
         return None
-    stages = model if isinstance(model, ModelStages) else None
-    if stages is None:
-        info = model_info(model)
-        return info.bits if info.encoder or info.decoder else None
-    return stages.bits if stages.encoder is not None or stages.decoder is not None else None
+    if isinstance(model, ModelStages):
+        return model.bits if model.encoder is not None or model.decoder is not None else None
+    info = model_info(model)
+    return info.bits if info.encoder or info.decoder else None
 
 
 def _check_bits(bits, dtype: str, network: int | None) -> int:
