@@ -127,7 +127,8 @@ def _cmd_models(args) -> int:
     from .models import available_models, default_model, model_summary
 
     for model in available_models():
-        mark = " (default)" if model == default_model() else ""
+        mark = " (default)" if model == default_model() else " (default for 12-bit payloads)" \
+            if model == default_model(12) else ""
         print(f"{model}{mark}\n  {model_summary(model)}")
     return 0
 

@@ -145,7 +145,9 @@ def model_summary(model_id: str) -> str:
         below = f"below {lo} it codes at {lo}" if lo > 1 else ""
         above = f"above {hi} it codes at {hi}, its ceiling" if hi < 100 else ""
         qualities = f"qualities {lo}-{hi} ({'; '.join(x for x in (below, above) if x)})"
-    return f"{info.description}. A stock image viewer shows {info.stock_viewer}. {qualities[0].upper()}{qualities[1:]}."
+    payload = " It decodes 12-bit JPEG payloads (data of more than 8 bits)." if info.bits == 12 else ""
+    return (f"{info.description}.{payload} A stock image viewer shows {info.stock_viewer}. "
+            f"{qualities[0].upper()}{qualities[1:]}.")
 
 
 def quality_note(model_id: str, quality: int) -> str:
