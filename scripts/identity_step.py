@@ -6,9 +6,10 @@ Codes centre crops of the held-out images (the last ``--val-images`` files of th
 model's training folder by name; for a 12-bit model, the planes of those TIFFs) at
 qualities 60-100, with every variant of the robustness grid (8-bit) or 12-bit JPEG, and
 restores them. Each stream's mean luma quantisation step (in 8-bit units) and the mean
-PSNR change over the crops are recorded per cell. The identity step is the largest step
-of any cell whose mean change is below zero: streams with tables that fine or finer are
-returned unchanged (``ModelInfo.identity_step``), so restoring never makes them worse.
+PSNR change over the crops are recorded per cell. The identity step of a chroma layout
+(4:2:0, 4:4:4, grey...) is the largest step of its cells whose mean change is below zero
+(0 where none is): streams of that layout with tables that fine or finer are returned
+unchanged (``ModelInfo.identity_step``), so restoring never makes them worse.
 ``--write`` records it in ``weights/zoo.json``.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from napari_cnnjpeg.container import write_atomic
 from napari_cnnjpeg.codec import twelve_bit_levels
-from napari_cnnjpeg.jpeg import MAX12, decode_jpeg, decode_jpeg12, encode_jpeg12, luma, quant_tables
+from napari_cnnjpeg.jpeg import MAX12, chroma_layout, decode_jpeg, decode_jpeg12, encode_jpeg12, luma, quant_tables
 from napari_cnnjpeg.jpeg_grid import available_variants, encode_variant
 from napari_cnnjpeg.metrics import psnr
 from napari_cnnjpeg.models import load_stages, model_info
@@ -58,13 +59,15 @@ def cells(model: str, crops: list[np.ndarray]) -> list[dict]:
                     data = encode_variant(ref, v, q)
                     plain = decode_jpeg(data)
                 luma_t, chroma_t = quant_tables(data)
-                restored = stages.post(plain, luma_t, chroma_t, levels=levels)
+                layout = chroma_layout(data)
+                restored = stages.post(plain, luma_t, chroma_t, levels=levels, layout=layout)
                 scale = (MAX12 / levels) if twelve else 1.0
                 peak = MAX12 if twelve else 255
                 ref64 = ref.astype(np.float64)  # outputs rounded as the codec rounds them
                 deltas.append(psnr(ref64, np.rint(restored * scale), peak) - psnr(ref64, np.rint(plain * scale), peak))
                 steps.append(float(luma_t.mean()) / ((levels + 1) / 256))
-            out.append({"variant": v, "quality": q, "step": float(np.mean(steps)), "delta_db": float(np.mean(deltas))})
+            out.append({"variant": v, "layout": layout, "quality": q, "step": float(np.mean(steps)),
+                        "delta_db": float(np.mean(deltas))})
             print(f"{v:12s} q{q:3d} step {out[-1]['step']:7.3f} {out[-1]['delta_db']:+.3f} dB", flush=True)
     return out
 
@@ -78,17 +81,14 @@ def main() -> None:
     args = p.parse_args()
     os.chdir(ROOT)
     table = cells(args.model, held_out(args.model, args.data, args.val_images))
-    worse = [c["step"] for c in table if c["delta_db"] < 0]
-    step = max(worse) if worse else None
-    print(f"{args.model}: identity step {step}")
+    step = {layout: max([c["step"] for c in table if c["layout"] == layout and c["delta_db"] < 0], default=0.0)
+            for layout in dict.fromkeys(c["layout"] for c in table)}
+    print(f"{args.model}: identity steps {step}")
     if args.write:
         zoo = json.loads(ZOO.read_text())
         for e in zoo:
             if e["id"] == args.model:
-                if step is None:
-                    e.pop("identity_step", None)
-                else:
-                    e["identity_step"] = round(step, 4)
+                e["identity_step"] = {k: round(v, 4) for k, v in step.items()}
         write_atomic(ZOO, (json.dumps(zoo, indent=2) + "\n").encode())
 
 

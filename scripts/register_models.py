@@ -47,6 +47,9 @@ RUNS = {
     "joint-s-v3": ("configs/joint-t.json", JOINT + TUNED, "joint-s-v2", True),
     "joint-s-v4": ("configs/joint-v.json", VIEW + TUNED, "joint-s-v3", True),
     "joint-s-v5": ("configs/joint-w4.json", VIEW + TUNED + ", fine-tuned with SSIM in the loss", "joint-s-v4", True),
+    "restore-s-v3": ("configs/restore-grid.json", RESTORE + "; trained on the robustness grid (Pillow at three "
+                     "subsamplings, progressive, grey, double compression, jpegli, scaled and flat tables)",
+                     "restore-s-v2", True),
     "micro-s": ("configs/micro12.json", MICRO, None, True),
 }
 

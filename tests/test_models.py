@@ -30,7 +30,8 @@ def test_zoo_ships_restore_and_joint_models():
         info = models.model_info(m)
         card = info.card
         assert card["parameters"] > 0 and card["steps"] > 0 and "wall_time_s" in card and "seed" in card
-        assert "kodak" in card, f"model card of {m} lacks its Kodak figures"
+        figures = "kodak" if info.bits == 8 else "scientific"  # 12-bit models: microscopy planes
+        assert figures in card, f"model card of {m} lacks its {figures} figures"
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +282,8 @@ def test_restore_model_is_chosen_for_the_device(monkeypatch):
 
 def test_a_zoo_entry_with_a_bad_tier_or_bits_is_refused(monkeypatch):
     base = {"id": "x", "description": "", "kind": "restore", "weights": "x.safetensors", "sha256": "0"}
-    for bad in ({"tier": "xl"}, {"bits": 16}, {"identity_step": "1"}, {"identity_step": -1}):
+    for bad in ({"tier": "xl"}, {"bits": 16}, {"identity_step": 1.0}, {"identity_step": {"4:2:0": -1}},
+                {"identity_step": {"4:1:1": 2.0}}):
         monkeypatch.setattr(models, "_zoo_entries", lambda bad=bad: [{**base, **bad}])
         models.registry.cache_clear()
         with pytest.raises(cj.CjpgError, match="tier|bits|identity_step"):
@@ -290,24 +292,28 @@ def test_a_zoo_entry_with_a_bad_tier_or_bits_is_refused(monkeypatch):
 
 
 def test_identity_step_returns_fine_jpegs_unchanged():
-    """At or below a model's identity step (mean luma step, 8-bit units) the decoder passes its input through."""
+    """At or below a model's identity step (mean luma step, 8-bit units) for the stream's chroma layout
+    the decoder passes its input through; other layouts are restored; an unknown layout gets the largest step."""
     import torch
 
-    from napari_cnnjpeg.jpeg import decode_jpeg, decode_jpeg12, encode_jpeg12
+    from napari_cnnjpeg.jpeg import chroma_layout, decode_jpeg, decode_jpeg12, encode_jpeg12
     from napari_cnnjpeg.models import ModelStages
     from napari_cnnjpeg.nets import RestoreNet
 
     torch.manual_seed(0)
     net = RestoreNet(8, 8, 1).eval()
     torch.nn.init.normal_(net.tail.weight, std=0.05)
-    stages = ModelStages(decoder=net, identity_step=2.0)
+    stages = ModelStages(decoder=net, identity_step={"4:4:4": 2.0, "4:2:0": 0.0})
     img = data.astronaut()[:64, :64]
-    for quality, unchanged in ((100, True), (50, False)):
-        blob = encode_jpeg(img, quality, "4:4:4")
+    for quality, sub, layout, unchanged in ((100, "4:4:4", "4:4:4", True), (50, "4:4:4", "4:4:4", False),
+                                            (100, "4:2:0", "4:2:0", False), (100, "4:2:0", None, True)):
+        blob = encode_jpeg(img, quality, sub)
+        assert chroma_layout(blob) == sub
         plain = decode_jpeg(blob)
-        out = stages.post(plain, *quant_tables(blob), rounded=True)
-        assert np.array_equal(out, plain) == unchanged, quality
-    twelve = ModelStages(decoder=net, bits=12, identity_step=2.0)
+        out = stages.post(plain, *quant_tables(blob), rounded=True, layout=layout)
+        assert np.array_equal(out, plain) == unchanged, (quality, sub, layout)
+    assert chroma_layout(encode_jpeg(img[..., 0], 50)) == "grey" and chroma_layout(encode_jpeg(img, 50, "4:2:2")) == "4:2:2"
+    twelve = ModelStages(decoder=net, bits=12, identity_step={"grey": 2.0})
     plane = (data.camera()[:64, :64].astype(np.uint16) * 16)
     fine = encode_jpeg12(plane, 90)  # 12-bit steps at q90 are under 1 in 8-bit units
     assert np.array_equal(twelve.post(decode_jpeg12(fine), *quant_tables(fine), rounded=True), decode_jpeg12(fine))

@@ -711,7 +711,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--large-megapixels", type=float, default=24.0,
                         help="with --restore: size of the large JPEG restored in a fresh process (time, peak memory)")
     parser.add_argument("--update-cards", action="store_true",
-                        help="write each model's deltas into its model card (run on Kodak)")
+                        help="write each model's deltas into its model card (run on Kodak; on a folder of "
+                             "12/16-bit TIFFs, the 12-bit default model's figures)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -736,7 +737,8 @@ def run(args: argparse.Namespace) -> int:
     from . import bench_scientific
 
     if bench_scientific.is_scientific_folder(args.data):  # 12/16-bit or float TIFFs
-        for path in bench_scientific.run(args.data, args.out, args.name, args.models, args.references).values():
+        for path in bench_scientific.run(args.data, args.out, args.name, args.models, args.references,
+                                         args.update_cards).values():
             print(path)
         return 0
     if args.references is None:

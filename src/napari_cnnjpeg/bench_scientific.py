@@ -228,12 +228,14 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def run(folder: str, out_dir: str, name: str, models: list[str] | None, references) -> dict[str, Path]:
-    """Benchmark a folder of scientific TIFFs; write ``NAME.md`` and ``NAME.json``."""
+def run(folder: str, out_dir: str, name: str, models: list[str] | None, references,
+        update_cards: bool = False) -> dict[str, Path]:
+    """Benchmark a folder of scientific TIFFs; write ``NAME.md`` and ``NAME.json`` (and, with
+    ``update_cards``, the default path's figures into the 12-bit default model's card)."""
     from .container import write_atomic
-    from .models import available_models, default_model
+    from .models import available_models, default_model, default_restore_model
 
-    models = models or sorted({"restore-s-v2", default_model()} & set(available_models()))
+    models = models or sorted({default_restore_model(), default_model()} & set(available_models()))
     refs = [r for r in REFERENCES if r in references] if references is not None else list(REFERENCES)
     result = benchmark(load_planes(folder), models, refs, dataset=str(folder))
     out = Path(out_dir)
@@ -241,4 +243,28 @@ def run(folder: str, out_dir: str, name: str, models: list[str] | None, referenc
     paths = {"report": out / f"{name}.md", "json": out / f"{name}.json"}
     write_atomic(paths["report"], markdown(result).encode())
     write_atomic(paths["json"], json.dumps(result, indent=1, default=float).encode())
+    if update_cards:
+        _update_card(result)
     return paths
+
+
+def _update_card(result: dict) -> None:
+    """The default path's figures in the card of the 12-bit default model (``card["scientific"]``)."""
+    from importlib import resources
+
+    from .container import write_atomic
+    from .models import registry
+
+    path = Path(str(resources.files("napari_cnnjpeg") / "weights" / "zoo.json"))
+    zoo = json.loads(path.read_text())
+    for entry in zoo:
+        if entry["id"] == result["default_model"]:
+            bd, ceiling = result["bd"]["default"], result["ceiling_q100"]
+            entry["card"]["scientific"] = {
+                "dataset": result["dataset"], "planes": len(result["planes"]), "date": result["date"],
+                "command": result["command"], "bd_rate_vs_8bit": round(bd["bd_rate"], 2),
+                "bd_psnr_vs_8bit": round(bd["bd_psnr"], 3), "ceiling_q100_median_db": round(ceiling["median"], 2),
+                "ceiling_q100_min_db": round(ceiling["min"], 2), "worst_deficit_db": round(result["deficit"]["worst_db"], 3),
+            }
+    write_atomic(path, (json.dumps(zoo, indent=2) + "\n").encode())
+    registry.cache_clear()

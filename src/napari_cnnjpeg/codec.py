@@ -10,7 +10,7 @@ import numpy as np
 
 from .container import DTYPES, Container, pack, write_atomic
 from .errors import CjpgError
-from .jpeg import (BITS, MAX12, SUBSAMPLING, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, estimate_quality,
+from .jpeg import (BITS, MAX12, SUBSAMPLING, chroma_layout, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, estimate_quality,
                    jpeg_precision, quant_tables)
 from .models import ModelStages, available_models, default_model, model_info, resolve
 from .resample import reduced_size, upscale
@@ -329,7 +329,8 @@ class Reader:
             pixels = np.minimum(pixels, np.uint16(self.levels))
         mapping = self.meta["mapping"]
         if restore and self.restores:  # uint8 data: rounded where the network ran
-            pixels = self.stages.post(pixels, *quant_tables(data), rounded=mapping is None, levels=self.levels)
+            pixels = self.stages.post(pixels, *quant_tables(data), rounded=mapping is None, levels=self.levels,
+                                      layout=chroma_layout(data))
         if mapping is None:  # uint8 data: the plain decode, or the network's output rounded on its device
             return pixels
         return _from_unit(pixels, mapping["min"][k], mapping["max"][k], self.dtype, self.levels)
@@ -481,7 +482,8 @@ def restore(
     else:
         pixels = decode_jpeg12(data) if bits == 12 else decode_jpeg(data)
         luma, chroma = quant_tables(data)
-    return stages.post(pixels, luma, chroma, rounded=True)
+    layout = chroma_layout(data) if data is not None else "grey" if pixels.ndim == 2 else None
+    return stages.post(pixels, luma, chroma, rounded=True, layout=layout)
 
 
 def _read_file(path) -> bytes:

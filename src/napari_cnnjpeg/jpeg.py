@@ -150,10 +150,25 @@ _ZIGZAG = np.array([0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 
                     59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63])
 
 
-def _dqt(data: bytes) -> tuple[dict[int, np.ndarray], list[int]]:
-    """Quantisation tables by id (natural order, float32 8x8) and the frame's table id per component."""
+#: Chroma layouts of a JPEG stream (:func:`chroma_layout`).
+LAYOUTS = ("grey", "4:2:0", "4:2:2", "4:4:4", "other")
+
+
+def chroma_layout(data: bytes) -> str:
+    """The stream's chroma layout from its frame header's sampling factors (one of :data:`LAYOUTS`)."""
+    factors = _dqt(data, sampling=True)
+    if len(factors) == 1:
+        return "grey"
+    return {(2, 2): "4:2:0", (2, 1): "4:2:2", (1, 1): "4:4:4"}.get(factors[0], "other") \
+        if all(f == (1, 1) for f in factors[1:]) else "other"
+
+
+def _dqt(data: bytes, sampling: bool = False):
+    """Quantisation tables by id (natural order, float32 8x8) and the frame's table id per component;
+    with ``sampling``, the frame's (horizontal, vertical) sampling factors per component instead."""
     tables: dict[int, np.ndarray] = {}
     components: list[int] = []
+    factors: list[tuple[int, int]] = []
     i = 2
     if data[:2] != b"\xff\xd8":
         raise CjpgError("not a readable JPEG stream: no start-of-image marker")
@@ -174,8 +189,9 @@ def _dqt(data: bytes) -> tuple[dict[int, np.ndarray], list[int]]:
                 j += 1 + n
         elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(seg) >= 6:
             components = [seg[6 + 3 * c + 2] for c in range(seg[5]) if 6 + 3 * c + 2 < len(seg)]
+            factors = [(seg[7 + 3 * c] >> 4, seg[7 + 3 * c] & 15) for c in range(seg[5]) if 7 + 3 * c < len(seg)]
         i = end
-    return tables, components
+    return factors if sampling else (tables, components)
 
 
 def estimate_quality(pixels: np.ndarray, side: int = 1024) -> int | None:

@@ -54,9 +54,10 @@ class ModelInfo:
     bits: int = 8
     #: "s": runs at 2 MP/s or more on 2 CPU cores; "l": larger, worth running only on a GPU.
     tier: str = "s"
-    #: Decoder-only models: at or below this mean luma quantisation step (in 8-bit units) the
-    #: decoder returns its input unchanged (measured: on finer tables it stops helping).
-    identity_step: float | None = None
+    #: Decoder-only models, per chroma layout (:data:`jpeg.LAYOUTS`): at or below this mean luma
+    #: quantisation step (in 8-bit units) the decoder returns its input unchanged (measured: on
+    #: finer tables it stops helping). A layout not listed, or not known, gets the largest step.
+    identity_step: dict | None = None
     card: dict = field(default_factory=dict, compare=False, hash=False)
 
     def effective_quality(self, quality: int) -> int:
@@ -86,18 +87,22 @@ def registry() -> dict[str, ModelInfo]:
             downscale=int(e.get("downscale", 1)), tables=check_tables(e.get("tables")),
             superseded_by=e.get("superseded_by"), quality_range=_quality_range(e.get("quality_range")),
             stock_viewer=e.get("stock_viewer", ModelInfo.stock_viewer), bits=_bits(e.get("bits", 8)),
-            tier=_tier(e.get("tier", "s")), identity_step=_optional_float(e.get("identity_step")),
+            tier=_tier(e.get("tier", "s")), identity_step=_identity_steps(e.get("identity_step")),
             card=e.get("card", {}),
         )
     return models
 
 
-def _optional_float(value) -> float | None:
+def _identity_steps(value) -> dict | None:
     if value is None:
         return None
-    if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
-        raise CjpgError(f"a model's identity_step must be a number of at least 0, got {value!r}")
-    return float(value)
+    from .jpeg import LAYOUTS
+
+    if not isinstance(value, dict) or not value or not all(
+            k in LAYOUTS and isinstance(v, (int, float)) and np.isfinite(v) and v >= 0 for k, v in value.items()):
+        raise CjpgError(f"a model's identity_step maps chroma layouts ({', '.join(LAYOUTS)}) to steps of at "
+                        f"least 0, got {value!r}")
+    return {k: float(v) for k, v in value.items()}
 
 
 def _tier(value) -> str:
@@ -240,7 +245,7 @@ class ModelStages:
     downscale: int = 1
     tables: dict | None = None
     bits: int = 8  # payload precision the networks work on
-    identity_step: float | None = None  # see ModelInfo.identity_step
+    identity_step: dict | None = None  # see ModelInfo.identity_step
     #: Shipped, frozen networks may run under ONNX Runtime on the CPU; networks in training never do.
     frozen: bool = False
     _runners: dict = field(default_factory=dict, repr=False, compare=False)
@@ -269,15 +274,20 @@ class ModelStages:
         return self._run("encoder", plane, luma, None if plane.ndim == 2 else chroma, rounded=True)
 
     def post(self, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, rounded: bool = False,
-             levels: int | None = None) -> np.ndarray:
+             levels: int | None = None, layout: str | None = None) -> np.ndarray:
         """Decoder stage on a decoded plane (uint8, or uint16 of 12-bit samples 0..``levels``,
         default 4095) and its JPEG tables; returns float32 in the plane's scale (``rounded``:
-        the plane's dtype)."""
+        the plane's dtype). ``layout`` is the stream's chroma layout (:func:`jpeg.chroma_layout`;
+        None: not known), for :attr:`identity_step`."""
         levels = levels or inference.plane_levels(plane.dtype)
         unit = (levels + 1) / 256  # the tables' steps, in 8-bit units
-        if self.decoder is None or (self.identity_step is not None and luma.mean() / unit <= self.identity_step):
+        if self.decoder is None or luma.mean() / unit <= self._identity_step(layout):
             return plane if rounded else plane.astype(np.float32)
         return self._run("decoder", plane, luma, chroma, rounded, levels)
+
+    def _identity_step(self, layout: str | None) -> float:
+        steps = self.identity_step or {}
+        return steps.get(layout, max(steps.values(), default=-1.0))
 
 
 @lru_cache(maxsize=16)
