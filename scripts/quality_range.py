@@ -44,6 +44,7 @@ def monotone_range(values: np.ndarray, tol: float) -> tuple[int, int]:
     ``values``: (curves, 100, 2) PSNR and bpp at qualities 1-100. Ties go to the higher range.
     """
     tols = np.array([tol, 0.0])
+    values = np.where(np.isposinf(values), 1e3, values)  # a lossless crop (infinite PSNR) counts as the best
     best = (1, 1)
     for lo in range(100):
         drops = np.maximum.accumulate(values[:, lo:], axis=1) - values[:, lo:] > tols
