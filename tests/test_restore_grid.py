@@ -116,3 +116,24 @@ def test_restore_of_an_array_without_quality_uses_the_estimate(photo):
     np.testing.assert_array_equal(cj.restore(decoded), cj.restore(decoded, quality=guess))
     noise = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     np.testing.assert_array_equal(cj.restore(noise), noise)  # nothing to go on: unchanged
+
+
+@pytest.mark.parametrize("variant, quality, least", [
+    ("jpegli", 90, 0.0), ("jpegli", 30, 0.3), ("4:4:4", 98, 0.0), ("4:4:4", 100, 0.0), ("grey", 100, 0.0),
+    ("flat", 99, 0.0), ("double", 40, 0.3), ("4:2:2", 20, 0.3),
+])
+def test_the_default_restore_model_is_never_worse_on_grid_cells(variant, quality, least):
+    """The grid's rule on a few cells, for the model restore() uses: the mean PSNR change over
+    two photos is at least 0 dB, and at least +0.3 dB at qualities of 50 and below."""
+    from skimage import data
+
+    import napari_cnnjpeg as cj
+    from napari_cnnjpeg.jpeg import luma
+    from napari_cnnjpeg.metrics import psnr
+
+    changes = []
+    for image in (data.astronaut()[100:292, 150:342], data.chelsea()[50:242, 100:292]):
+        ref = luma(image) if variant == "grey" else image
+        blob = encode_variant(ref, variant, quality)
+        changes.append(psnr(ref, cj.restore(blob)) - psnr(ref, decode_jpeg(blob)))
+    assert np.mean(changes) >= least, changes
