@@ -36,8 +36,8 @@ def _cells(markdown: str, columns: int, section: str) -> list[list[str]]:
 
 
 def test_every_codec_and_setting_is_measured(result):
-    codecs = set(available_models()) | set(result["references"])
-    assert set(result["models"]) == set(available_models())
+    codecs = set(available_models(8)) | set(result["references"])
+    assert set(result["models"]) == set(available_models(8))
     skipped = {n.split()[0] for n in result["notes"]}
     assert set(result["references"]) | skipped == set(bench.REFERENCES)
     assert {p["codec"] for p in result["points"]} == codecs

@@ -71,8 +71,9 @@ def test_restore_refuses_bad_input(photo):
         cj.restore(encode_jpeg(photo), model=_of_kind("joint")[0])
 
 
-def _successor(info):
-    while info.superseded_by:
+def _successor(info, installed: bool = False):
+    """The model that superseded ``info`` last (``installed``: the first one whose weights are installed)."""
+    while info.superseded_by and not (installed and info.weights):
         info = models.model_info(info.superseded_by)
     return info.id
 
@@ -92,7 +93,7 @@ def test_retired_restore_model_is_decoded_by_its_successor(photo):
     retired = [m for m in models.registry().values() if m.kind == "restore" and m.superseded_by and not m.weights]
     assert retired, "no retired model to test"
     for info in retired:
-        assert models.load_stages(info.id).decoder is models.load_stages(_successor(info)).decoder
+        assert models.load_stages(info.id).decoder is models.load_stages(_successor(info, installed=True)).decoder
 
 
 def test_weights_stay_under_15_mb():
@@ -106,7 +107,7 @@ def test_weights_stay_under_15_mb():
     assert listed == {f.name for f in map(Path, folder.iterdir()) if f.suffix == ".safetensors"}
 
 
-@pytest.mark.parametrize("m", NETWORKED)
+@pytest.mark.parametrize("m", [m for m in NETWORKED if models.model_info(m).bits == 8])
 def test_models_roundtrip_through_cjpg(photo, m):
     blob = cj.encode(photo, quality=30, model=m)
     info = cj.info(blob)

@@ -21,7 +21,7 @@ def _images():
 @pytest.fixture(scope="module")
 def curves():
     out = {}
-    for model in cj.available_models():
+    for model in cj.available_models(8):
         for name, image in _images().items():
             rows = []
             for q in QUALITIES:
@@ -31,7 +31,7 @@ def curves():
     return out
 
 
-@pytest.mark.parametrize("model", cj.available_models())
+@pytest.mark.parametrize("model", cj.available_models(8))
 def test_psnr_and_bpp_never_fall_as_quality_rises(curves, model):
     for name in _images():
         rate, dist = curves[model, name].T
@@ -41,7 +41,7 @@ def test_psnr_and_bpp_never_fall_as_quality_rises(curves, model):
         assert np.all(np.diff(rate) >= 0), f"{model} on {name}: bpp falls as quality rises"
 
 
-@pytest.mark.parametrize("model", cj.available_models())
+@pytest.mark.parametrize("model", cj.available_models(8))
 def test_quality_outside_the_range_is_coded_at_its_end(model):
     info = models.model_info(model)
     lo, hi = info.quality_range
@@ -52,7 +52,7 @@ def test_quality_outside_the_range_is_coded_at_its_end(model):
     assert cj.info(cj.encode(image, quality=100, model=model))["quality"] == hi  # the file records what was used
 
 
-@pytest.mark.parametrize("model", cj.available_models())
+@pytest.mark.parametrize("model", cj.available_models(8))
 def test_ceiling(curves, model):
     """Full-resolution models reach at least plain JPEG's quality 90 at the top of their range; a
     compact model (half resolution) tops out lower, as its description and the docs say."""

@@ -169,7 +169,7 @@ class CompareWidget(Container):
         self.results = Label(label="figures", value="—")
         self.region = ComboBox(label="region (shapes)", choices=layer_choices(viewer, "shapes"), nullable=True)
         self.region_results = Label(label="in region", value="draw a rectangle in a shapes layer")
-        self.rd_model = ComboBox(label="RD model", choices=available_models(), value=default_model_id())
+        self.rd_model = ComboBox(label="RD model", choices=available_models(8), value=default_model_id())
         self.rd_button = PushButton(text="Plot rate-distortion")
         self.status = Label(label="", value="")
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)

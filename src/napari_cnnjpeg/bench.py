@@ -351,7 +351,7 @@ def benchmark(
     qualities : sequence of int
         Settings 1-100: JPEG quality of the models, ``level`` of the reference codecs.
     models : sequence of str, optional
-        Model ids; default: all :func:`~napari_cnnjpeg.available_models`. Plain JPEG
+        Model ids; default: all :func:`~napari_cnnjpeg.available_models` for 8-bit payloads. Plain JPEG
         (``"jpeg"``), the anchor of the deltas, is always measured.
     gray : bool
         Convert the images to BT.601 luma (uint8) first and measure grayscale coding.
@@ -392,7 +392,7 @@ def benchmark(
     extra = sorted({int(q) for q in sanity_qualities} - set(qualities))
     if not qualities or not all(1 <= q <= 100 for q in qualities + extra):
         raise CjpgError(f"qualities must be integers from 1 to 100, got {qualities + extra}")
-    models = list(dict.fromkeys([BASELINE, *(models or available_models())]))
+    models = list(dict.fromkeys([BASELINE, *(models or available_models(8))]))
     for m in models:
         model_info(m)
     prepared = [(name, prepare(img, gray)) for name, img in images]

@@ -244,7 +244,7 @@ def run(folder: str | None, out_dir: str, name: str, models: list[str] | None, q
     from .container import write_atomic
     from .models import available_models, model_info
 
-    models = models or [m for m in available_models() if model_info(m).kind == "restore" and model_info(m).bits == 8]
+    models = models or [m for m in available_models(8) if model_info(m).kind == "restore"]
     for m in models:
         info = model_info(m)
         if info.kind != "restore" or info.bits != 8:

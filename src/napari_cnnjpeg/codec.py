@@ -12,7 +12,7 @@ from .container import DTYPES, Container, pack, write_atomic
 from .errors import CjpgError
 from .jpeg import (BITS, MAX12, SUBSAMPLING, chroma_layout, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, estimate_quality,
                    jpeg_precision, quant_tables)
-from .models import ModelStages, available_models, default_model, model_info, resolve
+from .models import ModelStages, available_models, default_model, model_info, payload_bits, resolve
 from .resample import reduced_size, upscale
 
 #: Dtypes that are stored through a linear mapping onto the payload's values.
@@ -237,13 +237,12 @@ def encode(
 
 
 def _network_bits(model: str | ModelStages | None) -> int | None:
-    """Payload precision a model's networks work on; None for no model, or one without networks."""
+    """Payload precision a model needs (:func:`~napari_cnnjpeg.models.payload_bits`); None for none."""
     if model is None:
         return None
     if isinstance(model, ModelStages):
-        return model.bits if model.encoder is not None or model.decoder is not None else None
-    info = model_info(model)
-    return info.bits if info.encoder or info.decoder else None
+        return model.bits if model.encoder is not None or model.decoder is not None or model.tables else None
+    return payload_bits(model)
 
 
 def _check_bits(bits, dtype: str, network: int | None) -> int:
@@ -261,8 +260,7 @@ def _check_bits(bits, dtype: str, network: int | None) -> int:
 
 
 def _models_for(bits: int) -> str:
-    ids = [m for m in available_models() if _network_bits(m) in (None, bits)]
-    return ", ".join(ids)
+    return ", ".join(available_models(bits))
 
 
 def _stages_for(meta: dict, model: str | ModelStages | None) -> ModelStages:

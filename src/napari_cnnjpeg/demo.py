@@ -49,7 +49,7 @@ def demo_rows(
     bits per pixel match the model's file (the reference result's comparison).
     Without trained models, plain JPEG alone at ``quality``.
     """
-    models = [m for m in (models or available_models()) if m != BASELINE]
+    models = [m for m in (models or available_models(8)) if m != BASELINE]
     if not models:
         data = encode(image, quality=quality, model=BASELINE)
         return [(_row(name, BASELINE, quality, image, data), data)]

@@ -129,14 +129,23 @@ def _quality_range(value) -> tuple[int, int]:
     return lo, hi
 
 
-def available_models() -> list[str]:
+def available_models(bits: int | None = None) -> list[str]:
     """Ids of the models to choose from, plain JPEG (``"jpeg"``) first.
 
     :func:`model_summary` says what each one is and what a stock viewer shows of its
     files. Superseded models are left out: they stay installed only so that files made
-    with them still decode (:func:`model_info` knows them).
+    with them still decode (:func:`model_info` knows them). ``bits`` (8 or 12) keeps the
+    models that can code payloads of that precision (:func:`payload_bits`).
     """
-    return [m.id for m in registry().values() if not m.superseded_by]
+    return [m.id for m in registry().values()
+            if not m.superseded_by and (bits is None or payload_bits(m.id) in (None, bits))]
+
+
+def payload_bits(model_id: str) -> int | None:
+    """The payload precision a model needs (its networks', or 8 for tuned tables, which only 8-bit
+    JPEG writes); None for plain JPEG, which codes 8- and 12-bit payloads."""
+    info = model_info(model_id)
+    return info.bits if info.encoder or info.decoder or info.tables else None
 
 
 def model_summary(model_id: str) -> str:
