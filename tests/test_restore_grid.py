@@ -100,7 +100,7 @@ def test_quality_is_estimated_from_decoded_pixels(name):
     from napari_cnnjpeg.jpeg import encode_jpeg, estimate_quality
 
     image = getattr(data, name)()
-    for quality in (10, 30, 50, 75):
+    for quality in (10, 30, 50, 75, 90, 95):
         guess = estimate_quality(decode_jpeg(encode_jpeg(image, quality, "4:2:0")))
         assert guess is not None and abs(guess - quality) <= 5, (quality, guess)
     noise = np.random.default_rng(1).integers(0, 256, (256, 256), dtype=np.uint8)

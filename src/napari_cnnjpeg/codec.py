@@ -442,7 +442,7 @@ def restore(
     quality : int, optional
         Quality the array was compressed at (arrays only); default: estimated from its
         pixels (:func:`~napari_cnnjpeg.jpeg.estimate_quality`). Where no quality can be
-        estimated (fine quantisation, about 90 and above), the array comes back unchanged.
+        estimated (the finest quantisation, a flat image), the array comes back unchanged.
     tables : dict, optional
         The table tuning it was compressed with (arrays only; a model's ``tables``,
         e.g. for a ``.cjpg`` made with ``jpeg-tuned``); default: libjpeg's tables.
