@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_cnnjpeg.container import write_atomic
-from napari_cnnjpeg.codec import twelve_bit_levels
+from napari_cnnjpeg.codec import _to_levels, twelve_bit_levels
 from napari_cnnjpeg.jpeg import MAX12, chroma_layout, decode_jpeg, decode_jpeg12, encode_jpeg12, luma, quant_tables
 from napari_cnnjpeg.jpeg_grid import available_variants, encode_variant
 from napari_cnnjpeg.metrics import psnr
@@ -53,7 +53,7 @@ def cells(model: str, crops: list[np.ndarray]) -> list[dict]:
                 ref = luma(crop) if v == "grey" else crop
                 levels = twelve_bit_levels(q) if twelve else 255  # as the codec maps 12-bit payloads
                 if twelve:
-                    data = encode_jpeg12(np.rint(ref * (levels / MAX12)).astype(np.uint16), q)
+                    data = encode_jpeg12(_to_levels(ref, 0, MAX12, levels, np.uint16), q)
                     plain = decode_jpeg12(data)
                 else:
                     data = encode_variant(ref, v, q)

@@ -42,7 +42,9 @@ def _estimate(layer) -> int | None:
         return None
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     pdims = 3 if layer.rgb else 2
-    plane = np.asarray(data[(0,) * (data.ndim - pdims)])
+    h, w = data.shape[data.ndim - pdims : data.ndim - pdims + 2]
+    top, left = (max(0, (n - 512) // 2) // 8 * 8 for n in (h, w))  # read only the crop it looks at
+    plane = np.asarray(data[(0,) * (data.ndim - pdims) + (slice(top, top + 512), slice(left, left + 512))])
     return estimate_quality(plane if not layer.rgb or plane.shape[-1] == 3 else plane[..., :3])
 
 

@@ -155,10 +155,10 @@ def _jpeg_pair(
         return decode_jpeg(data), table_features(*quant_tables(data))
 
     if img.dtype == np.uint16:
-        from .codec import twelve_bit_levels
+        from .codec import _to_levels, twelve_bit_levels
 
         levels = twelve_bit_levels(quality)
-        data = encode_jpeg12(np.rint(img * (levels / MAX12)).astype(np.uint16), quality, subsampling)
+        data = encode_jpeg12(_to_levels(img, 0, MAX12, levels, np.uint16), quality, subsampling)
         luma, chroma = quant_tables(data)
         unit = (levels + 1) / 256
         return (decode_jpeg12(data).astype(np.float32) / levels,
