@@ -18,14 +18,14 @@ import numpy as np
 from napari_cnnjpeg.bd import bd_psnr, bd_rate
 from napari_cnnjpeg.codec import decode, encode
 from napari_cnnjpeg.metrics import bpp, psnr, ssim
-from napari_cnnjpeg.models import load_stages
+from napari_cnnjpeg.models import ModelStages
 from napari_cnnjpeg.training import TrainConfig, Trainer, load_images
 
 ROOT = Path(__file__).resolve().parent.parent
 QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 
 
-def curve(image: np.ndarray, stages) -> tuple[list[float], ...]:
+def curve(image: np.ndarray, stages: str | ModelStages) -> tuple[list[float], ...]:
     """bpp; PSNR and SSIM of the decoded output; PSNR and SSIM of the payload as a stock viewer shows it."""
     rates, dists, ssims, views, view_ssims = [], [], [], [], []
     for q in QUALITIES:
@@ -48,7 +48,7 @@ def main() -> None:
     os.chdir(ROOT)
     import torch
 
-    candidates = {m: load_stages(m) for m in args.shipped}
+    candidates = {m: m for m in args.shipped}
     data, n_val = "../shared/data/train", 4
     for path in args.configs:
         cfg = TrainConfig.load(path)
@@ -59,7 +59,7 @@ def main() -> None:
         candidates[f"{Path(path).stem}@{t.step}"] = t.stages()
     torch.set_num_threads(args.threads)  # after the trainers, which set their own
     images = load_images(data)[-n_val:]
-    base = {name: curve(im, load_stages("jpeg")) for name, im in images}
+    base = {name: curve(im, "jpeg") for name, im in images}
     print(f"held-out images: {', '.join(n for n, _ in images)}; qualities {QUALITIES[0]}-{QUALITIES[-1]}")
     print("| model | BD-rate (PSNR) | BD-PSNR | BD-rate (SSIM) | stock viewer BD-PSNR | stock viewer BD-rate (SSIM) |\n"
           "|---|---:|---:|---:|---:|---:|")

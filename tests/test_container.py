@@ -240,3 +240,55 @@ def test_nan_in_mapping_is_refused(monkeypatch):
     monkeypatch.undo()
     with pytest.raises(cj.CjpgError, match="not a finite"):
         cj.decode(blob)
+
+
+def _json(blob: bytes) -> dict:
+    i = blob.index(container.MAGIC) + container._HEAD.size
+    n = struct.unpack(">H", blob[i - container._HEAD.size - 2 : i - container._HEAD.size])[0]
+    return json.loads(blob[i : i - container._HEAD.size - 2 + n])
+
+
+def test_fields_at_their_defaults_are_left_out_and_read_back():
+    meta = _json(BLOB2D)
+    assert meta["version"] == container.VERSION == 2
+    assert not set(meta) & {"axes", "mapping", "required", "image", "dtype", "subsampling", "rgb", "model_sha256"}
+    i = cj.info(BLOB2D)
+    assert (i["axes"], i["mapping"], i["dtype"], i["subsampling"], i["rgb"]) == (None, None, "uint8", "4:2:0", False)
+    assert i["model_sha256"] is None
+
+
+def test_version_1_files_still_read(monkeypatch):
+    """Files of format version 1 hold every field; a version-2 reader reads them unchanged."""
+    with Container.open(BLOB) as c:
+        payloads = [c.payload(k) for k in range(len(c))]
+    full = {"model": "jpeg", "model_sha256": None, "quality": 70, "subsampling": "4:2:0", "shape": [4, 24, 32],
+            "dtype": "uint8", "rgb": False, "axes": None, "mapping": None, "required": [], "image": {}}
+    monkeypatch.setattr(container, "VERSION", 1)
+    monkeypatch.setattr(container, "DEFAULTS", {})
+    v1 = pack(full, payloads)
+    lacking = pack({k: v for k, v in full.items() if k != "axes"}, payloads)
+    monkeypatch.undo()
+    assert _json(v1)["version"] == 1 and "axes" in _json(v1)
+    assert np.array_equal(cj.decode(v1), cj.decode(BLOB))
+    assert cj.info(v1)["format_version"] == 1
+    with pytest.raises(cj.CjpgError, match="missing fields"):  # version 1 has no defaults
+        cj.decode(lacking)
+
+
+@pytest.mark.parametrize("sha", ["abc", "Z" * 32, 7, "0" * 66])
+def test_bad_hash_refused(sha):
+    with pytest.raises(cj.CjpgError, match="model_sha256"):
+        cj.decode(_rewrite_meta(BLOB, lambda m: m.update(model_sha256=sha)))
+
+
+def test_network_files_record_a_hash_prefix_and_check_it():
+    from napari_cnnjpeg.models import model_info
+
+    img = _stack()[0]
+    blob = cj.encode(img, quality=70, model="restore-s-v3")
+    full = model_info("restore-s-v3").sha256
+    assert _json(blob)["model_sha256"] == full[: container.HASH_DIGITS]
+    assert cj.decode(_rewrite_meta(blob, lambda m: m.update(model_sha256=full))).shape == img.shape
+    other = ("0" if full[0] != "0" else "1") + full[1:32]
+    with pytest.raises(cj.CjpgError, match="other weights"):
+        cj.decode(_rewrite_meta(blob, lambda m: m.update(model_sha256=other)))

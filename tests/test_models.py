@@ -84,7 +84,7 @@ def test_superseded_models_still_decode_their_files(photo):
     for info in old:
         assert info.id not in cj.available_models() and _successor(info) in cj.available_models()
         blob = cj.encode(photo, quality=30, model=info.id)
-        assert cj.info(blob)["model_sha256"] == info.sha256
+        assert info.sha256.startswith(cj.info(blob)["model_sha256"])
         assert psnr(photo, cj.decode(blob)) > psnr(photo, cj.decode(blob, model="jpeg"))
 
 
@@ -111,7 +111,7 @@ def test_weights_stay_under_15_mb():
 def test_models_roundtrip_through_cjpg(photo, m):
     blob = cj.encode(photo, quality=30, model=m)
     info = cj.info(blob)
-    assert info["model"] == m and info["model_sha256"] == models.model_info(m).sha256
+    assert info["model"] == m and models.model_info(m).sha256.startswith(info["model_sha256"])
     out = cj.decode(blob)
     assert out.shape == photo.shape and out.dtype == np.uint8
     plain_payload = cj.decode(blob, model="jpeg")

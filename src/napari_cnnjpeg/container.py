@@ -1,4 +1,4 @@
-"""The ``.cjpg`` container, format version 1 (specified in ``docs/format.md``).
+"""The ``.cjpg`` container, format version 2 (specified in ``docs/format.md``).
 
 Layout: the JPEG stream of plane 0 with the metadata inserted as APP9 segments
 (after SOI and any JFIF APP0), followed by the JPEG streams of planes 1..N-1. A 2D
@@ -20,15 +20,20 @@ from typing import BinaryIO
 
 from .errors import CjpgError
 
-VERSION = 1
+VERSION = 2
 MAGIC = b"CJPG\x00"
 APP9 = b"\xff\xe9"
 _HEAD = struct.Struct(">5sBHHI")  # magic, version, chunk index, chunk count, CRC-32 of the whole JSON
 _CHUNK = 65533 - _HEAD.size
-#: Fields every file has.
+#: Fields every file of format version 1 has.
 KNOWN_REQUIRED = frozenset(
     {"version", "model", "model_sha256", "quality", "subsampling", "shape", "dtype", "rgb", "axes", "mapping", "planes"}
 )
+#: From version 2, fields that hold these values are left out of the file (a reader puts them back).
+DEFAULTS = {"model_sha256": None, "subsampling": "4:2:0", "dtype": "uint8", "rgb": False, "axes": None,
+            "mapping": None, "required": [], "image": {}}
+#: Hex digits of the weights' SHA-256 a writer records (128 bits); a reader accepts 32 to 64.
+HASH_DIGITS = 32
 #: Optional fields this reader understands; a file listing others under "required" is refused.
 KNOWN_OPTIONAL = frozenset({"downscale", "bits", "levels"})
 #: Largest factor by which a payload may be smaller than the image (``downscale``).
@@ -62,7 +67,8 @@ def pack(meta: dict, payloads: list[bytes]) -> bytes:
     """Assemble a file from its metadata (without the index) and JPEG payloads."""
     if not payloads:
         raise CjpgError("a .cjpg file needs at least one plane")
-    meta = dict(meta, version=VERSION, planes=[{"length": len(p), "crc32": zlib.crc32(p)} for p in payloads])
+    meta = {k: v for k, v in meta.items() if k not in DEFAULTS or v != DEFAULTS[k] or type(v) is not type(DEFAULTS[k])}
+    meta.update(version=VERSION, planes=[{"length": len(p), "crc32": zlib.crc32(p)} for p in payloads])
     blob = json.dumps(meta, separators=(",", ":"), allow_nan=False).encode()
     first = payloads[0]
     at = _insert_at(first)
@@ -155,7 +161,7 @@ class Container:
             meta = json.loads(blob)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise CjpgError("corrupt .cjpg header: metadata is not valid JSON") from None
-        _check_meta(meta)
+        meta = _check_meta(meta)
         lengths = [p["length"] for p in meta["planes"]]
         app_len = pos - at
         offsets, off = [], lengths[0] + app_len
@@ -196,12 +202,14 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check_meta(meta) -> None:
-    """Refuse metadata a reader cannot trust, with a message naming the problem."""
+def _check_meta(meta) -> dict:
+    """The metadata with its defaults filled in; refuses what a reader cannot trust, naming the problem."""
     if not isinstance(meta, dict):
         raise CjpgError("corrupt .cjpg header: metadata is not an object")
-    if not _is_int(meta.get("version")) or meta["version"] > VERSION:
-        raise CjpgError(f"unsupported .cjpg format version {meta.get('version')!r}; this reader knows up to {VERSION}")
+    if not _is_int(meta.get("version")) or not 1 <= meta["version"] <= VERSION:
+        raise CjpgError(f"unsupported .cjpg format version {meta.get('version')!r}; this reader knows 1 to {VERSION}")
+    if meta["version"] >= 2:
+        meta = {**DEFAULTS, **meta}
     unknown = set(meta.get("required", [])) - KNOWN_REQUIRED - KNOWN_OPTIONAL
     if unknown:
         raise CjpgError(f"file needs features this reader does not know: {sorted(unknown)}; upgrade napari-cnnjpeg")
@@ -246,7 +254,12 @@ def _check_meta(meta) -> None:
         raise CjpgError("corrupt .cjpg header: 'levels' is for 12-bit payloads")
     if meta["dtype"] not in DTYPES:
         raise CjpgError(f"corrupt .cjpg header: unknown dtype {meta['dtype']!r}; known: {', '.join(DTYPES)}")
+    sha = meta["model_sha256"]
+    if sha is not None and not (isinstance(sha, str) and HASH_DIGITS <= len(sha) <= 64
+                                and all(ch in "0123456789abcdef" for ch in sha)):
+        raise CjpgError(f"corrupt .cjpg header: model_sha256 {sha!r} is not {HASH_DIGITS} to 64 hex digits")
     _check_mapping(meta["mapping"], meta["dtype"], len(planes))
+    return meta
 
 
 def _check_mapping(mapping, dtype: str, planes: int) -> None:

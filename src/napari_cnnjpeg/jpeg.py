@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -48,14 +51,22 @@ def _check_plane(plane: np.ndarray, dtype, quality: int, subsampling: str) -> No
 
 
 def encode_jpeg(
-    plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:0", tables: dict | None = None
+    plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:0", tables: dict | None = None,
+    trellis: bool = False, progressive: bool = False,
 ) -> bytes:
     """Encode a uint8 plane, (H, W) or (H, W, 3), as a baseline JPEG with optimised Huffman tables.
 
     ``tables`` (a tuning for :func:`tables_for_quality`) replaces libjpeg's standard
-    quantisation tables; the result is an ordinary JPEG either way.
+    quantisation tables; the result is an ordinary JPEG either way. ``trellis``: mozjpeg
+    chooses each block's quantised coefficients for rate and distortion together
+    (trellis quantisation, with the same tables) and writes progressive scans: an
+    ordinary JPEG, about 11 % smaller than libjpeg-turbo's at equal PSNR on photos
+    (:func:`encode_trellis`). ``progressive``: progressive scans where they are smaller than
+    one baseline scan (:func:`optimize_scans` without ``trellis``; 2-4 % on photos).
     """
     _check_plane(plane, np.uint8, quality, subsampling)
+    if trellis:
+        return encode_trellis(plane, *tables_for_quality(int(quality), tables), subsampling, progressive)
     if tables:
         luma_t, chroma_t = tables_for_quality(int(quality), tables)
         setting = {"qtables": [t.astype(int).ravel().tolist() for t in (luma_t, chroma_t)[: plane.ndim - 1]]}
@@ -65,7 +76,81 @@ def encode_jpeg(
     Image.fromarray(np.ascontiguousarray(plane)).save(
         buf, format="JPEG", subsampling=SUBSAMPLING[subsampling], optimize=True, **setting
     )
-    return buf.getvalue()
+    return optimize_scans(buf.getvalue()) if progressive else buf.getvalue()
+
+
+_MOZJPEG_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _mozjpeg():
+    import jpeglib
+
+    jpeglib.version.set("mozjpeg403")  # jpeglib's library is process-wide; this package uses only this one
+    return jpeglib
+
+
+def encode_trellis(plane: np.ndarray, luma_table: np.ndarray, chroma_table: np.ndarray | None,
+                   subsampling: str = "4:2:0", progressive: bool = True) -> bytes:
+    """A uint8 plane coded by mozjpeg 4.0.3 (through jpeglib) with trellis quantisation and given tables.
+
+    Tables are 8x8 in natural order, steps 1-255. The smaller of mozjpeg's progressive scans
+    and the same coefficients recoded losslessly by libjpeg-turbo as one baseline scan with
+    optimised Huffman tables; always the latter with ``progressive=False``.
+    """
+    try:
+        jpeglib = _mozjpeg()
+    except ImportError:
+        raise CjpgError("trellis-quantised payloads are written by mozjpeg through the jpeglib package, "
+                        "which is not installed: pip install jpeglib") from None
+    grey = plane.ndim == 2
+    image = jpeglib.from_spatial(np.ascontiguousarray(plane[..., None] if grey else plane))
+    if not grey:
+        image.samp_factor = subsampling
+    image.progressive_mode = progressive
+    qt = np.stack([luma_table] if grey else [luma_table, chroma_table]).astype(np.uint16)
+    fd, path = tempfile.mkstemp(suffix=".jpg")  # jpeglib writes to files only
+    os.close(fd)
+    try:
+        with _MOZJPEG_LOCK:  # jpeglib's library is process-wide, and not documented as thread-safe
+            image.write_spatial(path, qt=qt)
+            with open(path, "rb") as fh:
+                scans = fh.read()
+            with jpeglib.version("turbo210"):  # mozjpeg writes progressive scans only: recode them as one
+                coefficients = jpeglib.read_dct(path)
+                coefficients.progressive_mode = False
+                coefficients.write_dct(path, flags=["+OPTIMIZE_CODING"])
+        with open(path, "rb") as fh:
+            single = fh.read()
+        return scans if progressive and len(scans) < len(single) else single
+    finally:
+        os.unlink(path)
+
+
+def optimize_scans(data: bytes) -> bytes:
+    """The same JPEG, losslessly recoded by mozjpeg with progressive scans it chooses.
+
+    Every decoder shows the same pixels (progressive JPEG is part of the standard that
+    browsers and viewers read); on photos it is 2-4 % smaller than libjpeg-turbo's
+    optimised baseline. Returns ``data`` itself where that is smaller, where mozjpeg cannot
+    recode it, or where jpeglib is not installed (``scripts/device_check.sh``'s bare
+    environment).
+    """
+    try:
+        jpeglib = _mozjpeg()
+    except ImportError:
+        return data
+    with tempfile.TemporaryDirectory() as tmp, _MOZJPEG_LOCK:  # jpeglib reads and writes files only
+        src, dst = os.path.join(tmp, "in.jpg"), os.path.join(tmp, "out.jpg")
+        with open(src, "wb") as fh:
+            fh.write(data)
+        try:
+            jpeglib.read_dct(src).write_dct(dst)
+        except (OSError, ValueError):
+            return data
+        with open(dst, "rb") as fh:
+            out = fh.read()
+    return out if len(out) < len(data) else data
 
 
 def encode_jpeg12(plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:0") -> bytes:

@@ -44,6 +44,8 @@ class ModelInfo:
     decoder: dict | None = None
     downscale: int = 1  # the JPEG holds the plane at 1/downscale resolution
     tables: dict | None = None  # quantisation-table tuning (jpeg.tables_for_quality); None: libjpeg's
+    #: Payloads coded by mozjpeg with trellis quantisation (jpeg.encode_trellis), as the networks were trained.
+    trellis: bool = False
     superseded_by: str | None = None  # kept so that files made with it still decode
     #: Qualities this model codes as asked; a quality outside is coded at the nearest end
     #: (measured: beyond it, PSNR would stop rising or fall), so quality is monotone from 1 to 100.
@@ -77,15 +79,16 @@ def registry() -> dict[str, ModelInfo]:
     models = {
         BASELINE: ModelInfo(BASELINE, "plain baseline JPEG (Pillow/libjpeg-turbo), no network", "baseline"),
         # below quality 10 the tuned tables saturate at 255 and PSNR dips (scripts/quality_range.py)
-        TUNED: ModelInfo(TUNED, "plain baseline JPEG with quantisation tables tuned for PSNR, no network",
-                         "baseline", tables=TUNED_TABLES, quality_range=(10, 100)),
+        TUNED: ModelInfo(TUNED, "plain JPEG with quantisation tables tuned for PSNR and mozjpeg's trellis "
+                         "quantisation, no network", "baseline", tables=TUNED_TABLES, trellis=True,
+                         quality_range=(10, 100)),
     }
     for e in _zoo_entries():
         models[e["id"]] = ModelInfo(
             id=e["id"], description=e["description"], kind=e["kind"], weights=e["weights"],
             sha256=e["sha256"], encoder=e.get("encoder"), decoder=e.get("decoder"),
             downscale=int(e.get("downscale", 1)), tables=check_tables(e.get("tables")),
-            superseded_by=e.get("superseded_by"), quality_range=_quality_range(e.get("quality_range")),
+            trellis=e.get("trellis", False) is True, superseded_by=e.get("superseded_by"), quality_range=_quality_range(e.get("quality_range")),
             stock_viewer=e.get("stock_viewer", ModelInfo.stock_viewer), bits=_bits(e.get("bits", 8)),
             tier=_tier(e.get("tier", "s")), identity_step=_identity_steps(e.get("identity_step")),
             card=e.get("card", {}),
@@ -253,6 +256,7 @@ class ModelStages:
     tile: int | None = None  # None: the device's default (inference.TILE)
     downscale: int = 1
     tables: dict | None = None
+    trellis: bool = False  # payloads by mozjpeg's trellis quantisation (jpeg.encode_trellis)
     bits: int = 8  # payload precision the networks work on
     identity_step: dict | None = None  # see ModelInfo.identity_step
     #: Shipped, frozen networks may run under ONNX Runtime on the CPU; networks in training never do.
@@ -306,7 +310,7 @@ def load_stages(model_id: str) -> ModelStages:
     if info.weights is None and info.kind != "baseline":
         return load_stages(_retired_successor(info))
     if info.weights is None:
-        return ModelStages(downscale=info.downscale, tables=info.tables, bits=info.bits)
+        return ModelStages(downscale=info.downscale, tables=info.tables, trellis=info.trellis, bits=info.bits)
     from .nets import build
 
     state = load_weights(info)
@@ -319,7 +323,7 @@ def load_stages(model_id: str) -> ModelStages:
         prefix = name + "."
         net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         nets[name] = net.eval().to(inference.device())
-    return ModelStages(**nets, downscale=info.downscale, tables=info.tables, bits=info.bits,
+    return ModelStages(**nets, downscale=info.downscale, tables=info.tables, trellis=info.trellis, bits=info.bits,
                        identity_step=info.identity_step, frozen=True)
 
 

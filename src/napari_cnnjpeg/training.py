@@ -95,6 +95,9 @@ class TrainConfig:
     #: restore recipe: JPEG variants of the robustness grid (:mod:`jpeg_grid`) to train on, one
     #: drawn per patch; [] for Pillow at 4:2:0, or 4:4:4 for a fifth of the patches.
     variants: list = field(default_factory=list)
+    #: 8-bit real JPEG coded by mozjpeg with trellis quantisation (jpeg.encode_trellis), as the
+    #: model's files will be; the model's zoo entry records it.
+    trellis: bool = False
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
@@ -138,14 +141,15 @@ PLANES_PER_FILE = 8
 
 
 def _jpeg_pair(
-    img: np.ndarray, quality: int, subsampling: str, tables: dict | None = None
+    img: np.ndarray, quality: int, subsampling: str, tables: dict | None = None, trellis: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decoded JPEG of an image and the conditioning features of its tables (8-bit steps).
 
     A uint16 image holds 12-bit samples (0-4095) and goes through 12-bit JPEG as the codec
     writes it, mapped onto the quality's levels (:func:`codec.twelve_bit_levels`); its
     decode comes back as float32 in [0, 1]. ``subsampling`` may name a variant of the
-    robustness grid (:data:`jpeg_grid.VARIANTS`) instead.
+    robustness grid (:data:`jpeg_grid.VARIANTS`) instead. ``trellis``: 8-bit JPEG by mozjpeg's
+    trellis quantisation (:func:`jpeg.encode_trellis`).
     """
     from .jpeg_grid import VARIANTS, encode_variant
     from .nets import table_features
@@ -163,7 +167,7 @@ def _jpeg_pair(
         unit = (levels + 1) / 256
         return (decode_jpeg12(data).astype(np.float32) / levels,
                 table_features(luma / unit, None if chroma is None else chroma / unit))
-    data = encode_jpeg(img, quality, subsampling, tables)
+    data = encode_jpeg(img, quality, subsampling, tables, trellis)
     return decode_jpeg(data), table_features(*quant_tables(data))
 
 
@@ -210,7 +214,8 @@ def _to_tensor(a: np.ndarray, device="cpu"):
 
 
 def _jpeg_batch(
-    clean: np.ndarray, gray, quality, sub, factor: int = 1, pool=None, tables: dict | None = None
+    clean: np.ndarray, gray, quality, sub, factor: int = 1, pool=None, tables: dict | None = None,
+    trellis: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each image through real JPEG (at 1/``factor`` resolution, enlarged back), and its table features.
 
@@ -220,7 +225,7 @@ def _jpeg_batch(
 
     def one(img, g, q, s):
         plane = img[..., 0] if g else img
-        d, c = _jpeg_pair(downscale(plane, factor), int(q), s, tables)
+        d, c = _jpeg_pair(downscale(plane, factor), int(q), s, tables, trellis)
         return _as_rgb(upscale(d, plane.shape[:2])), c
 
     done = list((pool.map if pool else map)(one, clean, gray, quality, sub))
@@ -249,6 +254,8 @@ class Trainer:
         self.device = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
         if cfg.bits not in (8, 12) or (cfg.bits == 12 and (cfg.recipe != "restore" or cfg.jpeg != "real")):
             raise ValueError(f"bits {cfg.bits!r}: use 8, or 12 with the restore recipe and real JPEG")
+        if cfg.trellis and (cfg.bits != 8 or cfg.jpeg != "real" or cfg.variants):
+            raise ValueError("trellis needs 8-bit real JPEG and no variants (mozjpeg codes the payloads)")
         if cfg.variants:
             from .jpeg_grid import available_variants
 
@@ -366,7 +373,8 @@ class Trainer:
                 real = emulated_batch(pre.detach(), b["gray"], b["quality"], b["sub"], cfg.tables)
             else:
                 pre_u8 = (pre.detach() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-                u8, _ = _jpeg_batch(pre_u8, b["gray"], b["quality"], b["sub"], pool=self.pool, tables=cfg.tables)
+                u8, _ = _jpeg_batch(pre_u8, b["gray"], b["quality"], b["sub"], pool=self.pool, tables=cfg.tables,
+                                    trellis=cfg.trellis)
                 real = _to_tensor(u8, dev)
             proxy, rate = _proxy_batch(pre, b["quality"], cfg.tables)
             from .jpeg_proxy import straight_through
@@ -379,7 +387,7 @@ class Trainer:
                 c = np.stack([_quality_features(int(q), g, cfg.tables) for q, g in zip(b["quality"], b["gray"])])
             else:
                 u8, c = _jpeg_batch(b["clean"], b["gray"], b["quality"], b["sub"], self.downscale, self.pool,
-                                    cfg.tables)
+                                    cfg.tables, cfg.trellis)
                 jpeg = _to_tensor(u8, dev)
             conds, rate = torch.from_numpy(c).to(dev), None
         out = ycc_to_rgb(dec(rgb_to_ycc(jpeg), conds))
@@ -412,7 +420,7 @@ class Trainer:
         from .models import ModelStages
 
         return ModelStages(encoder=self.nets.get("encoder"), decoder=self.nets["decoder"], downscale=self.downscale,
-                           tables=self.cfg.tables or None, bits=self.cfg.bits)
+                           tables=self.cfg.tables or None, trellis=self.cfg.trellis, bits=self.cfg.bits)
 
     def validate(self) -> dict:
         """PSNR gain (dB) and size ratio of the model over JPEG on held-out crops, per quality."""
@@ -583,6 +591,7 @@ def register(
         "encoder": {"arch": "PreNet", "config": cfg.pre_config} if "encoder" in trainer.nets else None,
         "downscale": trainer.downscale,
         "tables": cfg.tables or None,
+        "trellis": cfg.trellis,
         "default": default,
         "bits": cfg.bits,
         "card": {
