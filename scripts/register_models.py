@@ -51,6 +51,8 @@ RUNS = {
                      "subsamplings, progressive, grey, double compression, jpegli, scaled and flat tables)",
                      "restore-s-v2", True),
     "micro-s": ("configs/micro12.json", MICRO, None, True),
+    "joint-s-v6": ("configs/joint-tr.json", VIEW + TUNED + ", SSIM in the loss, payloads coded by mozjpeg's "
+                   "trellis quantisation", "joint-s-v5", True),
 }
 
 

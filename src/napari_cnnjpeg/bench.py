@@ -508,8 +508,10 @@ def _markdown(result: dict, name: str) -> str:
         f"- Settings: {', '.join(map(str, result['qualities']))} "
         "(JPEG quality of the models, `level` of the reference codecs)",
         f"- Models: {', '.join(result['models'])} "
-        "(`.cjpg` whole-file bytes; plain JPEG is `jpeg`: Pillow, 4:2:0, optimize; `jpeg-tuned` is the same "
-        "with quantisation tables tuned for PSNR, no network)",
+        "(`.cjpg` whole-file bytes; plain JPEG is `jpeg`: Pillow, 4:2:0, optimize, baseline; `jpeg-tuned`: "
+        "quantisation tables tuned for PSNR and mozjpeg's trellis quantisation, no network; the other models' "
+        "payloads are progressive where that is smaller, by mozjpeg's scans or, for models with `trellis`, "
+        "mozjpeg's encoder)",
         f"- Reference codecs (raw encoded bytes): {'; '.join(refs) or 'none'}",
         *[f"- Note: {note}" for note in result["notes"]],
         f"- Machine: {m['platform']}, {m['cpu']}, {m['cpu_count']} CPUs; Python {m['python']}, "
