@@ -292,3 +292,13 @@ def test_network_files_record_a_hash_prefix_and_check_it():
     other = ("0" if full[0] != "0" else "1") + full[1:32]
     with pytest.raises(cj.CjpgError, match="other weights"):
         cj.decode(_rewrite_meta(blob, lambda m: m.update(model_sha256=other)))
+
+
+def test_plane_crc_is_fixed_width_hex():
+    """The index holds each CRC as 8 hex digits, so equal payload lengths give equal file sizes."""
+    assert all(isinstance(p["crc32"], str) and len(p["crc32"]) == 8 for p in _json(BLOB)["planes"])
+    with Container.open(BLOB2D) as c:
+        meta = dict(c.meta)
+    meta["planes"] = [{"length": 10, "crc32": "xyzxyzxy"}]  # not hex
+    with pytest.raises(cj.CjpgError, match="bad plane index entry"):
+        container._check_meta(meta)

@@ -68,7 +68,8 @@ def pack(meta: dict, payloads: list[bytes]) -> bytes:
     if not payloads:
         raise CjpgError("a .cjpg file needs at least one plane")
     meta = {k: v for k, v in meta.items() if k not in DEFAULTS or v != DEFAULTS[k] or type(v) is not type(DEFAULTS[k])}
-    meta.update(version=VERSION, planes=[{"length": len(p), "crc32": zlib.crc32(p)} for p in payloads])
+    # the CRC as 8 hex digits: a file's size does not jitter with the CRC's decimal length
+    meta.update(version=VERSION, planes=[{"length": len(p), "crc32": f"{zlib.crc32(p):08x}"} for p in payloads])
     blob = json.dumps(meta, separators=(",", ":"), allow_nan=False).encode()
     first = payloads[0]
     at = _insert_at(first)
@@ -202,6 +203,13 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _crc(v) -> int | None:
+    """A plane's CRC-32: 8 lowercase hex digits (version 2) or an integer (version 1); None if neither."""
+    if isinstance(v, str) and len(v) == 8 and all(ch in "0123456789abcdef" for ch in v):
+        return int(v, 16)
+    return v if _is_int(v) and 0 <= v < 2**32 else None
+
+
 def _check_meta(meta) -> dict:
     """The metadata with its defaults filled in; refuses what a reader cannot trust, naming the problem."""
     if not isinstance(meta, dict):
@@ -220,8 +228,10 @@ def _check_meta(meta) -> dict:
     if not isinstance(planes, list) or not 1 <= len(planes) <= MAX_PLANES:
         raise CjpgError("corrupt .cjpg header: bad plane index")
     for p in planes:
-        if not (isinstance(p, dict) and _is_int(p.get("length")) and _is_int(p.get("crc32")) and p["length"] >= 4):
+        if not (isinstance(p, dict) and _is_int(p.get("length")) and p["length"] >= 4 and _crc(p.get("crc32"))
+                is not None):
             raise CjpgError("corrupt .cjpg header: bad plane index entry")
+    meta["planes"] = [dict(p, crc32=_crc(p["crc32"])) for p in planes]
     shape = meta["shape"]
     if not isinstance(shape, list) or not 2 <= len(shape) <= 32 or not all(_is_int(d) and d >= 1 for d in shape):
         raise CjpgError(f"corrupt .cjpg header: absurd shape {shape!r}")
