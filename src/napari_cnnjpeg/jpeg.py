@@ -1,4 +1,4 @@
-"""JPEG I/O: 8-bit baseline through Pillow, 12-bit (SOF1) through imagecodecs; both libjpeg-turbo."""
+"""JPEG I/O: 8-bit through Pillow (libjpeg-turbo) or mozjpeg (jpeglib), 12-bit (SOF1) through imagecodecs."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def encode_jpeg(
     plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:0", tables: dict | None = None,
     trellis: bool = False, progressive: bool = False,
 ) -> bytes:
-    """Encode a uint8 plane, (H, W) or (H, W, 3), as a baseline JPEG with optimised Huffman tables.
+    """Encode a uint8 plane, (H, W) or (H, W, 3), as an 8-bit JPEG with optimised Huffman tables.
 
     ``tables`` (a tuning for :func:`tables_for_quality`) replaces libjpeg's standard
     quantisation tables; the result is an ordinary JPEG either way. ``trellis``: mozjpeg
