@@ -3,7 +3,8 @@
 #
 # Usage: bash scripts/device_check.sh [OUT_DIR]      (from the repository root)
 #
-# Needs only python3 with torch, numpy, Pillow, safetensors and scikit-image: the package
+# Needs only python3 with torch, numpy, Pillow, safetensors and scikit-image, plus jpeglib
+# (pip install --no-deps a carried jpeglib wheel) for the default model's trellis encoder: the package
 # runs from src/ without being installed (no imagecodecs, napari, onnxruntime needed).
 # Prints the speed table (docs/benchmarks-speed.md has the same columns) and writes
 # OUT_DIR/benchmarks-speed-gpu.{md,json}. Takes about 2 minutes on one GPU.
