@@ -59,9 +59,8 @@ def encode_jpeg(
     ``tables`` (a tuning for :func:`tables_for_quality`) replaces libjpeg's standard
     quantisation tables; the result is an ordinary JPEG either way. ``trellis``: mozjpeg
     chooses each block's quantised coefficients for rate and distortion together
-    (trellis quantisation, with the same tables) and writes progressive scans: an
-    ordinary JPEG, about 11 % smaller than libjpeg-turbo's at equal PSNR on photos
-    (:func:`encode_trellis`). ``progressive``: progressive scans where they are smaller than
+    (trellis quantisation, with the same tables): an ordinary JPEG, about 11 % smaller
+    than libjpeg-turbo's at equal PSNR on photos (:func:`encode_trellis`). ``progressive``: progressive scans where they are smaller than
     one baseline scan (:func:`optimize_scans` without ``trellis``; 2-4 % on photos).
     """
     _check_plane(plane, np.uint8, quality, subsampling)
@@ -107,7 +106,6 @@ def encode_trellis(plane: np.ndarray, luma_table: np.ndarray, chroma_table: np.n
     image = jpeglib.from_spatial(np.ascontiguousarray(plane[..., None] if grey else plane))
     if not grey:
         image.samp_factor = subsampling
-    image.progressive_mode = progressive
     qt = np.stack([luma_table] if grey else [luma_table, chroma_table]).astype(np.uint16)
     fd, path = tempfile.mkstemp(suffix=".jpg")  # jpeglib writes to files only
     os.close(fd)
