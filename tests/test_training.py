@@ -286,3 +286,29 @@ def test_training_on_the_robustness_grid(tmp_path):
     assert t.step == 2
     with pytest.raises(ValueError, match="variants"):
         Trainer(TrainConfig(recipe="restore", variants=["mozjpeg"], out=str(tmp_path / "v")), _images())
+
+
+def test_trellis_training_codes_patches_with_mozjpeg_and_records_it(tmp_path):
+    """With trellis, the real JPEG forward pass is mozjpeg's, and the run's model writes its files so."""
+    from napari_cnnjpeg.jpeg import decode_jpeg, encode_jpeg
+    from napari_cnnjpeg.training import _jpeg_pair
+
+    patch = data.astronaut()[:64, :64]
+    plain, _ = _jpeg_pair(patch, 40, "4:2:0")
+    trellis, _ = _jpeg_pair(patch, 40, "4:2:0", trellis=True)
+    assert not np.array_equal(plain, trellis)
+    assert np.array_equal(trellis, decode_jpeg(encode_jpeg(patch, 40, trellis=True)))
+    cfg = _cfg(tmp_path, "joint")
+    cfg.trellis, cfg.steps, cfg.tables = True, 2, {"flatness": 0.2, "chroma_scale": 0.4}
+    t = Trainer(cfg, _images())
+    t.run(progress=False)
+    assert t.step == 2 and t.stages().trellis
+    entry = register(t, "joint-trellis-test", "test", tmp_path)
+    assert entry["trellis"] is True
+    for bad in ({"jpeg": "emulated"}, {"recipe": "restore", "variants": ["grey"]}):
+        c = _cfg(tmp_path, bad.get("recipe", "joint"))
+        c.trellis = True
+        for k, v in bad.items():
+            setattr(c, k, v)
+        with pytest.raises(ValueError, match="trellis"):
+            Trainer(c, _images())

@@ -277,9 +277,9 @@ def _stages_for(meta: dict, model: str | ModelStages | None) -> ModelStages:
         return model
     model_id = meta["model"] if model is None else model
     info = model_info(model_id)
-    recorded = meta["model_sha256"]
-    if model is None and (info.sha256 != recorded if recorded is None or info.sha256 is None
-                          else not info.sha256.startswith(recorded)):
+    recorded, full = meta["model_sha256"], info.sha256  # recorded: the SHA-256 or its first digits (format 2)
+    same = recorded == full if recorded is None or full is None else full.startswith(recorded)
+    if model is None and not same:
         raise CjpgError(
             f"file was made with other weights of model {model_id!r} than this installation ships; "
             "decode it with model='jpeg' for the plain JPEG"

@@ -203,9 +203,14 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_hex(v, lo: int, hi: int) -> bool:
+    """Whether ``v`` is a string of ``lo`` to ``hi`` lowercase hex digits."""
+    return isinstance(v, str) and lo <= len(v) <= hi and all(ch in "0123456789abcdef" for ch in v)
+
+
 def _crc(v) -> int | None:
     """A plane's CRC-32: 8 lowercase hex digits (version 2) or an integer (version 1); None if neither."""
-    if isinstance(v, str) and len(v) == 8 and all(ch in "0123456789abcdef" for ch in v):
+    if _is_hex(v, 8, 8):
         return int(v, 16)
     return v if _is_int(v) and 0 <= v < 2**32 else None
 
@@ -265,8 +270,7 @@ def _check_meta(meta) -> dict:
     if meta["dtype"] not in DTYPES:
         raise CjpgError(f"corrupt .cjpg header: unknown dtype {meta['dtype']!r}; known: {', '.join(DTYPES)}")
     sha = meta["model_sha256"]
-    if sha is not None and not (isinstance(sha, str) and HASH_DIGITS <= len(sha) <= 64
-                                and all(ch in "0123456789abcdef" for ch in sha)):
+    if sha is not None and not _is_hex(sha, HASH_DIGITS, 64):
         raise CjpgError(f"corrupt .cjpg header: model_sha256 {sha!r} is not {HASH_DIGITS} to 64 hex digits")
     _check_mapping(meta["mapping"], meta["dtype"], len(planes))
     return meta
