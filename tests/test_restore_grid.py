@@ -40,6 +40,9 @@ def test_every_variant_writes_the_jpeg_it_names(photo):
     np.testing.assert_array_equal(scaled[0], standard[0])
     assert (scaled[1] >= standard[1]).all() and scaled[1].mean() > 1.5 * standard[1].mean()
     assert not np.array_equal(quant_tables(blobs["jpegli"])[0], standard[0])  # jpegli's own tables
+    moz_luma, moz_chroma = quant_tables(blobs["mozjpeg"])  # mozjpeg's own tables, the same for both
+    assert not np.array_equal(moz_luma, standard[0]) and np.array_equal(moz_luma, moz_chroma)
+    assert Image.open(io.BytesIO(blobs["mozjpeg"])).info.get("progressive")
     np.testing.assert_array_equal(quant_tables(blobs["double"])[0], standard[0])  # the second save's
 
 
@@ -47,7 +50,7 @@ def test_unknown_variant_is_refused(photo):
     from napari_cnnjpeg import CjpgError
 
     with pytest.raises(CjpgError, match="unknown JPEG variant"):
-        encode_variant(photo, "mozjpeg", 50)
+        encode_variant(photo, "guetzli", 50)
 
 
 def test_grid_rule():

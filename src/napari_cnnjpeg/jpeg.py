@@ -89,6 +89,14 @@ def _mozjpeg():
     return jpeglib
 
 
+def _mozjpeg_required():
+    try:
+        return _mozjpeg()
+    except ImportError:
+        raise CjpgError("mozjpeg (trellis quantisation) is reached through the jpeglib package, which is "
+                        "not installed: pip install jpeglib") from None
+
+
 def encode_trellis(plane: np.ndarray, luma_table: np.ndarray, chroma_table: np.ndarray | None,
                    subsampling: str = "4:2:0", progressive: bool = True) -> bytes:
     """A uint8 plane coded by mozjpeg 4.0.3 (through jpeglib) with trellis quantisation and given tables.
@@ -97,11 +105,7 @@ def encode_trellis(plane: np.ndarray, luma_table: np.ndarray, chroma_table: np.n
     and the same coefficients recoded losslessly by libjpeg-turbo as one baseline scan with
     optimised Huffman tables; always the latter with ``progressive=False``.
     """
-    try:
-        jpeglib = _mozjpeg()
-    except ImportError:
-        raise CjpgError("trellis-quantised payloads are written by mozjpeg through the jpeglib package, "
-                        "which is not installed: pip install jpeglib") from None
+    jpeglib = _mozjpeg_required()
     grey = plane.ndim == 2
     image = jpeglib.from_spatial(np.ascontiguousarray(plane[..., None] if grey else plane))
     if not grey:
@@ -121,6 +125,26 @@ def encode_trellis(plane: np.ndarray, luma_table: np.ndarray, chroma_table: np.n
         with open(path, "rb") as fh:
             single = fh.read()
         return scans if progressive and len(scans) < len(single) else single
+    finally:
+        os.unlink(path)
+
+
+def encode_mozjpeg(image: np.ndarray, quality: int) -> bytes:
+    """A uint8 RGB or grey image as mozjpeg's ``cjpeg -quality Q`` writes it.
+
+    mozjpeg 4.0.3's defaults (through jpeglib): its own quantisation tables (table set 3,
+    the same for luma and chroma, steps above 255 at low quality), trellis quantisation,
+    progressive scans, 4:2:0.
+    """
+    jpeglib = _mozjpeg_required()
+    image = jpeglib.from_spatial(np.ascontiguousarray(image[..., None] if image.ndim == 2 else image))
+    fd, path = tempfile.mkstemp(suffix=".jpg")  # jpeglib writes to files only
+    os.close(fd)
+    try:
+        with _MOZJPEG_LOCK:
+            image.write_spatial(path, qt=int(quality))
+        with open(path, "rb") as fh:
+            return fh.read()
     finally:
         os.unlink(path)
 

@@ -3,7 +3,8 @@
 A decoder-only model restores JPEGs it did not make, so it is trained and checked on a
 grid of encoders and settings (:data:`VARIANTS`) crossed with qualities
 (:data:`QUALITIES`): Pillow's libjpeg at three chroma subsamplings, progressive, grey
-and double compression; Google's jpegli (``pyjpegli``, an optional extra); and
+and double compression; Google's jpegli (``pyjpegli``, an optional extra); mozjpeg's
+defaults (trellis quantisation, through ``jpeglib``); and
 quantisation tables other encoders use (scaled chroma, flat). Each cell is one
 variant at one quality; qualities of 95 and above give very fine tables.
 """
@@ -16,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import CjpgError
-from .jpeg import SUBSAMPLING, encode_jpeg, luma
+from .jpeg import SUBSAMPLING, encode_jpeg, encode_mozjpeg, luma
 
 #: Variant name: what it is.
 VARIANTS = {
@@ -27,6 +28,7 @@ VARIANTS = {
     "grey": "Pillow, one grey component",
     "double": "saved twice: Pillow at quality min(q + 20, 95), then at q",
     "jpegli": "Google jpegli (pyjpegli), default settings",
+    "mozjpeg": "mozjpeg 4 (through jpeglib) as cjpeg writes by default: its own tables, trellis quantisation, progressive",
     "scaled": "Annex K tables, chroma twice as coarse (as some cameras and editors scale them), 4:2:0",
     "flat": "flat tables (every step the geometric mean of Annex K's, scaled by quality), 4:4:4",
 }
@@ -65,6 +67,8 @@ def encode_variant(image: np.ndarray, variant: str, quality: int) -> bytes:
         return encode_jpeg(image, quality, "4:2:0", _TABLES["scaled"])
     if variant == "flat":
         return encode_jpeg(image, quality, "4:4:4", _TABLES["flat"])
+    if variant == "mozjpeg":
+        return encode_mozjpeg(image, quality)
     if variant == "progressive":
         buf = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(image)).save(
