@@ -13,4 +13,4 @@ cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-device-check}}"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
-timeout 280 python3 -m napari_cnnjpeg.bench_speed --out "$OUT" --name benchmarks-speed-gpu --repeats 3
+timeout 280 python3 -m napari_cnnjpeg.eval.bench_speed --out "$OUT" --name benchmarks-speed-gpu --repeats 3

@@ -5,7 +5,7 @@ Usage: python scripts/export_graphs.py     (needs the ``onnx`` package; run afte
 For each architecture and size the zoo uses, the torch network is exported once with
 dynamic batch and tile sides, and every weight is marked as external data: the graph
 ships in ``src/napari_cnnjpeg/graphs/`` and the hash-checked safetensors weights are
-handed to ONNX Runtime in memory at run time (``napari_cnnjpeg.inference.OrtNet``).
+handed to ONNX Runtime in memory at run time (``napari_cnnjpeg.nn.inference.OrtNet``).
 """
 
 import hashlib
@@ -18,9 +18,9 @@ import onnx
 import torch
 from onnx import external_data_helper
 
-from napari_cnnjpeg.inference import graph_key
-from napari_cnnjpeg.models import registry
-from napari_cnnjpeg.nets import build
+from napari_cnnjpeg.nn.inference import graph_key
+from napari_cnnjpeg.nn.models import registry
+from napari_cnnjpeg.nn.nets import build
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "napari_cnnjpeg" / "graphs"
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cnnjpeg.bd import bd_psnr, bd_rate
 from napari_cnnjpeg.codec import decode, encode
-from napari_cnnjpeg.metrics import bpp, psnr, ssim
-from napari_cnnjpeg.models import ModelStages
+from napari_cnnjpeg.eval.bd import bd_psnr, bd_rate
+from napari_cnnjpeg.eval.metrics import bpp, psnr, ssim
+from napari_cnnjpeg.nn.models import ModelStages
 from napari_cnnjpeg.training import TrainConfig, Trainer, load_images
 
 ROOT = Path(__file__).resolve().parent.parent

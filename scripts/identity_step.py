@@ -20,12 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cnnjpeg.container import write_atomic
 from napari_cnnjpeg.codec import _to_levels, twelve_bit_levels
-from napari_cnnjpeg.jpeg import MAX12, chroma_layout, decode_jpeg, decode_jpeg12, encode_jpeg12, luma, quant_tables
-from napari_cnnjpeg.jpeg_grid import available_variants, encode_variant
-from napari_cnnjpeg.metrics import psnr
-from napari_cnnjpeg.models import load_stages, model_info
+from napari_cnnjpeg.eval.metrics import psnr
+from napari_cnnjpeg.format.container import write_atomic
+from napari_cnnjpeg.format.jpeg import (
+    MAX12,
+    chroma_layout,
+    decode_jpeg,
+    decode_jpeg12,
+    encode_jpeg12,
+    luma,
+    quant_tables,
+)
+from napari_cnnjpeg.format.jpeg_grid import available_variants, encode_variant
+from napari_cnnjpeg.nn.models import load_stages, model_info
 from napari_cnnjpeg.training import _center_crop, load_images, split_held_out
 
 ROOT = Path(__file__).resolve().parent.parent

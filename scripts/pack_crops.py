@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from napari_cnnjpeg.container import write_atomic
+from napari_cnnjpeg.format.container import write_atomic
 from napari_cnnjpeg.training import _center_crop, load_images
 
 VAL_CROP = 256  # Trainer's validation crop

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from napari_cnnjpeg.codec import decode, encode
-from napari_cnnjpeg.container import write_atomic
-from napari_cnnjpeg.metrics import bpp, psnr
-from napari_cnnjpeg.models import ModelInfo, load_stages, model_info
+from napari_cnnjpeg.eval.metrics import bpp, psnr
+from napari_cnnjpeg.format.container import write_atomic
+from napari_cnnjpeg.nn.models import ModelInfo, load_stages, model_info
 from napari_cnnjpeg.training import _center_crop, load_images, split_held_out
 
 ROOT = Path(__file__).resolve().parent.parent

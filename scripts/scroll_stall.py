@@ -115,7 +115,7 @@ def main() -> None:
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "scroll_stall.json").write_text(json.dumps(result, indent=1) + "\n")
-        from napari_cnnjpeg.report_sections import update_report
+        from napari_cnnjpeg.eval.report_sections import update_report
 
         update_report(args.out / "benchmarks.md")
 

@@ -3,7 +3,7 @@
 Usage: python scripts/tune_tables.py [--data ../shared/data/train] [--every 6]
 
 For each (flatness, chroma_scale) of a small grid, prints the BD-rate and BD-PSNR of
-plain JPEG with those tables (:func:`napari_cnnjpeg.jpeg.tables_for_quality`) against
+plain JPEG with those tables (:func:`napari_cnnjpeg.format.jpeg.tables_for_quality`) against
 libjpeg's standard tables, at qualities 10-90, 4:2:0, averaged over every ``every``-th
 training photo (the held-out photos at the end of the folder are not used).
 ``jpeg.TUNED_TABLES`` (0.2, 0.4) was chosen from this grid before its last row
@@ -14,9 +14,9 @@ import argparse
 
 import numpy as np
 
-from napari_cnnjpeg.bd import bd_psnr, bd_rate
-from napari_cnnjpeg.jpeg import decode_jpeg, encode_jpeg
-from napari_cnnjpeg.metrics import bpp, psnr
+from napari_cnnjpeg.eval.bd import bd_psnr, bd_rate
+from napari_cnnjpeg.eval.metrics import bpp, psnr
+from napari_cnnjpeg.format.jpeg import decode_jpeg, encode_jpeg
 from napari_cnnjpeg.training import TrainConfig, load_images
 
 QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_cnnjpeg.bd import bd_psnr, bd_rate
+from napari_cnnjpeg.eval.bd import bd_psnr, bd_rate
 
 RATES = np.array([0.25, 0.5, 1.0, 2.0, 4.0])
 LOG_LINEAR = 30 + 5 * np.log(RATES)  # PSNR linear in log-rate: every fit is exact

@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from napari_cnnjpeg import CjpgError, available_models, bench, cli, models
+from napari_cnnjpeg import CjpgError, available_models, cli
+from napari_cnnjpeg.eval import bench
+from napari_cnnjpeg.nn import models
 
 QUALITIES = [20, 50, 80]
 
@@ -216,8 +218,8 @@ def test_scientific_bench_on_16_bit_tiffs(tmp_path):
 
     import tifffile
 
-    from napari_cnnjpeg import bench_scientific
     from napari_cnnjpeg.cli import main
+    from napari_cnnjpeg.eval import bench_scientific
 
     y, x = np.mgrid[0:64, 0:80].astype(np.float64)
     data = tmp_path / "micro"
@@ -239,7 +241,7 @@ def test_scientific_bench_on_16_bit_tiffs(tmp_path):
 def test_speed_bench_writes_its_table(tmp_path):
     """The speed benchmark (``cnnjpeg bench --speed``): MP/s per model and device, stage shares, the network alone."""
 
-    from napari_cnnjpeg import bench_speed
+    from napari_cnnjpeg.eval import bench_speed
 
     result = bench_speed.run(["restore-s-v2", "jpeg"], megapixels=0.1, repeats=1, small=2, out=tmp_path, checks=False)
     assert result == json.loads((tmp_path / "benchmarks-speed.json").read_text())

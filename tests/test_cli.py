@@ -125,6 +125,6 @@ def test_encode_notes_a_quality_outside_the_models_range(tmp_path, capsys):
     src = tmp_path / "a.png"
     Image.fromarray(data.astronaut()[:64, :64]).save(src)
     assert main(["encode", str(src), "-q", "3", "-m", "jpeg-tuned"]) == 0
-    lo = cj.models.model_info("jpeg-tuned").quality_range[0]
+    lo = cj.nn.models.model_info("jpeg-tuned").quality_range[0]
     assert f"quality 3 is coded as {lo}" in capsys.readouterr().err
     assert cj.info(tmp_path / "a.cjpg")["quality"] == lo

@@ -8,8 +8,8 @@ from PIL import Image
 from skimage import data
 
 import napari_cnnjpeg as cj
-from napari_cnnjpeg.jpeg import encode_jpeg
-from napari_cnnjpeg.metrics import psnr
+from napari_cnnjpeg.eval.metrics import psnr
+from napari_cnnjpeg.format.jpeg import encode_jpeg
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_payload_is_pillow_jpeg(astronaut):
     ref = io.BytesIO()
     Image.fromarray(astronaut).save(ref, format="JPEG", quality=42, subsampling=2, optimize=True)
     assert pillow == ref.getvalue()
-    from napari_cnnjpeg.container import Container
+    from napari_cnnjpeg.format.container import Container
 
     with Container.open(blob) as c:
         assert c.payload(0) == pillow
@@ -223,7 +223,7 @@ def test_import_does_not_load_torch():
 @pytest.mark.parametrize("shape", [(301, 299, 3), (2, 101, 77), (1, 1)])
 def test_downscaled_payload_roundtrip(shape):
     """A compact model's file holds half-size JPEGs and decodes to the full shape."""
-    from napari_cnnjpeg.models import ModelStages
+    from napari_cnnjpeg.nn.models import ModelStages
 
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, shape, dtype=np.uint8)

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import napari_cnnjpeg as cj
-from napari_cnnjpeg import container
-from napari_cnnjpeg.container import Container, pack
+from napari_cnnjpeg.format import container
+from napari_cnnjpeg.format.container import Container, pack
 
 
 def _stack():
@@ -117,7 +117,7 @@ def test_not_cjpg(blob):
 
 
 def test_plain_jpeg_is_not_cjpg():
-    from napari_cnnjpeg.jpeg import encode_jpeg
+    from napari_cnnjpeg.format.jpeg import encode_jpeg
 
     with pytest.raises(cj.CjpgError, match="plain JPEG"):
         cj.info(encode_jpeg(np.zeros((8, 8), np.uint8)))
@@ -162,7 +162,7 @@ def test_spec_constants_match_doc():
 
 
 def test_jpeg_declaring_absurd_dimensions_is_refused():
-    from napari_cnnjpeg.jpeg import encode_jpeg
+    from napari_cnnjpeg.format.jpeg import encode_jpeg
 
     jpeg = bytearray(encode_jpeg(np.zeros((8, 8), np.uint8)))
     sof = jpeg.index(b"\xff\xc0")  # baseline SOF0: length(2) precision(1) height(2) width(2)
@@ -197,7 +197,7 @@ BLOB12 = cj.encode((_stack().astype(np.uint16) * 200), quality=70)
         (lambda m: m.update(levels=254), "levels 254 is not an integer from 255 to 4095"),
         (lambda m: m.update(levels=4096.0), "levels 4096.0 is not an integer"),
         (lambda m: m.update(dtype="uint8", mapping=None), "12-bit payloads need data of more than 8 bits"),
-        (lambda m: m.update(model="restore-s-v2", model_sha256=cj.models.model_info("restore-s-v2").sha256),
+        (lambda m: m.update(model="restore-s-v2", model_sha256=cj.nn.models.model_info("restore-s-v2").sha256),
          "works on 8-bit payloads"),
     ],
 )
@@ -282,7 +282,7 @@ def test_bad_hash_refused(sha):
 
 
 def test_network_files_record_a_hash_prefix_and_check_it():
-    from napari_cnnjpeg.models import model_info
+    from napari_cnnjpeg.nn.models import model_info
 
     img = _stack()[0]
     blob = cj.encode(img, quality=70, model="restore-s-v3")

@@ -5,9 +5,9 @@ import pytest
 from skimage import data
 
 import napari_cnnjpeg as cj
-from napari_cnnjpeg import jpeg
-from napari_cnnjpeg.container import Container
-from napari_cnnjpeg.metrics import psnr
+from napari_cnnjpeg.eval.metrics import psnr
+from napari_cnnjpeg.format import jpeg
+from napari_cnnjpeg.format.container import Container
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,16 @@ import torch
 from skimage import data
 
 from napari_cnnjpeg.errors import CjpgError
-from napari_cnnjpeg.jpeg import (
-    SUBSAMPLING, TUNED_TABLES, decode_jpeg, encode_jpeg, quant_tables, tables_for_quality,
+from napari_cnnjpeg.eval.metrics import psnr
+from napari_cnnjpeg.format.jpeg import (
+    SUBSAMPLING,
+    TUNED_TABLES,
+    decode_jpeg,
+    encode_jpeg,
+    quant_tables,
+    tables_for_quality,
 )
-from napari_cnnjpeg.jpeg_emulation import FACTORS, jpeg_roundtrip
-from napari_cnnjpeg.metrics import psnr
+from napari_cnnjpeg.nn.jpeg_emulation import FACTORS, jpeg_roundtrip
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from napari_cnnjpeg import CjpgError
-from napari_cnnjpeg.metrics import bpp, data_range, psnr, ssim
+from napari_cnnjpeg.eval.metrics import bpp, data_range, psnr, ssim
 
 
 def test_psnr_matches_skimage_with_dtype_range():

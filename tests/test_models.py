@@ -8,9 +8,9 @@ import pytest
 from skimage import data
 
 import napari_cnnjpeg as cj
-from napari_cnnjpeg import models
-from napari_cnnjpeg.jpeg import encode_jpeg, quant_tables
-from napari_cnnjpeg.metrics import psnr, ssim
+from napari_cnnjpeg.eval.metrics import psnr, ssim
+from napari_cnnjpeg.format.jpeg import encode_jpeg, quant_tables
+from napari_cnnjpeg.nn import models
 
 
 def _of_kind(kind):
@@ -52,7 +52,7 @@ def test_restore_beats_jpeg(photo, quality):
 def test_restore_gray_and_array_input(photo):
     gray = photo[..., 1].copy()
     jpeg = encode_jpeg(gray, 20)
-    from napari_cnnjpeg.jpeg import decode_jpeg
+    from napari_cnnjpeg.format.jpeg import decode_jpeg
 
     plain = decode_jpeg(jpeg)
     from_bytes = cj.restore(jpeg)
@@ -155,8 +155,8 @@ def test_hash_check_refuses_altered_weights():
 def test_tiled_equals_untiled():
     img = data.coffee()[:300, :420].copy()
     jpeg = encode_jpeg(img, 15)
-    from napari_cnnjpeg.inference import run_network
-    from napari_cnnjpeg.jpeg import decode_jpeg
+    from napari_cnnjpeg.format.jpeg import decode_jpeg
+    from napari_cnnjpeg.nn.inference import run_network
 
     pixels = decode_jpeg(jpeg)
     stages = models.load_stages(_of_kind("restore")[0])
@@ -172,7 +172,7 @@ def test_tiled_equals_untiled():
 
 
 def test_tuned_tables_are_written_and_read_back():
-    from napari_cnnjpeg.jpeg import TUNED_TABLES, tables_for_quality
+    from napari_cnnjpeg.format.jpeg import TUNED_TABLES, tables_for_quality
 
     rgb, gray = data.astronaut()[:64, :64], data.camera()[:64, :64]
     for q in (5, 30, 90):
@@ -187,8 +187,8 @@ def test_tuned_tables_are_written_and_read_back():
 
 def test_tuned_jpeg_beats_standard_tables_at_equal_rate(photo):
     """Plain JPEG with the PSNR-tuned tables: a lower BD-rate than libjpeg's tables, no network."""
-    from napari_cnnjpeg.bd import bd_rate
-    from napari_cnnjpeg.metrics import bpp
+    from napari_cnnjpeg.eval.bd import bd_rate
+    from napari_cnnjpeg.eval.metrics import bpp
 
     curves = {}
     for m in ("jpeg", "jpeg-tuned"):
@@ -199,7 +199,7 @@ def test_tuned_jpeg_beats_standard_tables_at_equal_rate(photo):
 
 
 def test_restore_reads_tuned_tables_from_the_stream(photo):
-    from napari_cnnjpeg.jpeg import TUNED_TABLES, decode_jpeg
+    from napari_cnnjpeg.format.jpeg import TUNED_TABLES, decode_jpeg
 
     jpg = encode_jpeg(photo, 30, tables=TUNED_TABLES)
     assert psnr(photo, cj.restore(jpg)) > psnr(photo, decode_jpeg(jpg)) + 0.3
@@ -208,7 +208,7 @@ def test_restore_reads_tuned_tables_from_the_stream(photo):
 @pytest.mark.parametrize("bad", [{"flatness": 0.2}, {"flatness": "a", "chroma_scale": 1}, [0.2, 0.4],
                                  {"flatness": 2, "chroma_scale": 0.4}, {"flatness": 0.2, "chroma_scale": float("nan")}])
 def test_bad_table_tuning_is_a_clear_error(bad):
-    from napari_cnnjpeg.jpeg import tables_for_quality
+    from napari_cnnjpeg.format.jpeg import tables_for_quality
 
     with pytest.raises(cj.CjpgError, match="tuning"):
         tables_for_quality(30, bad)
@@ -224,7 +224,7 @@ def test_retired_networked_model_is_refused(monkeypatch):
 
 
 def test_restore_array_with_its_tables_matches_restoring_the_bytes(photo):
-    from napari_cnnjpeg.jpeg import TUNED_TABLES, decode_jpeg
+    from napari_cnnjpeg.format.jpeg import TUNED_TABLES, decode_jpeg
 
     jpg = encode_jpeg(photo, 30, tables=TUNED_TABLES)
     from_array = cj.restore(decode_jpeg(jpg), quality=30, tables=TUNED_TABLES)
@@ -251,7 +251,7 @@ def test_onnxruntime_matches_torch(monkeypatch, gray):
 
 
 def test_every_shipped_architecture_has_a_graph():
-    from napari_cnnjpeg.inference import shipped_graph
+    from napari_cnnjpeg.nn.inference import shipped_graph
 
     for mid in models.available_models():
         stages = models.load_stages(mid)
@@ -263,7 +263,7 @@ def test_every_shipped_architecture_has_a_graph():
 def test_restore_model_is_chosen_for_the_device(monkeypatch):
     """An "l"-tier model is picked on a GPU only; on a CPU the best "s"-tier model; 12-bit JPEG
     gets a 12-bit model."""
-    from napari_cnnjpeg.models import ModelInfo
+    from napari_cnnjpeg.nn.models import ModelInfo
 
     zoo = {m.id: m for m in (
         ModelInfo("small", "", "restore", card={"kodak": {"bd_rate_psnr": -10.0}}),
@@ -297,9 +297,14 @@ def test_identity_step_returns_fine_jpegs_unchanged():
     the decoder passes its input through; other layouts are restored; an unknown layout gets the largest step."""
     import torch
 
-    from napari_cnnjpeg.jpeg import chroma_layout, decode_jpeg, decode_jpeg12, encode_jpeg12
-    from napari_cnnjpeg.models import ModelStages
-    from napari_cnnjpeg.nets import RestoreNet
+    from napari_cnnjpeg.format.jpeg import (
+        chroma_layout,
+        decode_jpeg,
+        decode_jpeg12,
+        encode_jpeg12,
+    )
+    from napari_cnnjpeg.nn.models import ModelStages
+    from napari_cnnjpeg.nn.nets import RestoreNet
 
     torch.manual_seed(0)
     net = RestoreNet(8, 8, 1).eval()

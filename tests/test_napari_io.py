@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 import napari_cnnjpeg as cj
-from napari_cnnjpeg import codec, metrics, models
-from napari_cnnjpeg._reader import napari_get_reader
-from napari_cnnjpeg._sample_data import MODEL_QUALITY
+from napari_cnnjpeg import codec
+from napari_cnnjpeg._napari._reader import napari_get_reader
+from napari_cnnjpeg._napari._sample_data import MODEL_QUALITY
+from napari_cnnjpeg.eval import metrics
+from napari_cnnjpeg.nn import models
 
 pytestmark = pytest.mark.usefixtures("isolated_napari_settings")
 PLUGIN = "napari-cnnjpeg"
@@ -84,7 +86,7 @@ def test_open_16bit_stack_lazily_with_metadata(make_napari_viewer, tmp_path, sta
 
     viewer = make_napari_viewer()
     [layer] = viewer.open(path, plugin=PLUGIN)
-    from napari_cnnjpeg._reader import ProgressiveStack
+    from napari_cnnjpeg._napari._reader import ProgressiveStack
 
     assert isinstance(layer.data, ProgressiveStack)
     assert layer.data.shape == stack16.shape and layer.dtype == np.uint16
@@ -133,7 +135,7 @@ def test_scrolling_restores_planes_off_the_gui_thread(make_napari_viewer, qtbot,
 
     from skimage.data import astronaut
 
-    from napari_cnnjpeg.models import ModelStages
+    from napari_cnnjpeg.nn.models import ModelStages
 
     stack = np.stack([astronaut()[i * 60 : i * 60 + 96, 100:196] for i in range(4)])
     path = tmp_path / "rgb_stack.cjpg"
@@ -212,7 +214,7 @@ def test_save_layers_rgb(make_napari_viewer, tmp_path, photo):
 
 
 def test_writer_settings_and_refusals(tmp_path, photo, stack16):
-    from napari_cnnjpeg._writer import write_image
+    from napari_cnnjpeg._napari._writer import write_image
 
     path = tmp_path / "w.cjpg"
     assert write_image(str(path), photo, {"name": "p", "rgb": True}) == [str(path)]
@@ -334,7 +336,7 @@ def test_sample_data(make_napari_viewer):
 
 def test_microscopy_sample_data(make_napari_viewer):
     """File > Open Sample: 16-bit fluorescence, its 12-bit JPEG and the 8-bit path at about the same bpp."""
-    from napari_cnnjpeg._sample_data import micro_image
+    from napari_cnnjpeg._napari._sample_data import micro_image
 
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "fluorescence_16bit")
@@ -351,7 +353,7 @@ def test_microscopy_sample_data(make_napari_viewer):
 
 
 def test_jpeg_at_bpp_matches_rate(photo):
-    from napari_cnnjpeg.demo import jpeg_at_bpp
+    from napari_cnnjpeg.eval.demo import jpeg_at_bpp
 
     target = metrics.bpp(len(cj.encode(photo, quality=33, model="jpeg")), photo.shape)
     q, data = jpeg_at_bpp(photo, target)
@@ -363,7 +365,7 @@ def test_plugin_settings(plugin_settings, npe2pm):
     from napari.settings import get_plugin_settings
     from npe2 import PluginManifest
 
-    from napari_cnnjpeg._workers import Settings, default_model_id, get_settings
+    from napari_cnnjpeg._napari._workers import Settings, default_model_id, get_settings
 
     if PLUGIN not in npe2pm._manifests:
         npe2pm.register(PluginManifest.from_distribution(PLUGIN))
@@ -403,7 +405,7 @@ def test_manifest_commands_import():
 
 
 def test_reader_does_not_import_torch():
-    code = ("import sys, napari_cnnjpeg._reader as r, napari_cnnjpeg._writer, napari_cnnjpeg._sample_data;"
+    code = ("import sys, napari_cnnjpeg._napari._reader as r, napari_cnnjpeg._napari._writer, napari_cnnjpeg._napari._sample_data;"
             "r.napari_get_reader('a.cjpg'); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr

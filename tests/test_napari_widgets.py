@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import napari_cnnjpeg as cj
-from napari_cnnjpeg import codec, metrics
+from napari_cnnjpeg import codec
+from napari_cnnjpeg.eval import metrics
 
 pytestmark = pytest.mark.usefixtures("isolated_napari_settings")
 TIMEOUT = 60000
@@ -57,7 +58,7 @@ def test_compress_plane_metrics_and_result_layer(make_napari_viewer, dock, qtbot
     # a quality above the model's ceiling is coded, shown and recorded at the ceiling
     w.model.value = "compact-s-v2"
     w.quality.value = 100
-    hi = cj.models.model_info("compact-s-v2").quality_range[1]
+    hi = cj.nn.models.model_info("compact-s-v2").quality_range[1]
     qtbot.waitUntil(lambda: w.result.model == "compact-s-v2" and w.result.quality == hi, timeout=TIMEOUT)
     wait_idle(w)
     assert f"quality 100 is coded as {hi}" in w.status.value and cj.info(w.result.data)["quality"] == hi
@@ -135,7 +136,7 @@ def test_compress_offers_the_12_bit_default_for_16_bit_layers(make_napari_viewer
     w.image.value = flat
     assert w.model.value == cj.default_model()
     w.image.value = deep
-    assert w.model.value == cj.default_model(12) and cj.models.model_info(w.model.value).bits == 12 or \
+    assert w.model.value == cj.default_model(12) and cj.nn.models.model_info(w.model.value).bits == 12 or \
         cj.default_model(12) == "jpeg"
     w.image.value = flat
     assert w.model.value == cj.default_model()
@@ -243,7 +244,7 @@ def test_superseded_result_is_dropped(make_napari_viewer, dock, qtbot, wait_idle
 
 # -- Restore JPEG --------------------------------------------------------------------------
 def test_restore_widget_without_model(make_napari_viewer, dock, notifications, monkeypatch, photo):
-    from napari_cnnjpeg import _widget_restore
+    from napari_cnnjpeg._napari import _widget_restore
 
     monkeypatch.setattr(_widget_restore, "restore_models", lambda: [])
     viewer = make_napari_viewer()
@@ -258,14 +259,14 @@ def test_restore_widget_without_model(make_napari_viewer, dock, notifications, m
 
 def fake_restore(jpeg, model=None, *, quality=None, tables=None):
     """Stands in for a decoder-only network: inverts the decoded JPEG."""
-    from napari_cnnjpeg.jpeg import decode_jpeg
+    from napari_cnnjpeg.format.jpeg import decode_jpeg
 
     pixels = jpeg if isinstance(jpeg, np.ndarray) else decode_jpeg(bytes(jpeg))
     return (255 - pixels).astype(np.uint8)
 
 
 def test_restore_widget_estimates_an_unrecorded_quality(make_napari_viewer, dock, photo):
-    from napari_cnnjpeg.jpeg import decode_jpeg, encode_jpeg
+    from napari_cnnjpeg.format.jpeg import decode_jpeg, encode_jpeg
 
     viewer = make_napari_viewer()
     decoded = viewer.add_image(decode_jpeg(encode_jpeg(photo, 40, "4:2:0")), rgb=True, name="some JPEG")
@@ -278,7 +279,7 @@ def test_restore_widget_estimates_an_unrecorded_quality(make_napari_viewer, dock
 
 
 def test_restore_widget_layer_and_file(make_napari_viewer, dock, qtbot, wait_idle, monkeypatch, tmp_path, photo):
-    from napari_cnnjpeg import _widget_restore
+    from napari_cnnjpeg._napari import _widget_restore
 
     calls = []
     monkeypatch.setattr(_widget_restore, "restore_models", lambda: ["restore-fake"])
@@ -293,7 +294,7 @@ def test_restore_widget_layer_and_file(make_napari_viewer, dock, qtbot, wait_idl
     w.run_button.clicked.emit()
     qtbot.waitUntil(lambda: w.restored_layer is not None, timeout=TIMEOUT)
     wait_idle(w)
-    from napari_cnnjpeg.jpeg import TUNED_TABLES
+    from napari_cnnjpeg.format.jpeg import TUNED_TABLES
 
     assert calls[-1] == (("restore-fake",), {"quality": 35, "tables": TUNED_TABLES})  # the file's tables
     np.testing.assert_array_equal(w.restored_layer.data, 255 - np.asarray(layer.data))
@@ -315,7 +316,7 @@ def test_restore_widget_layer_and_file(make_napari_viewer, dock, qtbot, wait_idl
 
 
 def test_restore_refuses_16bit(make_napari_viewer, dock, notifications, monkeypatch, stack16):
-    from napari_cnnjpeg import _widget_restore
+    from napari_cnnjpeg._napari import _widget_restore
 
     monkeypatch.setattr(_widget_restore, "restore_models", lambda: ["restore-fake"])
     viewer = make_napari_viewer()
@@ -326,7 +327,7 @@ def test_restore_refuses_16bit(make_napari_viewer, dock, notifications, monkeypa
 
 
 def test_restore_with_installed_model(make_napari_viewer, dock, qtbot, wait_idle, photo):
-    from napari_cnnjpeg.models import default_restore_model
+    from napari_cnnjpeg.nn.models import default_restore_model
 
     model = default_restore_model()
     if model is None:
@@ -445,8 +446,8 @@ def test_compare_single_plane_against_stack_and_errors(make_napari_viewer, dock,
 
 
 def test_restore_widget_takes_tables_from_cjpg_layer_metadata():
-    from napari_cnnjpeg._widget_restore import tables_from_metadata
-    from napari_cnnjpeg.jpeg import TUNED_TABLES
+    from napari_cnnjpeg._napari._widget_restore import tables_from_metadata
+    from napari_cnnjpeg.format.jpeg import TUNED_TABLES
 
     assert tables_from_metadata({"model": "jpeg-tuned"}) == TUNED_TABLES
     assert tables_from_metadata({"model": "jpeg"}) is None

@@ -5,8 +5,8 @@ import pytest
 from skimage import data
 
 import napari_cnnjpeg as cj
-from napari_cnnjpeg import models
-from napari_cnnjpeg.metrics import bpp, psnr
+from napari_cnnjpeg.eval.metrics import bpp, psnr
+from napari_cnnjpeg.nn import models
 
 QUALITIES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 20, 25, 30, 40, 50, 60, 70, 80, 85, 90, 92, 94, 95, 96, 97,
              98, 99, 100]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from napari_cnnjpeg.jpeg import decode_jpeg, quant_tables, tables_for_quality
-from napari_cnnjpeg.jpeg_grid import VARIANTS, available_variants, encode_variant
+from napari_cnnjpeg.format.jpeg import decode_jpeg, quant_tables, tables_for_quality
+from napari_cnnjpeg.format.jpeg_grid import VARIANTS, available_variants, encode_variant
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_unknown_variant_is_refused(photo):
 
 
 def test_grid_rule():
-    from napari_cnnjpeg.bench_restore import grid_failures
+    from napari_cnnjpeg.eval.bench_restore import grid_failures
 
     cells = {"4:2:0": {"10": 0.5, "50": 0.29, "90": 0.01, "100": -0.02}, "grey": {"10": 0.3, "100": 0.0}}
     assert grid_failures(cells) == ["4:2:0 q50: +0.29 dB", "4:2:0 q100: -0.02 dB"]
@@ -82,7 +82,7 @@ def test_bench_restore_writes_protocol_grid_and_speed(tmp_path, photo):
     assert big["megapixels"] == pytest.approx(0.3, abs=0.05) and big["seconds"] > 0 and big["peak_rss_mib"] > 50
     report = (tmp_path / "out" / "benchmarks-restore.md").read_text()
     assert "## Robustness grid" in report and "LIVE1 grey q10" in report and "Cells that break the rule" in report
-    from napari_cnnjpeg.report_sections import update_report
+    from napari_cnnjpeg.eval.report_sections import update_report
 
     update_report(tmp_path / "out" / "benchmarks.md")  # kept in the main report, once, however often rebuilt
     main_report = (tmp_path / "out" / "benchmarks.md").read_text()
@@ -100,7 +100,7 @@ def test_bench_restore_refuses_a_model_that_does_not_restore(tmp_path):
 def test_quality_is_estimated_from_decoded_pixels(name):
     from skimage import data
 
-    from napari_cnnjpeg.jpeg import encode_jpeg, estimate_quality
+    from napari_cnnjpeg.format.jpeg import encode_jpeg, estimate_quality
 
     image = getattr(data, name)()
     for quality in (10, 30, 50, 75, 90, 95):
@@ -112,7 +112,7 @@ def test_quality_is_estimated_from_decoded_pixels(name):
 
 def test_restore_of_an_array_without_quality_uses_the_estimate(photo):
     import napari_cnnjpeg as cj
-    from napari_cnnjpeg.jpeg import encode_jpeg, estimate_quality
+    from napari_cnnjpeg.format.jpeg import encode_jpeg, estimate_quality
 
     decoded = decode_jpeg(encode_jpeg(photo, 30, "4:2:0"))
     guess = estimate_quality(decoded)
@@ -131,8 +131,8 @@ def test_the_default_restore_model_is_never_worse_on_grid_cells(variant, quality
     from skimage import data
 
     import napari_cnnjpeg as cj
-    from napari_cnnjpeg.jpeg import luma
-    from napari_cnnjpeg.metrics import psnr
+    from napari_cnnjpeg.eval.metrics import psnr
+    from napari_cnnjpeg.format.jpeg import luma
 
     changes = []
     for image in (data.astronaut()[100:292, 150:342], data.chelsea()[50:242, 100:292]):

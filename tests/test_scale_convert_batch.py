@@ -16,7 +16,7 @@ from PIL import Image
 
 from napari_cnnjpeg import CjpgError, decode, imwrite
 from napari_cnnjpeg.cli import main
-from napari_cnnjpeg.metrics import psnr
+from napari_cnnjpeg.eval.metrics import psnr
 
 
 @pytest.fixture
@@ -151,7 +151,7 @@ def test_batch_failing_input_rerun_and_stale_files(tmp_path, capsys):
 
 
 def _model_loads() -> int:
-    from napari_cnnjpeg.models import load_stages
+    from napari_cnnjpeg.nn.models import load_stages
 
     return load_stages.cache_info().misses
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_cnnjpeg import CjpgError, decode, encode
-from napari_cnnjpeg.metrics import psnr
+from napari_cnnjpeg.eval.metrics import psnr
 
 
 def test_numcodecs_registry_round_trip_grey_and_rgb(photo):

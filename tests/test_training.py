@@ -82,8 +82,8 @@ def test_register_supersedes_but_keeps_old_model(tmp_path):
 def test_batched_proxy_matches_per_image_proxy():
     import torch
 
-    from napari_cnnjpeg.jpeg import tables_for_quality
-    from napari_cnnjpeg.jpeg_proxy import jpeg_proxy
+    from napari_cnnjpeg.format.jpeg import tables_for_quality
+    from napari_cnnjpeg.nn.jpeg_proxy import jpeg_proxy
     from napari_cnnjpeg.training import _proxy_batch
 
     x = torch.rand(3, 3, 32, 32)
@@ -141,7 +141,7 @@ def test_config_with_bad_tables_is_refused(tmp_path):
 
 def test_emulated_round_trips_match_pillow():
     """The torch emulation gives the training batch Pillow would, gray, RGB and tuned tables alike."""
-    from napari_cnnjpeg.jpeg import TUNED_TABLES
+    from napari_cnnjpeg.format.jpeg import TUNED_TABLES
     from napari_cnnjpeg.training import _jpeg_batch, _to_tensor, emulated_batch
 
     clean = np.stack([im for _, im in _images()])
@@ -188,7 +188,7 @@ def test_ssim_torch_matches_the_metric():
     """The SSIM in the loss is the SSIM the benchmark reports (scikit-image's settings)."""
     from skimage import data
 
-    from napari_cnnjpeg.metrics import ssim
+    from napari_cnnjpeg.eval.metrics import ssim
     from napari_cnnjpeg.training import ssim_torch
 
     a = data.astronaut()[:96, :120]
@@ -237,7 +237,7 @@ def test_grow_state_deepens_a_net_without_changing_its_output(arch):
     """A run may start a deeper net from shipped weights: the new blocks start as the identity."""
     import torch
 
-    from napari_cnnjpeg.nets import build
+    from napari_cnnjpeg.nn.nets import build
     from napari_cnnjpeg.training import grow_state
 
     torch.manual_seed(0)
@@ -290,7 +290,7 @@ def test_training_on_the_robustness_grid(tmp_path):
 
 def test_trellis_training_codes_patches_with_mozjpeg_and_records_it(tmp_path):
     """With trellis, the real JPEG forward pass is mozjpeg's, and the run's model writes its files so."""
-    from napari_cnnjpeg.jpeg import decode_jpeg, encode_jpeg
+    from napari_cnnjpeg.format.jpeg import decode_jpeg, encode_jpeg
     from napari_cnnjpeg.training import _jpeg_pair
 
     patch = data.astronaut()[:64, :64]

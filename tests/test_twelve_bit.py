@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import napari_cnnjpeg as cj
-from napari_cnnjpeg.jpeg import jpeg_precision
+from napari_cnnjpeg.format.jpeg import jpeg_precision
 
 
 def _plane_psnr(ref: np.ndarray, test: np.ndarray) -> float:
@@ -119,8 +119,8 @@ def test_a_network_model_keeps_8_bit_payloads(cells):
 def _stages12(identity: bool):
     import torch
 
-    from napari_cnnjpeg.models import ModelStages
-    from napari_cnnjpeg.nets import RestoreNet
+    from napari_cnnjpeg.nn.models import ModelStages
+    from napari_cnnjpeg.nn.nets import RestoreNet
 
     torch.manual_seed(0)
     net = RestoreNet(8, 8, 1)
@@ -160,7 +160,13 @@ def test_quantisation_tables_read_from_8_and_12_bit_streams(quality):
     encoder wrote them (libjpeg's standard tables at that quality)."""
     from skimage import data
 
-    from napari_cnnjpeg.jpeg import _open, encode_jpeg, encode_jpeg12, quant_tables, tables_for_quality
+    from napari_cnnjpeg.format.jpeg import (
+        _open,
+        encode_jpeg,
+        encode_jpeg12,
+        quant_tables,
+        tables_for_quality,
+    )
 
     rgb = data.astronaut()[:64, :64]
     blob = encode_jpeg(rgb, quality, "4:2:0")
@@ -175,8 +181,8 @@ def test_quantisation_tables_read_from_8_and_12_bit_streams(quality):
 
 def test_the_12_bit_default_model_restores_microscopy():
     """Data of more than 8 bits gets micro-s by default; it beats the plain 12-bit decode of the same file."""
-    from napari_cnnjpeg._sample_data import micro_image
-    from napari_cnnjpeg.models import default_model, model_info
+    from napari_cnnjpeg._napari._sample_data import micro_image
+    from napari_cnnjpeg.nn.models import default_model, model_info
 
     image = micro_image()[128:384, 128:384]
     assert model_info(default_model(12)).bits == 12 and default_model(12) != "jpeg"

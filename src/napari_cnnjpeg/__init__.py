@@ -6,7 +6,7 @@ stored in a ``.cjpg`` file, and a CNN post-processes the decoded JPEG.
 
 from .codec import decode, encode, imread, imwrite, info, read_plane, restore
 from .errors import CjpgError
-from .models import available_models, default_model, model_summary
+from .nn.models import available_models, default_model, model_summary
 
 __version__ = "0.1.0"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .demo import DEFAULT_QUALITY as DEMO_QUALITY
 from .errors import CjpgError
-from .image_files import read_image, write_image
+from .eval.demo import DEFAULT_QUALITY as DEMO_QUALITY
+from .format.image_files import read_image, write_image
 
 
 def _images_for_demo(files: list[str]) -> list[tuple[str, np.ndarray]]:
@@ -44,7 +44,7 @@ def _single_output(args, suffix: str) -> Path:
 
 def _cmd_encode(args) -> int:
     from .codec import imwrite
-    from .models import default_model, quality_note
+    from .nn.models import default_model, quality_note
 
     dest = _single_output(args, ".cjpg")
     if note := quality_note(args.model or default_model(), args.quality):
@@ -89,8 +89,8 @@ def _cmd_restore(args) -> int:
 def _cmd_demo(args) -> int:
     from tqdm import tqdm
 
-    from .container import write_atomic
-    from .demo import demo_rows, format_table
+    from .eval.demo import demo_rows, format_table
+    from .format.container import write_atomic
 
     images = _images_for_demo(args.files)
     out = Path(args.out)
@@ -124,7 +124,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from .models import available_models, default_model, model_summary
+    from .nn.models import available_models, default_model, model_summary
 
     for model in available_models():
         mark = " (default)" if model == default_model() else " (default for 12-bit payloads)" \
@@ -154,14 +154,14 @@ def _cmd_batch(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from . import bench
+    from .eval import bench
 
     return bench.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cnnjpeg``."""
-    from .models import available_models
+    from .nn.models import available_models
 
     p = argparse.ArgumentParser(prog="cnnjpeg", description="JPEG made better with convolutional networks.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_cmd_demo)
 
     b = sub.add_parser("bench", help="rate-distortion benchmark against JPEG, WebP, AVIF and JPEG XL")
-    from . import bench
+    from .eval import bench
 
     bench.add_arguments(b)
     b.set_defaults(func=_cmd_bench)

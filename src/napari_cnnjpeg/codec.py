@@ -8,12 +8,31 @@ from pathlib import Path
 
 import numpy as np
 
-from .container import DTYPES, HASH_DIGITS, Container, pack, write_atomic
 from .errors import CjpgError
-from .jpeg import (BITS, MAX12, SUBSAMPLING, chroma_layout, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, estimate_quality,
-                   jpeg_precision, quant_tables)
-from .models import BASELINE, ModelStages, available_models, default_model, model_info, payload_bits, resolve
-from .resample import reduced_size, upscale
+from .format.container import DTYPES, HASH_DIGITS, Container, pack, write_atomic
+from .format.jpeg import (
+    BITS,
+    MAX12,
+    SUBSAMPLING,
+    chroma_layout,
+    decode_jpeg,
+    decode_jpeg12,
+    encode_jpeg,
+    encode_jpeg12,
+    estimate_quality,
+    jpeg_precision,
+    quant_tables,
+)
+from .nn.models import (
+    BASELINE,
+    ModelStages,
+    available_models,
+    default_model,
+    model_info,
+    payload_bits,
+    resolve,
+)
+from .nn.resample import reduced_size, upscale
 
 #: Dtypes that are stored through a linear mapping onto the payload's values.
 MAPPED_DTYPES = tuple(d for d in DTYPES if d != "uint8")
@@ -152,7 +171,7 @@ def encode(
         (see ``mapping``) onto 12-bit (or 8-bit, see ``bits``) payloads.
     quality : int
         JPEG quality, 1-100. A model codes qualities outside its ``quality_range``
-        (:func:`~napari_cnnjpeg.models.model_info`) at the nearest end of it, where its
+        (:func:`~napari_cnnjpeg.nn.models.model_info`) at the nearest end of it, where its
         quality stops rising; the file records the quality used.
     model : str, optional
         Model id from :func:`available_models`; default: :func:`default_model` for the
@@ -179,7 +198,7 @@ def encode(
         the 12-bit default model (``default_model(bits=12)``).
     progressive : bool, optional
         Let 8-bit payloads use progressive scans chosen by mozjpeg where they are smaller
-        (:func:`~napari_cnnjpeg.jpeg.optimize_scans`): the same pixels in every decoder,
+        (:func:`~napari_cnnjpeg.format.jpeg.optimize_scans`): the same pixels in every decoder,
         2-4 % fewer bytes on photos. Default: yes, except for plain JPEG (``model="jpeg"``),
         which stays exactly as libjpeg-turbo writes it. False gives one baseline scan, for
         decoders that read only baseline JPEG. 12-bit payloads are always sequential.
@@ -246,7 +265,7 @@ def encode(
 
 
 def _network_bits(model: str | ModelStages | None) -> int | None:
-    """Payload precision a model needs (:func:`~napari_cnnjpeg.models.payload_bits`); None for none."""
+    """Payload precision a model needs (:func:`~napari_cnnjpeg.nn.models.payload_bits`); None for none."""
     if model is None:
         return None
     if isinstance(model, ModelStages):
@@ -452,7 +471,7 @@ def restore(
         precision.
     quality : int, optional
         Quality the array was compressed at (arrays only); default: estimated from its
-        pixels (:func:`~napari_cnnjpeg.jpeg.estimate_quality`). Where no quality can be
+        pixels (:func:`~napari_cnnjpeg.format.jpeg.estimate_quality`). Where no quality can be
         estimated (the finest quantisation, a flat image), the array comes back unchanged.
     tables : dict, optional
         The table tuning it was compressed with (arrays only; a model's ``tables``,
@@ -463,8 +482,8 @@ def restore(
     ndarray
         uint8 image of the same shape (uint16 of 12-bit samples for a 12-bit JPEG).
     """
-    from .jpeg import tables_for_quality
-    from .models import default_restore_model
+    from .format.jpeg import tables_for_quality
+    from .nn.models import default_restore_model
 
     data = None if isinstance(jpeg, np.ndarray) else bytes(jpeg) if isinstance(jpeg, (bytes, bytearray)) \
         else _read_file(jpeg)

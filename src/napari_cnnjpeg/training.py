@@ -2,15 +2,15 @@
 
 Three recipes:
 
-- ``restore``: a decoder-only :class:`~napari_cnnjpeg.nets.RestoreNet` learns to undo
+- ``restore``: a decoder-only :class:`~napari_cnnjpeg.nn.nets.RestoreNet` learns to undo
   real JPEG (Pillow) at random qualities 5-95, RGB 4:2:0 / 4:4:4 and grayscale.
 - ``compact``: the same, but each patch is shrunk by :data:`COMPACT_DOWNSCALE`
   (Lanczos) before JPEG and enlarged (bicubic) after it, as compact models store
-  their files (:mod:`napari_cnnjpeg.resample`); the RestoreNet learns to upsample
+  their files (:mod:`napari_cnnjpeg.nn.resample`); the RestoreNet learns to upsample
   and restore at once.
-- ``joint``: a :class:`~napari_cnnjpeg.nets.PreNet` encoder and a RestoreNet decoder
+- ``joint``: a :class:`~napari_cnnjpeg.nn.nets.PreNet` encoder and a RestoreNet decoder
   learn together. The forward pass runs the real JPEG encoder on the encoder's
-  output; gradients flow through :mod:`napari_cnnjpeg.jpeg_proxy`. The loss is
+  output; gradients flow through :mod:`napari_cnnjpeg.nn.jpeg_proxy`. The loss is
   log10 MSE (-PSNR/10) plus ``rate_weight``/10 x log2 of the rate proxy, so the
   encoder gains only where it beats JPEG's own trade-off of ``rate_weight`` dB per
   doubling of the bits. With ``view_weight`` w, the distortion term is (1 - w) x that
@@ -20,7 +20,7 @@ Three recipes:
   benchmark measures it (:func:`ssim_torch`).
 
 ``jpeg`` "emulated" runs the round trips in torch on the training device
-(:mod:`napari_cnnjpeg.jpeg_emulation`, bit-exact to Pillow) instead of Pillow on the CPU.
+(:mod:`napari_cnnjpeg.nn.jpeg_emulation`, bit-exact to Pillow) instead of Pillow on the CPU.
 
 Each step draws its batch from a generator seeded by (seed, step), so a resumed run
 follows the same path as an uninterrupted one.
@@ -39,9 +39,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .container import write_atomic
-from .jpeg import (MAX12, SUBSAMPLING, check_tables, decode_jpeg, decode_jpeg12, encode_jpeg, encode_jpeg12, luma, quant_tables,
-                   tables_for_quality)
+from .format.container import write_atomic
+from .format.jpeg import (
+    MAX12,
+    SUBSAMPLING,
+    check_tables,
+    decode_jpeg,
+    decode_jpeg12,
+    encode_jpeg,
+    encode_jpeg12,
+    luma,
+    quant_tables,
+    tables_for_quality,
+)
 
 VAL_QUALITIES = (10, 30, 50, 70, 90)
 #: 12-bit validation reaches the top, where the network must not cost the payload's precision.
@@ -53,7 +63,7 @@ JPEG_PATHS = ("real", "emulated")
 COMPACT_DOWNSCALE = 2
 
 if TYPE_CHECKING:
-    from .models import ModelStages
+    from .nn.models import ModelStages
 
 
 @dataclass
@@ -118,10 +128,11 @@ def load_images(folder: str | Path, bits: int = 8) -> list[tuple[str, np.ndarray
     ``stem[index]``), each mapped from its min/max onto 12-bit values in uint16.
     """
     if bits == 12:
-        from .bench_scientific import _to12, load_planes
+        from .eval.bench_scientific import _to12, load_planes
 
         return [(name, _to12(plane)[0]) for name, plane in load_planes(folder, PLANES_PER_FILE)]
-    from .bench import load_images as load, prepare
+    from .eval.bench import load_images as load
+    from .eval.bench import prepare
 
     return [(name, prepare(image, gray=False)) for name, image in load(folder)]
 
@@ -151,8 +162,8 @@ def _jpeg_pair(
     robustness grid (:data:`jpeg_grid.VARIANTS`) instead. ``trellis``: 8-bit JPEG by mozjpeg's
     trellis quantisation (:func:`jpeg.encode_trellis`).
     """
-    from .jpeg_grid import VARIANTS, encode_variant
-    from .nets import table_features
+    from .format.jpeg_grid import VARIANTS, encode_variant
+    from .nn.nets import table_features
 
     if subsampling not in SUBSAMPLING and subsampling in VARIANTS:
         data = encode_variant(img, subsampling, quality)
@@ -221,7 +232,7 @@ def _jpeg_batch(
 
     ``pool`` (an executor) runs the round trips in parallel; Pillow releases the GIL.
     """
-    from .resample import downscale, upscale
+    from .nn.resample import downscale, upscale
 
     def one(img, g, q, s):
         plane = img[..., 0] if g else img
@@ -241,7 +252,7 @@ class Trainer:
         """``device`` overrides ``cfg.device`` (to load a CUDA run's checkpoint on a CPU, say)."""
         import torch
 
-        from .nets import PreNet, RestoreNet
+        from .nn.nets import PreNet, RestoreNet
 
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -257,7 +268,7 @@ class Trainer:
         if cfg.trellis and (cfg.bits != 8 or cfg.jpeg != "real" or cfg.variants):
             raise ValueError("trellis needs 8-bit real JPEG and no variants (mozjpeg codes the payloads)")
         if cfg.variants:
-            from .jpeg_grid import available_variants
+            from .format.jpeg_grid import available_variants
 
             unknown = set(cfg.variants) - set(available_variants())
             if unknown or cfg.recipe != "restore" or cfg.bits != 8 or cfg.jpeg != "real":
@@ -356,7 +367,7 @@ class Trainer:
     def train_step(self) -> float:
         import torch
 
-        from .nets import rgb_to_ycc, ycc_to_rgb
+        from .nn.nets import rgb_to_ycc, ycc_to_rgb
 
         dev, cfg = self.device, self.cfg
         b = self.sampler.batch(self.step)
@@ -377,7 +388,7 @@ class Trainer:
                                     trellis=cfg.trellis)
                 real = _to_tensor(u8, dev)
             proxy, rate = _proxy_batch(pre, b["quality"], cfg.tables)
-            from .jpeg_proxy import straight_through
+            from .nn.jpeg_proxy import straight_through
 
             jpeg = straight_through(real, proxy)
         else:
@@ -416,8 +427,8 @@ class Trainer:
         return d
 
     def stages(self) -> ModelStages:
-        """The run's networks as :class:`~napari_cnnjpeg.models.ModelStages`, to encode and decode with."""
-        from .models import ModelStages
+        """The run's networks as :class:`~napari_cnnjpeg.nn.models.ModelStages`, to encode and decode with."""
+        from .nn.models import ModelStages
 
         return ModelStages(encoder=self.nets.get("encoder"), decoder=self.nets["decoder"], downscale=self.downscale,
                            tables=self.cfg.tables or None, trellis=self.cfg.trellis, bits=self.cfg.bits)
@@ -425,8 +436,8 @@ class Trainer:
     def validate(self) -> dict:
         """PSNR gain (dB) and size ratio of the model over JPEG on held-out crops, per quality."""
         from .codec import decode, encode
-        from .metrics import psnr
-        from .models import ModelStages
+        from .eval.metrics import psnr
+        from .nn.models import ModelStages
 
         stages = self.stages()
         for net in self.nets.values():
@@ -478,7 +489,7 @@ class Trainer:
 
 
 def ssim_torch(x, y):
-    """Per-image SSIM of (N, C, H, W) tensors in [0, 1], as :func:`napari_cnnjpeg.metrics.ssim` computes it.
+    """Per-image SSIM of (N, C, H, W) tensors in [0, 1], as :func:`napari_cnnjpeg.eval.metrics.ssim` computes it.
 
     Gaussian window (sigma 1.5, 11 taps), population covariances, the mean over channels
     and over the pixels whose window lies inside the image (scikit-image's settings).
@@ -486,7 +497,7 @@ def ssim_torch(x, y):
     import torch
     import torch.nn.functional as F
 
-    from .metrics import SSIM_SETTINGS
+    from .eval.metrics import SSIM_SETTINGS
 
     sigma = SSIM_SETTINGS["sigma"]
     r = int(3.5 * sigma + 0.5)
@@ -512,7 +523,7 @@ def _center_crop(im: np.ndarray, size: int) -> np.ndarray:
 
 
 def _quality_features(quality: int, gray: bool, tables: dict | None = None) -> np.ndarray:
-    from .nets import table_features
+    from .nn.nets import table_features
 
     luma, chroma = tables_for_quality(quality, tables)
     return table_features(luma, None if gray else chroma)
@@ -527,7 +538,7 @@ def emulated_batch(x, gray, qualities, subsampling, tables: dict | None = None):
     """
     import torch
 
-    from .jpeg_emulation import jpeg_roundtrip
+    from .nn.jpeg_emulation import jpeg_roundtrip
 
     luma_t, chroma_t = (torch.from_numpy(np.stack(t)).to(x.device)
                         for t in zip(*(tables_for_quality(int(q), tables) for q in qualities)))
@@ -548,7 +559,7 @@ def _proxy_batch(pre, qualities, tables: dict | None = None):
     """The JPEG proxy of a batch, each image at its own quality."""
     import torch
 
-    from .jpeg_proxy import jpeg_proxy
+    from .nn.jpeg_proxy import jpeg_proxy
 
     luma, chroma = zip(*(tables_for_quality(int(q), tables) for q in qualities))
     return jpeg_proxy(pre, torch.from_numpy(np.stack(luma)), torch.from_numpy(np.stack(chroma)))
@@ -567,9 +578,9 @@ def register(
     zoo, so files made with it still decode, but is no longer offered. Weights are
     stored as float16 unless ``half`` is False (the package's weights are capped at 10 MB).
     ``stock_viewer`` says what an ordinary viewer shows of the model's files, where that is
-    not simply the image (:attr:`~napari_cnnjpeg.models.ModelInfo.stock_viewer`).
+    not simply the image (:attr:`~napari_cnnjpeg.nn.models.ModelInfo.stock_viewer`).
     """
-    from .models import sha256_of
+    from .nn.models import sha256_of
 
     weights_dir = Path(weights_dir)
     zoo_path = weights_dir / "zoo.json"

@@ -5,7 +5,7 @@ engine: a ``LocalCluster`` of one single-threaded worker process per core (one p
 torch sees CUDA, so the GPU is not shared), or an existing cluster. Every output is written atomically (a temporary file, then a rename), so a killed run
 leaves nothing under a final name; a rerun skips the outputs that exist and sweeps the
 temporary files a killed run left. A failing input is reported and the rest go on. Each
-worker process loads a model once (:func:`napari_cnnjpeg.models.load_stages` caches it)
+worker process loads a model once (:func:`napari_cnnjpeg.nn.models.load_stages` caches it)
 and holds one image per thread.
 """
 
@@ -18,9 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import CjpgError
-from ..image_files import IMAGE_SUFFIXES
-from ..models import model_info
-
+from ..format.image_files import IMAGE_SUFFIXES
+from ..nn.models import model_info
 
 #: What each operation reads (files taken from folders) and writes by default.
 OPS = {
@@ -83,7 +82,7 @@ def process_file(op: str, src: str, dest: str, quality: int, model: str | None, 
         import torch
 
         from ..codec import imread, imwrite, restore
-        from ..image_files import read_image, write_image
+        from ..format.image_files import read_image, write_image
 
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)

@@ -15,8 +15,8 @@ from numcodecs.compat import ensure_bytes, ndarray_copy
 
 from ..codec import Reader, encode
 from ..errors import CjpgError
-from ..jpeg import SUBSAMPLING
-from ..models import model_info
+from ..format.jpeg import SUBSAMPLING
+from ..nn.models import model_info
 
 
 def check_config(quality: int, model: str | None, mapping, channel_axis: int | None, subsampling: str) -> dict:

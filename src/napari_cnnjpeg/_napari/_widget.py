@@ -5,7 +5,7 @@
 - :class:`CompareWidget` (``_widget_compare``): figures, error/SSIM maps, region figures, RD plot.
 
 Each takes the viewer (injected by napari) and runs codec work in thread workers
-(:mod:`napari_cnnjpeg._workers`).
+(:mod:`napari_cnnjpeg._napari._workers`).
 """
 
 from ._widget_compare import CompareWidget

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import decode, encode
+from ..codec import decode, encode
+from ..nn.models import BASELINE, available_models
 from .metrics import bpp, psnr, ssim
-from .models import BASELINE, available_models
 
 #: Quality of the model files in the demo (plain JPEG is matched to their bits per pixel).
 DEFAULT_QUALITY = 30

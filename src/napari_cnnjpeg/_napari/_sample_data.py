@@ -8,7 +8,8 @@ MODEL_QUALITY = 30
 
 
 def _decoded(image, quality: int, model: str):
-    from . import codec, metrics
+    from .. import codec
+    from ..eval import metrics
 
     data = codec.encode(image, quality=quality, model=model)
     out = codec.decode(data)
@@ -35,7 +36,7 @@ def make_sample_data():
                              "metadata": meta}, "image"))
         return layers
     model_out, model_meta = _decoded(image, MODEL_QUALITY, model)
-    from .demo import jpeg_at_bpp
+    from ..eval.demo import jpeg_at_bpp
 
     q, _ = jpeg_at_bpp(image, model_meta["bpp"])
     jpeg_out, jpeg_meta = _decoded(image, q, "jpeg")
@@ -63,9 +64,10 @@ def micro_image():
 def make_micro_sample_data():
     """Original 16-bit fluorescence, its 12-bit JPEG decoded by the default model for 12-bit payloads, and
     the 8-bit path (plain JPEG) at about the same bits per pixel."""
-    from . import codec, metrics
-    from .demo import jpeg_at_bpp
-    from .models import default_model
+    from .. import codec
+    from ..eval import metrics
+    from ..eval.demo import jpeg_at_bpp
+    from ..nn.models import default_model
 
     image = micro_image()
     rng = metrics.value_range(image)

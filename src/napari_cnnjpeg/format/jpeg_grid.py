@@ -16,7 +16,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from .errors import CjpgError
+from ..errors import CjpgError
 from .jpeg import SUBSAMPLING, encode_jpeg, encode_mozjpeg, luma
 
 #: Variant name: what it is.
@@ -33,7 +33,7 @@ VARIANTS = {
     "flat": "flat tables (every step the geometric mean of Annex K's, scaled by quality), 4:4:4",
 }
 QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 100)
-#: Table tunings (see :func:`~napari_cnnjpeg.jpeg.tables_for_quality`) of the table variants.
+#: Table tunings (see :func:`~napari_cnnjpeg.format.jpeg.tables_for_quality`) of the table variants.
 _TABLES = {"scaled": {"flatness": 1.0, "chroma_scale": 2.0}, "flat": {"flatness": 0.0, "chroma_scale": 1.0}}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import CjpgError
+from ..errors import CjpgError
 
 
 def _as_list(value) -> list | None:
@@ -70,7 +70,7 @@ def write_image(path: str, data: Any, attributes: dict) -> list[str]:
 def _write_image(path: str, data: Any, attributes: dict) -> list[str]:
     import numpy as np
 
-    from . import codec
+    from .. import codec
     from ._workers import apply_runtime_settings, default_model_id, get_settings
 
     if attributes.get("multiscale"):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import CjpgError
+from ..errors import CjpgError
 
 VERSION = 2
 MAGIC = b"CJPG\x00"

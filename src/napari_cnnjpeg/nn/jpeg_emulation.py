@@ -48,8 +48,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import CjpgError
-from .jpeg import SUBSAMPLING
+from ..errors import CjpgError
+from ..format.jpeg import SUBSAMPLING
 
 #: Horizontal and vertical chroma subsampling factors of each :data:`SUBSAMPLING` name.
 FACTORS = {"4:4:4": (1, 1), "4:2:2": (2, 1), "4:2:0": (2, 2)}
@@ -366,11 +366,11 @@ def jpeg_roundtrip(
         sees them.
     luma, chroma : torch.Tensor or numpy.ndarray
         Quantisation tables in natural (row-major) order, (8, 8) for the whole batch or
-        (B, 8, 8) one per image, as :func:`napari_cnnjpeg.jpeg.tables_for_quality` and
-        :func:`napari_cnnjpeg.jpeg.quant_tables` return them. Rounded to integers and
+        (B, 8, 8) one per image, as :func:`napari_cnnjpeg.format.jpeg.tables_for_quality` and
+        :func:`napari_cnnjpeg.format.jpeg.quant_tables` return them. Rounded to integers and
         clamped to 1..255. ``chroma`` is ignored for grayscale images.
     subsampling : str
-        Chroma subsampling, a key of :data:`napari_cnnjpeg.jpeg.SUBSAMPLING`
+        Chroma subsampling, a key of :data:`napari_cnnjpeg.format.jpeg.SUBSAMPLING`
         ("4:4:4", "4:2:2" or "4:2:0"); checked, but without effect, for grayscale.
     differentiable : bool
         If True, every rounding, flooring and clamping is a straight-through

@@ -52,7 +52,7 @@ def network_only(net, runner, dev: str, tile_side: int, repeats: int) -> float:
     """MP/s of the network alone on a batch of full tiles already on the device (input pixels)."""
     import torch
 
-    from .inference import GPU_BATCH_PIXELS, half_precision
+    from ..nn.inference import GPU_BATCH_PIXELS, half_precision
 
     n = max(1, GPU_BATCH_PIXELS // tile_side**2) if dev.startswith("cuda") else 1
     x = torch.rand(n, 3, tile_side, tile_side, device=dev)
@@ -73,9 +73,10 @@ def network_only(net, runner, dev: str, tile_side: int, repeats: int) -> float:
 
 def measure(model: str, dev: str, images: dict[str, list[np.ndarray]], quality: int, repeats: int) -> list[dict]:
     """Rows of the speed table for one model on one device (set as ``CNNJPEG_DEVICE`` by the caller, as :func:`run` does)."""
-    from . import codec, inference, models
-    from .container import Container
-    from .jpeg import decode_jpeg
+    from .. import codec
+    from ..format.container import Container
+    from ..format.jpeg import decode_jpeg
+    from ..nn import inference, models
 
     stages = models.load_stages(model)
     net = stages.decoder
@@ -125,9 +126,10 @@ def half_cost(model: str, image: np.ndarray, qualities=(30, 75, 95)) -> float:
     """
     import torch
 
-    from . import codec, inference, models
-    from .container import Container
-    from .jpeg import decode_jpeg, quant_tables
+    from .. import codec
+    from ..format.container import Container
+    from ..format.jpeg import decode_jpeg, quant_tables
+    from ..nn import inference, models
     from .metrics import psnr
 
     net = models.load_stages(model).decoder
@@ -154,7 +156,8 @@ def runtime_comparison(model: str, image: np.ndarray, repeats: int) -> list[dict
     one core taken by another process (as napari's GUI thread or a second worker takes one)."""
     import subprocess
 
-    from . import codec, inference
+    from .. import codec
+    from ..nn import inference
 
     if not inference.onnxruntime_available():
         return []
@@ -178,7 +181,7 @@ def runtime_comparison(model: str, image: np.ndarray, repeats: int) -> list[dict
 @contextlib.contextmanager
 def _setting(name: str, value: str | None):
     """An environment setting of the package for a while; loaded models are dropped on entry and exit."""
-    from . import models
+    from ..nn import models
 
     before = os.environ.get(name)
     if value is not None:
@@ -280,9 +283,8 @@ def run(models: list[str] | None = None, device_list: list[str] | None = None, q
         repeats: int = 2, megapixels: float = 12.0, out: str | os.PathLike | None = None, name: str = "benchmarks-speed",
         command: str = "cnnjpeg bench --speed", small: int = 16, checks: bool = True) -> dict:
     """Measure every model on every device; write ``NAME.md`` and ``NAME.json`` to ``out`` if given."""
-    from .models import default_model, default_restore_model
-
-    from . import models as zoo
+    from ..nn import models as zoo
+    from ..nn.models import default_model, default_restore_model
 
     models = models or [m for m in (default_model(), default_restore_model(), "jpeg") if m]
     images = test_images(megapixels, small)
@@ -324,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
 
         torch.set_num_threads(args.threads)
     result = run(args.models, args.devices, args.quality, args.repeats, args.megapixels, args.out, args.name,
-                 command="python -m napari_cnnjpeg.bench_speed " + " ".join(sys.argv[1:] if argv is None else argv))
+                 command="python -m napari_cnnjpeg.eval.bench_speed " + " ".join(sys.argv[1:] if argv is None else argv))
     print(markdown(result))
 
 

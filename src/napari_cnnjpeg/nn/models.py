@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import CjpgError
+from ..format.jpeg import TUNED_TABLES, check_tables
 from . import inference, resample
-from .errors import CjpgError
-from .jpeg import TUNED_TABLES, check_tables
 
 BASELINE = "jpeg"
 TUNED = "jpeg-tuned"
@@ -99,7 +99,7 @@ def registry() -> dict[str, ModelInfo]:
 def _identity_steps(value) -> dict | None:
     if value is None:
         return None
-    from .jpeg import LAYOUTS
+    from ..format.jpeg import LAYOUTS
 
     if not isinstance(value, dict) or not value or not all(
             k in LAYOUTS and isinstance(v, (int, float)) and np.isfinite(v) and v >= 0 for k, v in value.items()):
@@ -281,7 +281,7 @@ class ModelStages:
         plane = resample.downscale(plane, self.downscale)
         if self.encoder is None:
             return plane
-        from .jpeg import tables_for_quality
+        from ..format.jpeg import tables_for_quality
 
         luma, chroma = tables_for_quality(int(quality), self.tables)
         return self._run("encoder", plane, luma, None if plane.ndim == 2 else chroma, rounded=True)

@@ -119,8 +119,8 @@ class ProgressiveStack:
     def _warm_up(self) -> None:
         import numpy as np
 
-        from .inference import limit_threads
-        from .jpeg import quant_tables
+        from ..format.jpeg import quant_tables
+        from ..nn.inference import limit_threads
 
         try:
             luma, chroma = quant_tables(self._payload(0))
@@ -132,7 +132,7 @@ class ProgressiveStack:
             pass
 
     def _restore(self, k: int) -> None:
-        from .inference import limit_threads
+        from ..nn.inference import limit_threads
 
         if k not in self._wanted:  # scrolled past before its turn
             return
@@ -282,7 +282,7 @@ def _known_colormap(name) -> bool:
 
 
 def _read_one(path: Path) -> tuple:
-    from .codec import Reader, describe
+    from ..codec import Reader, describe
 
     reader = Reader(path)
     try:

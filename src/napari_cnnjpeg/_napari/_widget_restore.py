@@ -6,13 +6,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, RadioButtons, SpinBox
-
-from ._workers import (
-    ALL_PLANES, PLANE_CHOICES, PLANE_IN_VIEW, Job, apply_runtime_settings, check_layer, current_index,
-    describe_index, layer_choices, layer_plane, plane_transform, show_error,
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    ProgressBar,
+    PushButton,
+    RadioButtons,
+    SpinBox,
 )
-from .errors import CjpgError
+
+from ..errors import CjpgError
+from ._workers import (
+    ALL_PLANES,
+    PLANE_CHOICES,
+    PLANE_IN_VIEW,
+    Job,
+    apply_runtime_settings,
+    check_layer,
+    current_index,
+    describe_index,
+    layer_choices,
+    layer_plane,
+    plane_transform,
+    show_error,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -27,7 +46,7 @@ NO_MODEL = (
 
 def restore_models() -> list[str]:
     """Ids of the installed decoder-only models, best first."""
-    from .models import available_models, default_restore_model, model_info
+    from ..nn.models import available_models, default_restore_model, model_info
 
     ids = [m for m in available_models() if model_info(m).kind == "restore"]
     best = default_restore_model()
@@ -36,7 +55,7 @@ def restore_models() -> list[str]:
 
 def _estimate(layer) -> int | None:
     """The JPEG quality estimated from the first plane of a uint8 layer (a 512² centre crop: about 0.1 s)."""
-    from .jpeg import estimate_quality
+    from ..format.jpeg import estimate_quality
 
     if layer is None or np.dtype(layer.dtype) != np.uint8:
         return None
@@ -59,7 +78,7 @@ def quality_from_metadata(metadata: dict) -> int | None:
 
 def tables_from_metadata(metadata: dict) -> dict | None:
     """The quantisation-table tuning of the model a layer's metadata names (a ``.cjpg`` layer), if any."""
-    from .models import model_info
+    from ..nn.models import model_info
 
     try:
         return model_info((metadata or {}).get("model")).tables
@@ -69,7 +88,7 @@ def tables_from_metadata(metadata: dict) -> dict | None:
 
 def restore_layer_job(task, data, index, rgb: bool, model: str, quality: int, tables: dict | None = None):
     """Restore the plane at ``index`` (or every plane when None) of a uint8 layer."""
-    from . import codec
+    from .. import codec
 
     apply_runtime_settings(model)
     src = layer_plane(data, index)
@@ -90,8 +109,8 @@ def restore_layer_job(task, data, index, rgb: bool, model: str, quality: int, ta
 
 def restore_file_job(task, path: Path, model: str):
     """The plain decoding and the restored image of a JPEG file."""
-    from . import codec
-    from .jpeg import decode_jpeg
+    from .. import codec
+    from ..format.jpeg import decode_jpeg
 
     apply_runtime_settings(model)
     try:

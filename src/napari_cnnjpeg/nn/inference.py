@@ -66,7 +66,7 @@ def _graph(arch: str, ch1: int, ch2: int, blocks: int) -> bytes | None:
         if entry["key"] == key:
             data = resources.files("napari_cnnjpeg").joinpath("graphs", entry["file"]).read_bytes()
             if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                from .errors import CjpgError
+                from ..errors import CjpgError
 
                 raise CjpgError(f"graph {entry['file']} fails its SHA-256 check; the installation is altered")
             return data
@@ -137,14 +137,14 @@ def choose_runtime(net, dev: str) -> str:
     """The runtime for a shipped (frozen) network on ``dev`` (``CNNJPEG_RUNTIME`` overrides)."""
     want = os.environ.get("CNNJPEG_RUNTIME", "auto")
     if want not in RUNTIMES:
-        from .errors import CjpgError
+        from ..errors import CjpgError
 
         raise CjpgError(f"CNNJPEG_RUNTIME={want!r} is not one of {', '.join(RUNTIMES)}")
     if want == "torch" or dev != "cpu":
         return "torch"
     usable = onnxruntime_available() and shipped_graph(net) is not None
     if want == "onnxruntime" and not usable:
-        from .errors import CjpgError
+        from ..errors import CjpgError
 
         raise CjpgError("CNNJPEG_RUNTIME=onnxruntime, but onnxruntime is not installed or has no graph for this model")
     return "onnxruntime" if usable else "torch"

@@ -16,7 +16,7 @@ import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.util.dtype import dtype_range
 
-from .errors import CjpgError
+from ..errors import CjpgError
 
 SSIM_SETTINGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import CjpgError
+from ..errors import CjpgError
 
 #: Chroma subsampling names accepted by :func:`encode_jpeg`, mapped to Pillow's codes.
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}

@@ -2,7 +2,7 @@
 
 Every image is compressed by every model (``.cjpg`` files, whole-file size) and
 every reference codec (raw bytes through :mod:`imagecodecs`) at each setting; bits
-per pixel, PSNR and SSIM come from :mod:`napari_cnnjpeg.metrics`. Bjontegaard
+per pixel, PSNR and SSIM come from :mod:`napari_cnnjpeg.eval.metrics`. Bjontegaard
 deltas against plain JPEG (model ``"jpeg"``) are computed per image and averaged.
 
 Numbers are rounded once, when recorded (:data:`DECIMALS`); the JSON holds those
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codec import decode, encode
+from ..errors import CjpgError
+from ..format.jpeg import luma
+from ..nn.models import BASELINE, available_models, set_threads
 from .bd import bd_psnr, bd_rate
-from .codec import decode, encode
-from .errors import CjpgError
-from .jpeg import luma
 from .metrics import bpp, psnr, ssim
-from .models import BASELINE, available_models, set_threads
 
 DEFAULT_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 #: Settings of the sanity sweep (models only, added to the measured settings): the whole
@@ -175,7 +175,7 @@ def _measure(
 
 
 def _has_network(model: str) -> bool:
-    from .models import model_info
+    from ..nn.models import model_info
 
     info = model_info(model)
     return bool(info.encoder or info.decoder or info.downscale > 1)
@@ -384,7 +384,7 @@ def benchmark(
     """
     from tqdm import tqdm
 
-    from .models import model_info
+    from ..nn.models import model_info
 
     if not images:
         raise CjpgError("no images to benchmark")
@@ -517,7 +517,7 @@ def _markdown(result: dict, name: str) -> str:
         f"- Machine: {m['platform']}, {m['cpu']}, {m['cpu_count']} CPUs; Python {m['python']}, "
         f"torch {m['torch']} (torch threads: {m['torch_threads']}), imagecodecs {m['imagecodecs']}",
         f"- Peak resident memory: {m['peak_rss_mib']} MiB",
-        "- Metrics: `napari_cnnjpeg.metrics` (PSNR over all channels, SSIM Gaussian sigma 1.5, bpp of the whole file)",
+        "- Metrics: `napari_cnnjpeg.eval.metrics` (PSNR over all channels, SSIM Gaussian sigma 1.5, bpp of the whole file)",
         "", "## Bjontegaard deltas against plain JPEG", "",
         "Cubic fits over the overlapping range, per image, then the mean over the images where all three "
         "deltas exist. Negative BD-rate: fewer bits for the same quality. The last column is the bpp range "
@@ -602,13 +602,13 @@ def _markdown(result: dict, name: str) -> str:
 
 
 def _stock_viewer_text(model: str) -> str:
-    from .models import model_info
+    from ..nn.models import model_info
 
     return model_info(model).stock_viewer
 
 
 def _quality_range(model: str) -> tuple[int, int]:
-    from .models import model_info
+    from ..nn.models import model_info
 
     return model_info(model).quality_range
 
@@ -640,7 +640,7 @@ def write_report(result: dict, out_dir: str | os.PathLike, name: str = "report")
     dict
         Paths by kind: ``"report"``, ``"json"``, ``"plot"``.
     """
-    from .container import write_atomic
+    from ..format.container import write_atomic
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -659,8 +659,8 @@ def update_cards(result: dict, path: str | os.PathLike | None = None) -> None:
     """Record a run's deltas against plain JPEG in the model cards of ``weights/zoo.json``."""
     from importlib import resources
 
-    from .container import write_atomic
-    from .models import registry
+    from ..format.container import write_atomic
+    from ..nn.models import registry
 
     path = Path(path or str(resources.files("napari_cnnjpeg") / "weights" / "zoo.json"))
     zoo = json.loads(path.read_text())

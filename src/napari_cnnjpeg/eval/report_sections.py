@@ -26,7 +26,7 @@ def _section(name: str, folder: Path) -> str:
 def update_report(report: str | os.PathLike) -> None:
     """Put each section of the report's folder between its markers in ``report`` (appended where
     the report has none yet; a section with no figures is left out)."""
-    from .container import write_atomic
+    from ..format.container import write_atomic
 
     report = Path(report)
     if not report.exists():

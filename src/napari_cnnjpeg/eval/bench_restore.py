@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CjpgError
+from ..errors import CjpgError
 
 PROTOCOL_QUALITIES = (10, 20, 30, 40)
 #: Published PSNR (dB) on the papers' test sets, as the issue quotes them: (set, quality) -> method -> dB.
@@ -54,8 +54,8 @@ def _centre(image: np.ndarray, side: int) -> np.ndarray:
 
 def protocol(images: list[np.ndarray], models: list[str], qualities=PROTOCOL_QUALITIES, bar=None) -> dict:
     """Mean PSNR of plain JPEG and of each model, colour and grey, per quality."""
-    from .codec import restore
-    from .jpeg import decode_jpeg, encode_jpeg, luma
+    from ..codec import restore
+    from ..format.jpeg import decode_jpeg, encode_jpeg, luma
     from .metrics import psnr
 
     out: dict = {}
@@ -76,9 +76,9 @@ def protocol(images: list[np.ndarray], models: list[str], qualities=PROTOCOL_QUA
 
 def grid(images: list[np.ndarray], models: list[str], variants: list[str], qualities, bar=None) -> dict:
     """Per model, variant and quality: the mean PSNR change (dB) of restoring over the plain decode."""
-    from .codec import restore
-    from .jpeg import decode_jpeg, luma
-    from .jpeg_grid import encode_variant
+    from ..codec import restore
+    from ..format.jpeg import decode_jpeg, luma
+    from ..format.jpeg_grid import encode_variant
     from .metrics import psnr
 
     out: dict = {m: {v: {} for v in variants} for m in models}
@@ -111,8 +111,8 @@ def grid_failures(cells: dict) -> list[str]:
 
 def speed(images: list[np.ndarray], models: list[str], quality: int = 50) -> dict:
     """Megapixels per second of decode plus restore, per model, over the images at one quality."""
-    from .codec import restore
-    from .jpeg import encode_jpeg
+    from ..codec import restore
+    from ..format.jpeg import encode_jpeg
 
     blobs = [encode_jpeg(im, quality, "4:2:0") for im in images]
     mpx = sum(im.shape[0] * im.shape[1] for im in images) / 1e6
@@ -131,7 +131,7 @@ def large(image: np.ndarray, model: str, megapixels: float = 24.0, quality: int 
     process: wall time and the process's peak resident memory (MiB)."""
     from PIL import Image
 
-    from .jpeg import encode_jpeg
+    from ..format.jpeg import encode_jpeg
 
     h, w = image.shape[:2]
     scale = (megapixels * 1e6 / (h * w)) ** 0.5
@@ -162,7 +162,7 @@ def benchmark(images: list[tuple[str, np.ndarray]], models: list[str], variants:
     """The three parts on a list of (name, uint8 RGB image)."""
     from tqdm import tqdm
 
-    from .jpeg_grid import QUALITIES, available_variants
+    from ..format.jpeg_grid import QUALITIES, available_variants
 
     variants = variants or available_variants()
     qualities = tuple(qualities or QUALITIES)
@@ -184,7 +184,7 @@ def benchmark(images: list[tuple[str, np.ndarray]], models: list[str], variants:
 
 def markdown(result: dict) -> str:
     """The report: the published-protocol table, the published figures, the grid per model, speed."""
-    from .jpeg_grid import VARIANTS
+    from ..format.jpeg_grid import VARIANTS
 
     models = result["models"]
     lines = ["# Restoring ordinary JPEGs", "",
@@ -240,9 +240,9 @@ def restore_section(folder: str | os.PathLike) -> str:
 def run(folder: str | None, out_dir: str, name: str, models: list[str] | None, qualities=None,
         crop: int = GRID_CROP, large_megapixels: float = 24.0) -> dict[str, Path]:
     """Benchmark a folder (default: scikit-image samples); write ``NAME.md`` and ``NAME.json``."""
+    from ..format.container import write_atomic
+    from ..nn.models import available_models, model_info
     from .bench import load_images, prepare
-    from .container import write_atomic
-    from .models import available_models, model_info
 
     models = models or [m for m in available_models(8) if model_info(m).kind == "restore"]
     for m in models:

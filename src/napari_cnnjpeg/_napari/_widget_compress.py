@@ -8,15 +8,41 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import (
-    CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, RadioButtons, Slider,
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+    RadioButtons,
+    Slider,
 )
 
+from ..errors import CjpgError
 from ._workers import (
-    ALL_PLANES, PLANE_CHOICES, PLANE_IN_VIEW, Job, apply_runtime_settings, check_layer, current_index, debounce,
-    default_model_id, describe_index, format_bytes, format_db, get_settings, layer_attributes, layer_choices, layer_plane,
-    lead_shape, plane_transform, set_or_add_image, show_error,
+    ALL_PLANES,
+    PLANE_CHOICES,
+    PLANE_IN_VIEW,
+    Job,
+    apply_runtime_settings,
+    check_layer,
+    current_index,
+    debounce,
+    default_model_id,
+    describe_index,
+    format_bytes,
+    format_db,
+    get_settings,
+    layer_attributes,
+    layer_choices,
+    layer_plane,
+    lead_shape,
+    plane_transform,
+    set_or_add_image,
+    show_error,
 )
-from .errors import CjpgError
 
 if TYPE_CHECKING:
     import napari
@@ -46,14 +72,14 @@ class CompressResult:
 
 # -- work done in the worker thread ---------------------------------------------------
 def _bpp(n_bytes: int, plane: np.ndarray, rgb: bool) -> float:
-    from .metrics import bpp
+    from ..eval.metrics import bpp
 
     return bpp(n_bytes, plane.shape, rgb=rgb)
 
 
 def find_quality(task, plane: np.ndarray, rgb: bool, model: str, target_bpp: float, mapping=None):
     """Highest quality whose file of ``plane`` stays within ``target_bpp`` (bisection; yields progress)."""
-    from .codec import encode
+    from ..codec import encode
 
     lo, hi, best, steps = 1, 100, None, 0
     while lo <= hi:
@@ -77,9 +103,9 @@ def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality:
     ``mapping`` "stack" maps the whole layer's range even when one plane is compressed,
     so that the plane in view looks as it will in the saved file.
     """
-    from . import metrics
-    from .codec import Reader, encode
-    from .models import model_info, quality_note
+    from ..codec import Reader, encode
+    from ..eval import metrics
+    from ..nn.models import model_info, quality_note
 
     apply_runtime_settings(model)
     plane_mapping = mapping  # what a single plane (the one shown, or the rate probe) is coded with
@@ -128,13 +154,13 @@ class CompressWidget(Container):
     """Compress an image layer (plane in view or whole stack) and compare it with its source.
 
     Shows file size, bits per pixel, PSNR and SSIM against the source (from
-    :mod:`napari_cnnjpeg.metrics`), adds or updates a result layer, and saves the
+    :mod:`napari_cnnjpeg.eval.metrics`), adds or updates a result layer, and saves the
     ``.cjpg``. Changing a setting re-runs the compression in the background.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
-        from .models import available_models
+        from ..nn.models import available_models
 
         self._viewer = viewer
         settings = get_settings()
@@ -203,7 +229,7 @@ class CompressWidget(Container):
 
     def _show_model_note(self, *_):
         """What the chosen model is, what a stock viewer shows of its files, and its quality ceiling."""
-        from .models import model_summary
+        from ..nn.models import model_summary
 
         self.model_note.value = model_summary(self.model.value) if self.model.value else ""
 
@@ -228,7 +254,7 @@ class CompressWidget(Container):
     def _show_mapping(self):
         """The value-range choice applies to data of more than 8 bits only, and such data gets
         the default model for 12-bit payloads while the 8-bit default is chosen (and back)."""
-        from .models import default_model, model_info
+        from ..nn.models import default_model, model_info
 
         layer = self.image.value
         deep = layer is not None and np.dtype(layer.dtype) != np.uint8
@@ -300,7 +326,7 @@ class CompressWidget(Container):
         self.result = result
         self._result_source = layer
         where = "all planes" if result.index is None else (describe_index(layer, result.index) or "image")
-        from .codec import info
+        from ..codec import info
 
         bits = info(result.data)["bits"]
         over = "" if np.dtype(layer.dtype) == np.uint8 else " (over the layer's value range)"
@@ -370,7 +396,7 @@ class CompressWidget(Container):
 
 
 def _save_job(task, path: Path, request: dict, metadata: dict):
-    from .container import write_atomic
+    from ..format.container import write_atomic
 
     result = yield from compress_job(task, **request, metadata=metadata, decode=False)
     task.check()

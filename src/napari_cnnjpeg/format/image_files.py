@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CjpgError
+from ..errors import CjpgError
 
 #: Suffixes of the image files that folders given to batch jobs contribute.
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")

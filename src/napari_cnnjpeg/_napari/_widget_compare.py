@@ -6,13 +6,35 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, RadioButtons
-
-from ._workers import (
-    ALL_PLANES, PLANE_CHOICES, PLANE_IN_VIEW, Job, check_layer, current_index, debounce, default_model_id,
-    describe_index, format_db, layer_choices, layer_plane, plane_ndim, plane_transform, set_or_add_image, show_error,
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    Label,
+    ProgressBar,
+    PushButton,
+    RadioButtons,
 )
-from .errors import CjpgError
+
+from ..errors import CjpgError
+from ._workers import (
+    ALL_PLANES,
+    PLANE_CHOICES,
+    PLANE_IN_VIEW,
+    Job,
+    check_layer,
+    current_index,
+    debounce,
+    default_model_id,
+    describe_index,
+    format_db,
+    layer_choices,
+    layer_plane,
+    plane_ndim,
+    plane_transform,
+    set_or_add_image,
+    show_error,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -77,7 +99,7 @@ def _get(data, index):
 # -- work (worker thread) ----------------------------------------------------------------
 def compare_job(task, ref, test, ref_index, test_index, rgb: bool):
     """PSNR and SSIM (mean over planes) plus absolute-error and SSIM maps."""
-    from . import metrics
+    from ..eval import metrics
 
     r, t = _get(ref, ref_index), _get(test, test_index)
     if r.shape != t.shape:
@@ -108,7 +130,7 @@ def compare_job(task, ref, test, ref_index, test_index, rgb: bool):
 
 def region_job(task, ref, test, ref_index, test_index, rgb: bool, rows: slice, cols: slice):
     """PSNR and SSIM inside a rectangle of the plane in view."""
-    from . import metrics
+    from ..eval import metrics
 
     full = _get(ref, ref_index)
     rng = metrics.value_range(full)  # the plane's range, as for the whole-plane figures
@@ -123,9 +145,9 @@ def region_job(task, ref, test, ref_index, test_index, rgb: bool, rows: slice, c
 
 def rd_job(task, plane, rgb: bool, model: str, qualities=RD_QUALITIES, marker=None):
     """Bits per pixel and PSNR of ``plane`` across qualities, plain JPEG and ``model``."""
-    from . import metrics
+    from ..codec import decode, encode
+    from ..eval import metrics
     from ._workers import apply_runtime_settings
-    from .codec import decode, encode
 
     apply_runtime_settings(model)
     plane = np.asarray(plane)
@@ -155,7 +177,7 @@ class CompareWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
-        from .models import available_models
+        from ..nn.models import available_models
 
         self._viewer = viewer
         self.reference = ComboBox(label="reference", choices=layer_choices(viewer, "image"))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import CjpgError
+from ..errors import CjpgError
 
 if TYPE_CHECKING:
     import napari
@@ -56,7 +56,7 @@ def get_settings() -> Settings:
 
 def default_model_id(settings: Settings | None = None) -> str:
     """The model the settings name, when installed, else the package's default."""
-    from .models import available_models, default_model
+    from ..nn.models import available_models, default_model
 
     settings = settings or get_settings()
     if settings.default_model and settings.default_model in available_models():
@@ -66,7 +66,7 @@ def default_model_id(settings: Settings | None = None) -> str:
 
 def apply_runtime_settings(model: str | None, settings: Settings | None = None) -> None:
     """Device and thread count for networks; touches torch only for models that have one."""
-    from .models import model_info
+    from ..nn.models import model_info
 
     settings = settings or get_settings()
     if settings.device in ("cpu", "cuda"):
@@ -78,7 +78,7 @@ def apply_runtime_settings(model: str | None, settings: Settings | None = None) 
     except CjpgError:
         return
     if has_network:
-        from .models import set_threads
+        from ..nn.models import set_threads
 
         set_threads(settings.threads)
 

@@ -5,7 +5,7 @@ against bits per sample; BD figures are per plane against today's 8-bit path (pl
 of the plane mapped from its min/max to 8 bits), then averaged. Paths:
 
 - ``default``: what :func:`napari_cnnjpeg.encode` does with such data (12-bit JPEG and the
-  12-bit default model, :func:`~napari_cnnjpeg.models.default_model` ``(bits=12)``);
+  12-bit default model, :func:`~napari_cnnjpeg.nn.models.default_model` ``(bits=12)``);
 - ``jpeg-12bit``: plain 12-bit JPEG, no network;
 - ``jpeg-8bit``: plain JPEG through the 8-bit mapping (the baseline);
 - ``<model>-8bit``: a network model through the 8-bit mapping;
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import CjpgError
 from .bd import bd_psnr, bd_rate
-from .errors import CjpgError
 
 QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 #: Settings of the references: JPEG 2000 target PSNR (dB, of the 12-bit data), JPEG XL quality.
@@ -89,7 +89,7 @@ def _coder(path: str):
     """(settings, code(plane, setting) -> (bytes, decoded)) of one path."""
     import imagecodecs
 
-    from .codec import decode, encode
+    from ..codec import decode, encode
 
     if path == "default":
         return QUALITIES, lambda plane, q: _round_trip(encode(plane, quality=q), decode)
@@ -121,10 +121,9 @@ def benchmark(planes: list[tuple[str, np.ndarray]], models: list[str], reference
     """Every path on every plane: points, per-plane BD against the 8-bit path, ceilings, worst deficit."""
     from tqdm import tqdm
 
+    from ..codec import decode, encode
+    from ..nn.models import default_model
     from . import metrics
-    from .codec import decode, encode
-
-    from .models import default_model
 
     paths = ["default", PLAIN12, BASELINE, *[f"{m}-8bit" for m in models if m != "jpeg"], *references]
     coders = {p: _coder(p) for p in paths}
@@ -232,8 +231,8 @@ def run(folder: str, out_dir: str, name: str, models: list[str] | None, referenc
         update_cards: bool = False) -> dict[str, Path]:
     """Benchmark a folder of scientific TIFFs; write ``NAME.md`` and ``NAME.json`` (and, with
     ``update_cards``, the default path's figures into the 12-bit default model's card)."""
-    from .container import write_atomic
-    from .models import available_models, default_model, default_restore_model
+    from ..format.container import write_atomic
+    from ..nn.models import available_models, default_model, default_restore_model
 
     models = models or sorted({default_restore_model(), default_model()} & set(available_models()))
     refs = [r for r in REFERENCES if r in references] if references is not None else list(REFERENCES)
@@ -252,8 +251,8 @@ def _update_card(result: dict) -> None:
     """The default path's figures in the card of the 12-bit default model (``card["scientific"]``)."""
     from importlib import resources
 
-    from .container import write_atomic
-    from .models import registry
+    from ..format.container import write_atomic
+    from ..nn.models import registry
 
     path = Path(str(resources.files("napari_cnnjpeg") / "weights" / "zoo.json"))
     zoo = json.loads(path.read_text())
