@@ -285,7 +285,7 @@ def test_training_on_the_robustness_grid(tmp_path):
     t.run(progress=False)
     assert t.step == 2
     with pytest.raises(ValueError, match="variants"):
-        Trainer(TrainConfig(recipe="restore", variants=["mozjpeg"], out=str(tmp_path / "v")), _images())
+        Trainer(TrainConfig(recipe="restore", variants=["guetzli"], out=str(tmp_path / "v")), _images())
 
 
 def test_trellis_training_codes_patches_with_mozjpeg_and_records_it(tmp_path):
