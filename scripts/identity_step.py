@@ -6,14 +6,17 @@ Codes centre crops of the held-out images (the last ``--val-images`` files of th
 model's training folder by name; for a 12-bit model, the planes of those TIFFs) at
 qualities 60-100, with every variant of the robustness grid (8-bit) or 12-bit JPEG, and
 restores them. Each stream's mean luma quantisation step (in 8-bit units) and the mean
-PSNR change over the crops are recorded per cell. The identity step of a chroma layout
-(4:2:0, 4:4:4, grey...) is the largest step of its cells whose mean change is below zero
-(0 where none is): streams of that layout with tables that fine or finer are returned
-unchanged (``ModelInfo.identity_step``), so restoring never makes them worse.
-``--write`` records it in ``weights/zoo.json``.
+PSNR change over the crops are recorded per cell. An 8-bit model is measured on a second
+set too: centre crops of the colour photographs scikit-image ships (astronaut, chelsea,
+coffee, rocket, immunohistochemistry), which no model trained on. The identity step of a
+chroma layout (4:2:0, 4:4:4, grey...) is the largest step of its cells whose mean change
+is below zero on either set (0 where none is): streams of that layout with tables that
+fine or finer are returned unchanged (``ModelInfo.identity_step``), so restoring never
+makes them worse. ``--write`` records it in ``weights/zoo.json``.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -48,9 +51,17 @@ def held_out(model: str, data: str | None, n: int) -> list[np.ndarray]:
     return [_center_crop(im, 384) for _, im in split_held_out(load_images(folder, info.bits), n)[1]]
 
 
+def skimage_photos() -> list[np.ndarray]:
+    """Centre crops (384) of scikit-image's colour photographs: a second held-out set."""
+    from skimage import data
+
+    return [_center_crop(f(), 384) for f in (data.astronaut, data.chelsea, data.coffee, data.rocket,
+                                            data.immunohistochemistry)]
+
+
 def cells(model: str, crops: list[np.ndarray]) -> list[dict]:
     """Per (variant, quality): the mean luma step (8-bit units) and the mean PSNR change of restoring."""
-    stages = load_stages(model)
+    stages = dataclasses.replace(load_stages(model), identity_step=None)  # the network itself, on every stream
     twelve = model_info(model).bits == 12
     variants = ["12-bit"] if twelve else available_variants()
     out = []
@@ -89,6 +100,9 @@ def main() -> None:
     args = p.parse_args()
     os.chdir(ROOT)
     table = cells(args.model, held_out(args.model, args.data, args.val_images))
+    if model_info(args.model).bits == 8:
+        print("scikit-image's photographs:")
+        table += cells(args.model, skimage_photos())
     step = {layout: max([c["step"] for c in table if c["layout"] == layout and c["delta_db"] < 0], default=0.0)
             for layout in dict.fromkeys(c["layout"] for c in table)}
     print(f"{args.model}: identity steps {step}")
