@@ -10,7 +10,7 @@ PSNR change over the crops are recorded per cell. An 8-bit model is measured on 
 set too: centre crops of the colour photographs scikit-image ships (astronaut, chelsea,
 coffee, rocket, immunohistochemistry), which no model trained on. The identity step of a
 chroma layout (4:2:0, 4:4:4, grey...) is the largest step of its cells whose mean change
-is below zero on either set (0 where none is): streams of that layout with tables that
+over both sets is below zero (0 where none is): streams of that layout with tables that
 fine or finer are returned unchanged (``ModelInfo.identity_step``), so restoring never
 makes them worse. ``--write`` records it in ``weights/zoo.json``.
 """
@@ -99,10 +99,10 @@ def main() -> None:
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
     os.chdir(ROOT)
-    table = cells(args.model, held_out(args.model, args.data, args.val_images))
+    crops = held_out(args.model, args.data, args.val_images)
     if model_info(args.model).bits == 8:
-        print("scikit-image's photographs:")
-        table += cells(args.model, skimage_photos())
+        crops += skimage_photos()
+    table = cells(args.model, crops)
     step = {layout: max([c["step"] for c in table if c["layout"] == layout and c["delta_db"] < 0], default=0.0)
             for layout in dict.fromkeys(c["layout"] for c in table)}
     print(f"{args.model}: identity steps {step}")
