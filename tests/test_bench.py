@@ -270,7 +270,7 @@ def test_codec_and_speed_bench_run_with_only_the_device_machine_packages(tmp_pat
         "        if name.split('.')[0] in BLOCK:\n"
         "            raise ImportError('not on the device machine: ' + name)\n"
         "sys.meta_path.insert(0, Blocker())\n"
-        "from napari_cnnjpeg import bench_speed\n"
+        "from napari_cnnjpeg.eval import bench_speed\n"
         "r = bench_speed.run(['restore-s-v2', 'jpeg'], megapixels=0.05, repeats=1, small=1, checks=False)\n"
         "assert {row['runtime'] for row in r['rows']} <= {'torch', '-'}, r\n"
         "print('ok')\n"
