@@ -6,7 +6,9 @@ import io
 import os
 import tempfile
 import threading
+from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -89,6 +91,21 @@ def _mozjpeg():
     return jpeglib
 
 
+@contextmanager
+def _scratch_file():
+    """A temporary .jpg path, removed afterwards: jpeglib reads and writes files only.
+
+    Use it inside :data:`_MOZJPEG_LOCK`: jpeglib's library is process-wide, and not
+    documented as thread-safe.
+    """
+    fd, path = tempfile.mkstemp(suffix=".jpg")
+    os.close(fd)
+    try:
+        yield path
+    finally:
+        os.unlink(path)
+
+
 def _mozjpeg_required():
     try:
         return _mozjpeg()
@@ -111,22 +128,15 @@ def encode_trellis(plane: np.ndarray, luma_table: np.ndarray, chroma_table: np.n
     if not grey:
         image.samp_factor = subsampling
     qt = np.stack([luma_table] if grey else [luma_table, chroma_table]).astype(np.uint16)
-    fd, path = tempfile.mkstemp(suffix=".jpg")  # jpeglib writes to files only
-    os.close(fd)
-    try:
-        with _MOZJPEG_LOCK:  # jpeglib's library is process-wide, and not documented as thread-safe
-            image.write_spatial(path, qt=qt)
-            with open(path, "rb") as fh:
-                scans = fh.read()
-            with jpeglib.version("turbo210"):  # mozjpeg writes progressive scans only: recode them as one
-                coefficients = jpeglib.read_dct(path)
-                coefficients.progressive_mode = False
-                coefficients.write_dct(path, flags=["+OPTIMIZE_CODING"])
-        with open(path, "rb") as fh:
-            single = fh.read()
-        return scans if progressive and len(scans) < len(single) else single
-    finally:
-        os.unlink(path)
+    with _scratch_file() as path, _MOZJPEG_LOCK:
+        image.write_spatial(path, qt=qt)
+        scans = Path(path).read_bytes()
+        with jpeglib.version("turbo210"):  # mozjpeg writes progressive scans only: recode them as one
+            coefficients = jpeglib.read_dct(path)
+            coefficients.progressive_mode = False
+            coefficients.write_dct(path, flags=["+OPTIMIZE_CODING"])
+        single = Path(path).read_bytes()
+    return scans if progressive and len(scans) < len(single) else single
 
 
 def encode_mozjpeg(image: np.ndarray, quality: int) -> bytes:
@@ -138,15 +148,9 @@ def encode_mozjpeg(image: np.ndarray, quality: int) -> bytes:
     """
     jpeglib = _mozjpeg_required()
     image = jpeglib.from_spatial(np.ascontiguousarray(image[..., None] if image.ndim == 2 else image))
-    fd, path = tempfile.mkstemp(suffix=".jpg")  # jpeglib writes to files only
-    os.close(fd)
-    try:
-        with _MOZJPEG_LOCK:
-            image.write_spatial(path, qt=int(quality))
-        with open(path, "rb") as fh:
-            return fh.read()
-    finally:
-        os.unlink(path)
+    with _scratch_file() as path, _MOZJPEG_LOCK:
+        image.write_spatial(path, qt=int(quality))
+        return Path(path).read_bytes()
 
 
 def optimize_scans(data: bytes) -> bytes:
