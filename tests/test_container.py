@@ -1,5 +1,6 @@
 """The .cjpg container: layout, random access, and refusal of every corrupt input."""
 
+import io
 import json
 import struct
 import zlib
@@ -8,10 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
+from skimage.data import astronaut
 
 import napari_cnnjpeg as cj
 from napari_cnnjpeg.format import container
 from napari_cnnjpeg.format.container import Container, pack
+from napari_cnnjpeg.format.jpeg import encode_jpeg, strip_jfif
 
 
 def _stack():
@@ -249,30 +253,87 @@ def _json(blob: bytes) -> dict:
 
 
 def test_fields_at_their_defaults_are_left_out_and_read_back():
-    meta = _json(BLOB2D)
-    assert meta["version"] == container.VERSION == 2
+    meta = _json(BLOB)
+    assert "version" not in meta  # the segments' header holds it
     assert not set(meta) & {"axes", "mapping", "required", "image", "dtype", "subsampling", "rgb", "model_sha256"}
-    i = cj.info(BLOB2D)
+    i = cj.info(BLOB)
     assert (i["axes"], i["mapping"], i["dtype"], i["subsampling"], i["rgb"]) == (None, None, "uint8", "4:2:0", False)
-    assert i["model_sha256"] is None
+    assert i["model_sha256"] is None and i["format_version"] == container.VERSION == 3
 
 
-def test_version_1_files_still_read(monkeypatch):
-    """Files of format version 1 hold every field; a version-2 reader reads them unchanged."""
+@pytest.mark.parametrize("image", [_stack()[0], np.dstack([_stack()[0], _stack()[1], _stack()[2]])],
+                         ids=["grey", "rgb"])
+def test_single_plane_file_leaves_out_what_its_jpeg_frame_says(image):
+    """A 2D file holds no shape, RGB flag or index: its frame gives them, its payload runs to the end."""
+    blob = cj.encode(image, quality=70, model="jpeg")
+    assert set(_json(blob)) == {"model", "quality", "crc32"}
+    i = cj.info(blob)
+    assert i["shape"] == image.shape and i["rgb"] == (image.ndim == 3) and i["planes"] == 1
+    assert np.array_equal(cj.decode(blob), cj.decode(cj.encode(image[None], quality=70, model="jpeg"))[0])
+    with pytest.raises(cj.CjpgError, match="truncated"):
+        cj.decode(blob[:-100])
+
+
+def test_single_plane_shape_kept_where_the_frame_does_not_say_it():
+    """A one-plane stack, or a compact model's smaller payload, records its shape."""
+    one = cj.encode(_stack()[:1], quality=70, model="jpeg")
+    assert _json(one)["shape"] == [1, 24, 32] and cj.decode(one).shape == (1, 24, 32)
+    small = cj.encode(np.zeros((24, 32, 3), np.uint8), quality=70, model="compact-s-v2")
+    assert _json(small)["shape"] == [24, 32, 3] and cj.decode(small).shape == (24, 32, 3)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.pop("crc32"), "no plane index"),
+    (lambda m: m.update(rgb=True), "contradicts"),
+])
+def test_single_plane_header_refused(change, message):
+    blob = _rewrite_meta(BLOB2D, lambda m: None)
+    meta = _json(blob)
+    change(meta)
+    with pytest.raises(cj.CjpgError, match=message):
+        cj.decode(_raw_file(meta, blob, container.VERSION))
+
+
+def _raw_file(meta: dict, blob: bytes, version: int) -> bytes:
+    """``blob`` with its metadata segment replaced by ``meta`` as written, under format ``version``."""
+    start = blob.index(container.MAGIC) - 4
+    end = start + 2 + struct.unpack(">H", blob[start + 2 : start + 4])[0]
+    doc = json.dumps(meta, separators=(",", ":")).encode()
+    body = container._HEAD.pack(container.MAGIC, version, 0, 1, zlib.crc32(doc)) + doc
+    return blob[:start] + container.APP9 + struct.pack(">H", len(body) + 2) + body + blob[end:]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_versions_still_read(version):
+    """Version 1 holds every field; version 2 leaves out defaults but keeps version, shape and index."""
     with Container.open(BLOB) as c:
         payloads = [c.payload(k) for k in range(len(c))]
-    full = {"model": "jpeg", "model_sha256": None, "quality": 70, "subsampling": "4:2:0", "shape": [4, 24, 32],
-            "dtype": "uint8", "rgb": False, "axes": None, "mapping": None, "required": [], "image": {}}
-    monkeypatch.setattr(container, "VERSION", 1)
-    monkeypatch.setattr(container, "DEFAULTS", {})
-    v1 = pack(full, payloads)
-    lacking = pack({k: v for k, v in full.items() if k != "axes"}, payloads)
-    monkeypatch.undo()
-    assert _json(v1)["version"] == 1 and "axes" in _json(v1)
-    assert np.array_equal(cj.decode(v1), cj.decode(BLOB))
-    assert cj.info(v1)["format_version"] == 1
-    with pytest.raises(cj.CjpgError, match="missing fields"):  # version 1 has no defaults
-        cj.decode(lacking)
+    full = {"version": version, "model": "jpeg", "model_sha256": None, "quality": 70, "subsampling": "4:2:0",
+            "shape": [4, 24, 32], "dtype": "uint8", "rgb": False, "axes": None, "mapping": None, "required": [],
+            "image": {}}
+    if version == 2:
+        full = {k: full[k] for k in ("version", "model", "quality", "shape")}
+    full["planes"] = [{"length": len(p), "crc32": f"{zlib.crc32(p):08x}" if version == 2 else zlib.crc32(p)}
+                      for p in payloads]
+    blob = _raw_file(full, BLOB, version)
+    assert np.array_equal(cj.decode(blob), cj.decode(BLOB))
+    assert cj.info(blob)["format_version"] == version
+    if version == 1:
+        lacking = _raw_file({k: v for k, v in full.items() if k != "axes"}, blob, 1)
+        with pytest.raises(cj.CjpgError, match="missing fields"):  # version 1 has no defaults
+            cj.decode(lacking)
+
+
+def test_network_payloads_carry_no_jfif_segment():
+    """JFIF's 18 bytes are left out of every payload but plain JPEG's; every decoder shows the same pixels."""
+    img = astronaut()[:64, :96]
+    plain = encode_jpeg(img, 50)
+    lean = strip_jfif(plain)
+    assert b"JFIF" in plain and b"JFIF" not in lean and len(plain) - len(lean) == 18
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(lean))), np.asarray(Image.open(io.BytesIO(plain))))
+    assert b"JFIF" not in cj.encode(img, quality=50, model="jpeg-tuned")
+    assert b"JFIF" in cj.encode(img, quality=50, model="jpeg")
+    assert strip_jfif(b"not a jpeg") == b"not a jpeg"
 
 
 @pytest.mark.parametrize("sha", ["abc", "Z" * 32, 7, "0" * 66])

@@ -22,6 +22,7 @@ from .format.jpeg import (
     estimate_quality,
     jpeg_precision,
     quant_tables,
+    strip_jfif,
 )
 from .nn.models import (
     BASELINE,
@@ -243,10 +244,11 @@ def encode(
             lows.append(lo)
             highs.append(hi)
         if bits == 12:  # 12-bit models are decoder-only
-            payloads.append(encode_jpeg12(plane, int(quality), subsampling))
+            payload = encode_jpeg12(plane, int(quality), subsampling)
         else:
-            payloads.append(encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables,
-                                        stages.trellis, progressive))
+            payload = encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables,
+                                  stages.trellis, progressive)
+        payloads.append(payload if model_id == BASELINE else strip_jfif(payload))
         if progress:
             progress(i + 1, total)
     meta = {

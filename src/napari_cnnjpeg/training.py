@@ -108,6 +108,9 @@ class TrainConfig:
     #: 8-bit real JPEG coded by mozjpeg with trellis quantisation (jpeg.encode_trellis), as the
     #: model's files will be; the model's zoo entry records it.
     trellis: bool = False
+    #: joint recipe: train the decoder alone on the payloads of a fixed encoder (from ``init``);
+    #: the payload, its bytes and its stock view stay as they are, so only the restoration's loss counts.
+    freeze_encoder: bool = False
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
@@ -291,10 +294,14 @@ class Trainer:
                              "resamples on the CPU)")
         if cfg.recipe == "joint":
             self.nets["encoder"] = PreNet(**cfg.pre_config)
+        elif cfg.freeze_encoder:
+            raise ValueError("freeze_encoder needs the joint recipe (the others have no encoder)")
         for net in self.nets.values():
             net.to(self.device)
         self.downscale = COMPACT_DOWNSCALE if cfg.recipe == "compact" else 1
-        params = [p for n in self.nets.values() for p in n.parameters()]
+        if cfg.freeze_encoder:
+            self.nets["encoder"].requires_grad_(False)
+        params = [p for n in self.nets.values() for p in n.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(params, lr=cfg.lr)
         self.pool = ThreadPoolExecutor(cfg.threads) if cfg.threads > 1 else None  # threads start on first use
         self.step = 0
@@ -376,7 +383,8 @@ class Trainer:
             enc, dec = self.nets["encoder"], self.nets["decoder"]
             conds = np.stack([_quality_features(int(q), g, cfg.tables) for q, g in zip(b["quality"], b["gray"])])
             conds = torch.from_numpy(conds).to(dev)
-            pre_ycc = enc(rgb_to_ycc(clean), conds)
+            with torch.set_grad_enabled(not cfg.freeze_encoder):
+                pre_ycc = enc(rgb_to_ycc(clean), conds)
             gray = torch.from_numpy(b["gray"]).to(dev)[:, None, None, None]
             pre_ycc = torch.where(gray & (torch.arange(3, device=dev) > 0).view(1, 3, 1, 1), 0.5, pre_ycc)
             pre = ycc_to_rgb(pre_ycc).clamp(0, 1)
@@ -387,10 +395,13 @@ class Trainer:
                 u8, _ = _jpeg_batch(pre_u8, b["gray"], b["quality"], b["sub"], pool=self.pool, tables=cfg.tables,
                                     trellis=cfg.trellis)
                 real = _to_tensor(u8, dev)
-            proxy, rate = _proxy_batch(pre, b["quality"], cfg.tables)
-            from .nn.jpeg_proxy import straight_through
+            if cfg.freeze_encoder:
+                jpeg, rate = real, None
+            else:
+                from .nn.jpeg_proxy import straight_through
 
-            jpeg = straight_through(real, proxy)
+                proxy, rate = _proxy_batch(pre, b["quality"], cfg.tables)
+                jpeg = straight_through(real, proxy)
         else:
             dec = self.nets["decoder"]
             if cfg.jpeg == "emulated":
@@ -411,7 +422,7 @@ class Trainer:
             g["lr"] = self.lr_at(self.step)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for n in self.nets.values() for p in n.parameters()], self.cfg.clip_grad)
+        torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], self.cfg.clip_grad)
         self.opt.step()
         self.step += 1
         return loss.item()

@@ -1,10 +1,12 @@
-"""The ``.cjpg`` container, format version 2 (specified in ``docs/format.md``).
+"""The ``.cjpg`` container, format version 3 (specified in ``docs/format.md``).
 
 Layout: the JPEG stream of plane 0 with the metadata inserted as APP9 segments
 (after SOI and any JFIF APP0), followed by the JPEG streams of planes 1..N-1. A 2D
 file is therefore a plain JPEG file, and a stack opens as its first plane in any
 viewer. The metadata holds an index (length and CRC-32 of each payload), so one
-plane is read without touching the others.
+plane is read without touching the others. A single-plane file whose array is what
+its JPEG frame holds leaves out what the frame says (shape, RGB) and the index (its
+payload runs to the end of the file), so a photo's metadata costs about 100 bytes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import BinaryIO
 
 from ..errors import CjpgError
 
-VERSION = 2
+VERSION = 3
 MAGIC = b"CJPG\x00"
 APP9 = b"\xff\xe9"
 _HEAD = struct.Struct(">5sBHHI")  # magic, version, chunk index, chunk count, CRC-32 of the whole JSON
@@ -32,8 +34,9 @@ KNOWN_REQUIRED = frozenset(
 #: From version 2, fields that hold these values are left out of the file (a reader puts them back).
 DEFAULTS = {"model_sha256": None, "subsampling": "4:2:0", "dtype": "uint8", "rgb": False, "axes": None,
             "mapping": None, "required": [], "image": {}}
-#: Hex digits of the weights' SHA-256 a writer records (128 bits); a reader accepts 32 to 64.
-HASH_DIGITS = 32
+#: Hex digits of the weights' SHA-256 a writer records (64 bits: the file only chooses among
+#: the installation's own models); a reader accepts 16 to 64 and compares that many.
+HASH_DIGITS = 16
 #: Optional fields this reader understands; a file listing others under "required" is refused.
 KNOWN_OPTIONAL = frozenset({"downscale", "bits", "levels"})
 #: Largest factor by which a payload may be smaller than the image (``downscale``).
@@ -68,12 +71,46 @@ def pack(meta: dict, payloads: list[bytes]) -> bytes:
     if not payloads:
         raise CjpgError("a .cjpg file needs at least one plane")
     meta = {k: v for k, v in meta.items() if k not in DEFAULTS or v != DEFAULTS[k] or type(v) is not type(DEFAULTS[k])}
+    meta.pop("version", None)  # the segments' header holds it
     # the CRC as 8 hex digits: a file's size does not jitter with the CRC's decimal length
-    meta.update(version=VERSION, planes=[{"length": len(p), "crc32": f"{zlib.crc32(p):08x}"} for p in payloads])
+    crcs = [f"{zlib.crc32(p):08x}" for p in payloads]
+    if len(payloads) == 1:  # the payload runs to the end of the file
+        meta["crc32"] = crcs[0]
+        if meta.get("downscale", 1) == 1 and [meta["shape"], meta.get("rgb", False)] == list(_frame_layout(payloads[0])):
+            del meta["shape"]
+            meta.pop("rgb", None)
+    else:
+        meta["planes"] = [{"length": len(p), "crc32": c} for p, c in zip(payloads, crcs)]
     blob = json.dumps(meta, separators=(",", ":"), allow_nan=False).encode()
     first = payloads[0]
     at = _insert_at(first)
     return b"".join([first[:at], _segments(blob), first[at:], *payloads[1:]])
+
+
+_SOF = (0xC0, 0xC1, 0xC2)  # the frames the codec writes and reads: baseline, extended, progressive
+
+
+def _frame(read, pos: int, end: int) -> tuple[list[int], bool]:
+    """The array shape the JPEG frame whose marker segments start at ``pos`` holds, and whether
+    it is RGB (three components)."""
+    while pos + 4 <= end:
+        marker, length = read(pos, 2), struct.unpack(">H", read(pos + 2, 2))[0]
+        if marker[0] != 0xFF or length < 2:
+            break
+        if marker[1] in _SOF:
+            if length < 8:
+                break
+            _, h, w, n = struct.unpack(">BHHB", read(pos + 4, 6))
+            return ([h, w, 3], True) if n == 3 else ([h, w], False)
+        if marker[1] in (0xD9, 0xDA):  # EOI or a scan before any frame
+            break
+        pos += 2 + length
+    raise CjpgError("corrupt .cjpg file: plane 0 has no readable JPEG frame header")
+
+
+def _frame_layout(jpeg: bytes) -> tuple[list[int], bool]:
+    """The array shape a JPEG stream's frame holds, and whether it is RGB (three components)."""
+    return _frame(lambda o, k: jpeg[o : o + k], 2, len(jpeg))
 
 
 class _Source:
@@ -162,9 +199,11 @@ class Container:
             meta = json.loads(blob)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise CjpgError("corrupt .cjpg header: metadata is not valid JSON") from None
+        app_len = pos - at
+        if isinstance(meta, dict) and version >= 3:
+            meta = _single_plane_fields(meta, version, s, pos, app_len)
         meta = _check_meta(meta)
         lengths = [p["length"] for p in meta["planes"]]
-        app_len = pos - at
         offsets, off = [], lengths[0] + app_len
         for n in lengths[1:]:
             offsets.append(off)
@@ -186,7 +225,7 @@ class Container:
         else:
             data = self._src.read(self._offsets[k], entry["length"])
         if zlib.crc32(data) != entry["crc32"]:
-            raise CjpgError(f"corrupt .cjpg file: plane {k} fails its checksum")
+            raise CjpgError(f"corrupt or truncated .cjpg file: plane {k} fails its checksum")
         return data
 
     def close(self) -> None:
@@ -197,6 +236,22 @@ class Container:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _single_plane_fields(meta: dict, version: int, s: _Source, pos: int, app_len: int) -> dict:
+    """Version 3: the fields a writer leaves out, put back (version; a single plane's index, shape, RGB)."""
+    meta = {**meta, "version": version}
+    if "planes" in meta:
+        return meta
+    if "crc32" not in meta:
+        raise CjpgError("corrupt .cjpg header: no plane index and no crc32")
+    meta["planes"] = [{"length": s.size - app_len, "crc32": meta.pop("crc32")}]
+    if "shape" not in meta:
+        shape, rgb = _frame(s.read, pos, s.size)
+        if meta.setdefault("rgb", rgb) != rgb:
+            raise CjpgError("corrupt .cjpg header: 'rgb' contradicts the JPEG frame")
+        meta["shape"] = shape
+    return meta
 
 
 def _is_int(v) -> bool:

@@ -179,6 +179,26 @@ def optimize_scans(data: bytes) -> bytes:
     return out if len(out) < len(data) else data
 
 
+def strip_jfif(data: bytes) -> bytes:
+    """The JPEG stream without its JFIF APP0 segments, 18 bytes each.
+
+    They hold only a version and a pixel density. Without them, decoders (libjpeg and its
+    descendants, browsers) take a three-component stream whose components are numbered
+    1-3, as every encoder here numbers them, as YCbCr, and a one-component stream as grey:
+    the same pixels. Returns ``data`` unchanged where it is not a JPEG stream.
+    """
+    if data[:2] != b"\xff\xd8":
+        return data
+    out, pos = [data[:2]], 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] not in (0xDA, 0xD9):
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if not (data[pos + 1] == 0xE0 and data[pos + 4 : pos + 9] == b"JFIF\x00"):
+            out.append(data[pos:end])
+        pos = end
+    out.append(data[pos:])
+    return b"".join(out)
+
+
 def encode_jpeg12(plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:0") -> bytes:
     """Encode a uint16 plane of values 0-4095, (H, W) or (H, W, 3), as a 12-bit JPEG (SOF1).
 
