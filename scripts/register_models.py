@@ -53,6 +53,9 @@ RUNS = {
     "micro-s": ("configs/micro12.json", MICRO, None, True),
     "joint-s-v6": ("configs/joint-tr.json", VIEW + TUNED + ", SSIM in the loss, payloads coded by mozjpeg's "
                    "trellis quantisation", "joint-s-v5", True),
+    "joint-s-v7": ("configs/joint-dec.json", VIEW + TUNED + ", SSIM in the loss, payloads coded by mozjpeg's "
+                   "trellis quantisation; joint-s-v6's encoder with its decoder fine-tuned on that encoder's "
+                   "payloads", "joint-s-v6", True),
 }
 
 

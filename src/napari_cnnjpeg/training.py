@@ -587,7 +587,7 @@ def register(
     (``bits``; ``default`` is per precision); Kodak figures are added by
     ``cnnjpeg bench --update-cards``. The model named by ``supersedes`` stays in the
     zoo, so files made with it still decode, but is no longer offered. Weights are
-    stored as float16 unless ``half`` is False (the package's weights are capped at 10 MB).
+    stored as float16 unless ``half`` is False (half the bytes).
     ``stock_viewer`` says what an ordinary viewer shows of the model's files, where that is
     not simply the image (:attr:`~napari_cnnjpeg.nn.models.ModelInfo.stock_viewer`).
     """
