@@ -282,6 +282,16 @@ def test_single_plane_shape_kept_where_the_frame_does_not_say_it():
     assert _json(small)["shape"] == [24, 32, 3] and cj.decode(small).shape == (24, 32, 3)
 
 
+def test_single_plane_without_a_frame_header_refused():
+    """Shape and RGB come from the frame: a file whose frame cannot be found is refused, quickly."""
+    blob = _rewrite_meta(BLOB2D, lambda m: None)
+    start = blob.index(container.MAGIC) - 4
+    end = start + 2 + struct.unpack(">H", blob[start + 2 : start + 4])[0]
+    junk = b"\xff\xe1\x00\x02" * 5000  # empty APP1 segments, then the file ends
+    with pytest.raises(cj.CjpgError, match="frame header"):
+        cj.decode(blob[:end] + junk)
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda m: m.pop("crc32"), "no plane index"),
     (lambda m: m.update(rgb=True), "contradicts"),

@@ -88,12 +88,15 @@ def pack(meta: dict, payloads: list[bytes]) -> bytes:
 
 
 _SOF = (0xC0, 0xC1, 0xC2)  # the frames the codec writes and reads: baseline, extended, progressive
+_MAX_SEGMENTS = 1000  # marker segments before the frame header (encoders write a handful)
 
 
 def _frame(read, pos: int, end: int) -> tuple[list[int], bool]:
     """The array shape the JPEG frame whose marker segments start at ``pos`` holds, and whether
     it is RGB (three components)."""
-    while pos + 4 <= end:
+    for _ in range(_MAX_SEGMENTS):  # a crafted file of countless tiny segments must not hang the reader
+        if pos + 4 > end:
+            break
         marker, length = read(pos, 2), struct.unpack(">H", read(pos + 2, 2))[0]
         if marker[0] != 0xFF or length < 2:
             break
