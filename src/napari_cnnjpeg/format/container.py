@@ -6,7 +6,7 @@ file is therefore a plain JPEG file, and a stack opens as its first plane in any
 viewer. The metadata holds an index (length and CRC-32 of each payload), so one
 plane is read without touching the others. A single-plane file whose array is what
 its JPEG frame holds leaves out what the frame says (shape, RGB) and the index (its
-payload runs to the end of the file), so a photo's metadata costs about 100 bytes.
+payload runs to the end of the file), so a photo's metadata costs about 105 bytes.
 """
 
 from __future__ import annotations
