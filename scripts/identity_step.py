@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cnnjpeg.codec import _to_levels, twelve_bit_levels
+from napari_cnnjpeg.codec import _to_levels, twelve_bit_setting
 from napari_cnnjpeg.eval.metrics import psnr
 from napari_cnnjpeg.format.container import write_atomic
 from napari_cnnjpeg.format.jpeg import (
@@ -70,9 +70,9 @@ def cells(model: str, crops: list[np.ndarray]) -> list[dict]:
             steps, deltas = [], []
             for crop in crops:
                 ref = luma(crop) if v == "grey" else crop
-                levels = twelve_bit_levels(q) if twelve else 255  # as the codec maps 12-bit payloads
+                jpeg_q, levels = twelve_bit_setting(q) if twelve else (q, 255)  # as the codec writes 12-bit payloads
                 if twelve:
-                    data = encode_jpeg12(_to_levels(ref, 0, MAX12, levels, np.uint16), q)
+                    data = encode_jpeg12(_to_levels(ref, 0, MAX12, levels, np.uint16), jpeg_q)
                     plain = decode_jpeg12(data)
                 else:
                     data = encode_variant(ref, v, q)

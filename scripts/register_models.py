@@ -34,7 +34,7 @@ TWELVE = ("nothing in Pillow or web browsers (12-bit JPEG); libjpeg-turbo 3 and 
           "12-bit JPEG")
 #: What a stock viewer shows of each kind of file, where it is not simply the image.
 STOCK_VIEWER = {"joint-s": WASHED, "joint-s-v2": WASHED, "joint-s-v3": WASHED, "compact-s": HALF,
-                "compact-s-v2": HALF, "micro-s": TWELVE}
+                "compact-s-v2": HALF, "micro-s": TWELVE, "micro-s-v2": TWELVE}
 #: model id: (training config, description, id of the model it supersedes, float16 weights).
 #: The models of 2026-11-25/26 were exported as float32 and stay so, to keep their hashes.
 RUNS = {
@@ -56,6 +56,10 @@ RUNS = {
     "joint-s-v7": ("configs/joint-dec.json", VIEW + TUNED + ", SSIM in the loss, payloads coded by mozjpeg's "
                    "trellis quantisation; joint-s-v6's encoder with its decoder fine-tuned on that encoder's "
                    "payloads", "joint-s-v6", True),
+    "micro-s-v2": ("configs/micro12c.json", MICRO + "; micro-s fine-tuned on the 12-bit path that raises the levels "
+                   "at JPEG quality 1's flat tables first (codec.twelve_bit_setting), then on planes mapped with "
+                   "their block means aligned to the DC grid (configs/micro12b.json, then micro12c.json)",
+                   "micro-s", True),
 }
 
 

@@ -4,12 +4,13 @@ Usage: python scripts/twelve_bit_path.py ../shared/data/micro [--crop 384]
 
 A 12-bit payload is set by two knobs: the JPEG quality (libjpeg's tables, which clamp at
 255 and so turn flat at low quality) and the levels L its plane is mapped onto
-(:func:`napari_cnnjpeg.codec.twelve_bit_levels`). For the centre crop of one plane per
+(:func:`napari_cnnjpeg.codec.twelve_bit_setting`). For the centre crop of one plane per
 file, prints the BD-rate against the 8-bit path (plain JPEG of the plane mapped to 8
-bits, qualities 10-95) of two paths through those knobs, plain and restored by
-``micro-s``: today's (256 levels up to quality 50, then more) and one that first raises
-the levels at quality 1 (flat tables, steps from 255 down to 16 in 8-bit units), then
-the quality at 4096 levels.
+bits, qualities 10-95) of paths through those knobs, plain and restored by a 12-bit
+model (``--model``): the codec's until 2026-11-27 (256 levels up to quality 50, then
+more levels at that quality), and the codec's now, which first raises the levels at
+quality 1 (flat tables, steps from 255 down to 16 in 8-bit units), then the quality at
+4096 levels, both at the codec's qualities 10-95.
 """
 
 import argparse
@@ -17,7 +18,7 @@ import argparse
 import numpy as np
 import torch
 
-from napari_cnnjpeg.codec import twelve_bit_levels
+from napari_cnnjpeg.codec import twelve_bit_setting
 from napari_cnnjpeg.eval.bd import bd_rate
 from napari_cnnjpeg.eval.bench_scientific import load_planes
 from napari_cnnjpeg.eval.metrics import psnr
@@ -25,10 +26,10 @@ from napari_cnnjpeg.format.jpeg import decode_jpeg, decode_jpeg12, encode_jpeg, 
 from napari_cnnjpeg.nn.models import load_stages
 
 QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
-LEVELS = (255, 362, 511, 724, 1023, 1447, 2047, 2895, 4095)
 PATHS = {
-    "today": [(q, twelve_bit_levels(q)) for q in QUALITIES],
-    "levels first": [(1, L) for L in LEVELS] + [(q, 4095) for q in (3, 5, 10, 20, 30, 50, 70, 90, 95, 100)],
+    "levels from quality 50 (until 2026-11-27)": [(q, 255 if q <= 50 else round(256 * 16 ** ((q - 50) / 50)) - 1)
+                                        for q in QUALITIES],
+    "flat tables first (now)": [twelve_bit_setting(q) for q in QUALITIES],
 }
 
 
@@ -56,9 +57,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder")
     p.add_argument("--crop", type=int, default=384)
+    p.add_argument("--model", default="micro-s", help="a 12-bit decoder model id")
     args = p.parse_args()
     torch.set_num_threads(1)
-    stages = load_stages("micro-s")
+    stages = load_stages(args.model)
     planes = []
     for _, plane in load_planes(args.folder, 1):
         h, w = plane.shape
@@ -67,7 +69,7 @@ def main() -> None:
         if crop.max() > crop.min():
             planes.append(crop)
     print(f"{len(planes)} planes, centre crops of {args.crop}; BD-rate against the 8-bit path, qualities 10-95")
-    print("| path | plain 12-bit | micro-s |\n|---|---:|---:|")
+    print(f"| path | plain 12-bit | {args.model} |\n|---|---:|---:|")
     anchors = [_anchor(pl) for pl in planes]
     for name, path in PATHS.items():
         cells = []

@@ -39,19 +39,27 @@ def test_12_bit_round_trip(cells, dtype):
     assert _plane_psnr(data[0], out) > 60
 
 
-def test_12_bit_levels_follow_quality(cells):
-    """Up to quality 50 a 12-bit payload holds 256 levels, at 8-bit JPEG's rates; above, the
-    levels rise to 4096 at quality 100, and the header records them."""
-    from napari_cnnjpeg.codec import twelve_bit_levels
+def test_12_bit_setting_follows_quality(cells):
+    """Up to quality 60 a 12-bit payload is JPEG quality 1 (flat tables) with levels rising from
+    256 to 4096; above, the JPEG quality rises. Rate and PSNR rise with quality, the header
+    records the levels, and plain 12-bit payloads beat plain 8-bit JPEG at equal rate."""
+    from napari_cnnjpeg.codec import FLAT_UP_TO, twelve_bit_setting
+    from napari_cnnjpeg.eval.bd import bd_rate
 
-    assert [twelve_bit_levels(q) for q in (1, 50, 75, 100)] == [255, 255, 1023, 4095]
-    assert all(twelve_bit_levels(q) <= twelve_bit_levels(q + 1) for q in range(1, 100))
-    for q in (10, 30, 50):
-        twelve, eight = cj.encode(cells[0], quality=q, model="jpeg"), cj.encode(cells[0], quality=q, bits=8,
-                                                                               model="jpeg")
-        assert cj.info(twelve)["levels"] == 255 and len(twelve) < 1.3 * len(eight)
-        assert _plane_psnr(cells[0], cj.decode(twelve)) >= _plane_psnr(cells[0], cj.decode(eight)) - 0.1
-    assert cj.info(cj.encode(cells[0], quality=100))["levels"] == 4095
+    settings = [twelve_bit_setting(q) for q in range(1, 101)]
+    assert settings[0] == (1, 255) and settings[FLAT_UP_TO - 1] == (1, 4095) and settings[-1] == (100, 4095)
+    assert all(a[0] <= b[0] and a[1] <= b[1] and a != b for a, b in zip(settings, settings[1:]))
+    curves = {}
+    for bits in (8, 12):
+        points = []
+        for q in (10, 30, 50, 70, 90):
+            blob = cj.encode(cells[0], quality=q, bits=bits, model="jpeg")
+            if bits == 12:
+                assert cj.info(blob)["levels"] == twelve_bit_setting(q)[1]
+            points.append((len(blob) * 8 / cells[0].size, _plane_psnr(cells[0], cj.decode(blob))))
+        assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(points, points[1:]))
+        curves[bits] = list(zip(*points))
+    assert bd_rate(*curves[8], *curves[12]) < -3  # -6.5 % on this plane
 
 
 def test_quality_100_ceiling_over_70_db(cells):
@@ -61,7 +69,8 @@ def test_quality_100_ceiling_over_70_db(cells):
 def test_stack_mapping_is_shared_and_plane_mapping_is_not(cells):
     stacked = cj.info(cj.encode(cells, quality=80))["mapping"]
     assert stacked["mode"] == "stack" and len(set(stacked["min"])) == 1 and len(set(stacked["max"])) == 1
-    assert stacked["min"][0] == cells.min() and stacked["max"][0] == cells.max()
+    span = float(cells.max()) - float(cells.min())  # the low end may sit up to one DC grid step lower
+    assert cells.min() - span * 2 / 4095 <= stacked["min"][0] <= cells.min() and stacked["max"][0] == cells.max()
     per_plane = cj.info(cj.encode(cells, quality=80, mapping="plane"))["mapping"]
     assert per_plane["mode"] == "plane" and per_plane["max"] == [float(p.max()) for p in cells]
     blob = cj.encode(cells, quality=95, mapping=(0, 8191))
@@ -191,3 +200,23 @@ def test_the_12_bit_default_model_restores_microscopy():
         assert cj.info(blob)["model"] == default_model(12)
         gain = _plane_psnr(image, cj.decode(blob)) - _plane_psnr(image, cj.decode(blob, model="jpeg"))
         assert gain > 0.2, (quality, gain)
+
+
+def test_flat_background_aligned_to_dc_grid():
+    """A plane that is mostly flat background: its mapping is widened so that the background
+    lands on a value JPEG's DC step reconstructs, so PSNR rises with quality, and beats the
+    same payload mapped from the plane's own min/max as a given range (not aligned)."""
+    from napari_cnnjpeg.codec import _dc_aligned_low
+
+    y, x = np.mgrid[0:128, 0:128]
+    plane = np.full((128, 128), 1130, np.uint16)
+    cell = (y - 48) ** 2 + (x - 60) ** 2 < 15**2  # a smooth bright cell
+    plane[cell] = (3000 + 5 * (x - y))[cell]
+    lo, hi = float(plane.min()), float(plane.max())
+    assert _dc_aligned_low(plane, lo, hi, 255, 1) < lo and _dc_aligned_low(plane, lo, hi, 4095, 100) <= lo
+    psnrs = [_plane_psnr(plane, cj.decode(cj.encode(plane, quality=q, model="jpeg"))) for q in range(20, 71, 5)]
+    assert all(b > a - 0.05 for a, b in zip(psnrs, psnrs[1:])), psnrs
+    for q in (20, 40):
+        aligned = cj.decode(cj.encode(plane, quality=q, model="jpeg"))
+        plain = cj.decode(cj.encode(plane, quality=q, model="jpeg", mapping=(lo, hi)))
+        assert _plane_psnr(plane, aligned) > _plane_psnr(plane, plain) + 1

@@ -97,21 +97,51 @@ def _stack_range(image, lead: tuple) -> tuple[float, float]:
     return lo, hi
 
 
-def twelve_bit_levels(quality: int) -> int:
-    """The sample values (0..L) a 12-bit payload at ``quality`` maps its range onto.
+def twelve_bit_setting(quality: int) -> tuple[int, int]:
+    """The JPEG quality and the sample values (0..L) of a 12-bit payload at ``quality``.
 
-    JPEG's tables step the same at any precision, so 4096 levels make even quality 1 a
-    fine quantisation (about 0.5 bpp). At qualities up to :data:`LEVELS_FROM` a 12-bit
-    payload holds 256 levels, so its rates are 8-bit JPEG's; above, the levels rise
-    geometrically to 4096 at quality 100, where the ceiling is 12-bit JPEG's.
+    JPEG's tables step the same at any precision, so the levels L a plane is mapped onto
+    scale every step. Up to :data:`FLAT_UP_TO` a payload is JPEG quality 1, whose tables
+    clamp at 255 and so are flat (every frequency gets the same step, which suits PSNR),
+    and the levels rise geometrically from 256 to 4096: steps from 255 down to 16 in 8-bit
+    units. Above, the levels stay at 4096 and the JPEG quality rises from 1 to 100, where
+    the ceiling is 12-bit JPEG's. Both rise with ``quality``, so rate and PSNR do too.
     """
-    if quality <= LEVELS_FROM:
-        return 255
-    return int(round(256 * 16 ** ((quality - LEVELS_FROM) / (100 - LEVELS_FROM)))) - 1
+    if quality <= FLAT_UP_TO:
+        return 1, int(round(256 * 16 ** ((quality - 1) / (FLAT_UP_TO - 1)))) - 1
+    return int(round(1 + (quality - FLAT_UP_TO) * 99 / (100 - FLAT_UP_TO))), MAX12
 
 
-#: Quality up to which 12-bit payloads hold 256 levels (:func:`twelve_bit_levels`).
-LEVELS_FROM = 50
+#: Quality up to which 12-bit payloads use JPEG quality 1's flat tables (:func:`twelve_bit_setting`).
+FLAT_UP_TO = 60
+
+
+def _dc_aligned_low(plane: np.ndarray, lo: float, hi: float, levels: int, jpeg_quality: int,
+                    floor: float = -np.inf) -> float:
+    """A low end of the mapping, at or below ``lo``, that puts a grey plane's 8x8 block means,
+    once mapped onto 0..levels, nearest the means a 12-bit JPEG's DC step reconstructs.
+
+    Those lie on a grid of step/8 levels (32 levels at quality 1, whose DC step is 255). A
+    flat background lands anywhere between two of them, and on planes that are mostly
+    background that error dominates: without this, PSNR could fall as quality rose. The
+    low end is chosen among 32 shifts within one grid step, none below ``floor`` (the
+    dtype's least value, which a file's mapping may not pass), by the mean squared
+    distance of the block means to the grid (the DC part of the error).
+    """
+    h, w = plane.shape[0] - plane.shape[0] % 8, plane.shape[1] - plane.shape[1] % 8
+    if hi <= lo or h == 0 or w == 0:
+        return lo
+    scale = 5000 / jpeg_quality if jpeg_quality < 50 else 200 - 2 * jpeg_quality  # libjpeg's quality scaling
+    grid = min(max((16 * scale + 50) // 100, 1), 255) / 8  # Annex K's luma DC step is 16 at quality 50
+    means = plane[:h, :w].astype(np.float64).reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3)).ravel()
+    best, best_err = lo, np.inf
+    for t in np.arange(32) / 32:
+        low = max(floor, lo - t * grid * (hi - lo) / levels)
+        pos = ((means - low) * levels / (hi - low) - (MAX12 + 1) / 2) / grid  # JPEG level-shifts by 2048
+        err = float(np.mean((pos - np.rint(pos)) ** 2))
+        if err < best_err - 1e-12:
+            best, best_err = low, err
+    return best
 
 
 def _to_levels(plane: np.ndarray, lo: float, hi: float, levels: int, dtype) -> np.ndarray:
@@ -232,19 +262,25 @@ def encode(
         quality = model_info(model_id).effective_quality(quality)
     lead = image.shape[: image.ndim - (3 if rgb else 2)]
     total = int(np.prod(lead, dtype=np.int64))
-    levels = twelve_bit_levels(int(quality)) if bits == 12 else 255
+    jpeg_quality, levels = twelve_bit_setting(int(quality)) if bits == 12 else (int(quality), 255)
     fixed = _stack_range(image, lead) if mapping == "stack" else mapping if isinstance(mapping, tuple) else None
+    align = bits == 12 and not rgb and not isinstance(mapping, tuple)  # a range the user gives stays as given
     payloads, lows, highs = [], [], []
     for i, index in enumerate(np.ndindex(*lead)):
         plane = np.asarray(image[index])  # one plane at a time: dask, zarr and memory maps stay lazy
         _check_finite(plane)
         if dtype != "uint8":
             lo, hi = fixed or (float(plane.min()), float(plane.max()))
+            if align and (fixed is None or i == 0):  # a stack's planes share the first plane's low end
+                kind = np.dtype(dtype)
+                floor = float(np.iinfo(kind).min) if kind.kind in "iu" else -np.inf
+                low = _dc_aligned_low(plane, lo, hi, levels, jpeg_quality, floor)
+            lo = low if align else lo
             plane = _to_levels(plane, lo, hi, levels, np.uint16 if bits == 12 else np.uint8)
             lows.append(lo)
             highs.append(hi)
         if bits == 12:  # 12-bit models are decoder-only
-            payload = encode_jpeg12(plane, int(quality), subsampling)
+            payload = encode_jpeg12(plane, jpeg_quality, subsampling)
         else:
             payload = encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables,
                                   stages.trellis, progressive)

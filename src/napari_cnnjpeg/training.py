@@ -160,7 +160,7 @@ def _jpeg_pair(
     """Decoded JPEG of an image and the conditioning features of its tables (8-bit steps).
 
     A uint16 image holds 12-bit samples (0-4095) and goes through 12-bit JPEG as the codec
-    writes it, mapped onto the quality's levels (:func:`codec.twelve_bit_levels`); its
+    writes it, at the quality's JPEG quality and levels (:func:`codec.twelve_bit_setting`); its
     decode comes back as float32 in [0, 1]. ``subsampling`` may name a variant of the
     robustness grid (:data:`jpeg_grid.VARIANTS`) instead. ``trellis``: 8-bit JPEG by mozjpeg's
     trellis quantisation (:func:`jpeg.encode_trellis`).
@@ -173,16 +173,26 @@ def _jpeg_pair(
         return decode_jpeg(data), table_features(*quant_tables(data))
 
     if img.dtype == np.uint16:
-        from .codec import _to_levels, twelve_bit_levels
+        from .codec import _to_levels, twelve_bit_setting
 
-        levels = twelve_bit_levels(quality)
-        data = encode_jpeg12(_to_levels(img, 0, MAX12, levels, np.uint16), quality, subsampling)
+        jpeg_quality, levels = twelve_bit_setting(quality)
+        data = encode_jpeg12(_to_levels(img, 0, MAX12, levels, np.uint16), jpeg_quality, subsampling)
         luma, chroma = quant_tables(data)
         unit = (levels + 1) / 256
         return (decode_jpeg12(data).astype(np.float32) / levels,
                 table_features(luma / unit, None if chroma is None else chroma / unit))
     data = encode_jpeg(img, quality, subsampling, tables, trellis)
     return decode_jpeg(data), table_features(*quant_tables(data))
+
+
+def _dc_aligned(plane: np.ndarray, quality: int) -> np.ndarray:
+    """A 12-bit grey crop as the codec maps it at ``quality``: its range widened downward so that
+    its block means sit nearest the DC grid (:func:`codec._dc_aligned_low`), back in 0-4095."""
+    from .codec import _dc_aligned_low, twelve_bit_setting
+
+    jpeg_quality, levels = twelve_bit_setting(quality)
+    low = _dc_aligned_low(plane, 0.0, float(MAX12), levels, jpeg_quality)
+    return np.rint((plane - low) * (MAX12 / (MAX12 - low))).astype(np.uint16)
 
 
 def _as_rgb(a: np.ndarray) -> np.ndarray:
@@ -213,9 +223,12 @@ class PatchSampler:
                 crop = crop.swapaxes(0, 1)
             variant = cfg.variants[rng.integers(len(cfg.variants))] if cfg.variants else None
             g = crop.ndim == 2 or variant == "grey" or rng.random() < cfg.gray_fraction
+            q = int(rng.integers(cfg.quality_range[0], cfg.quality_range[1] + 1))
+            if crop.dtype == np.uint16 and crop.ndim == 2:
+                crop = _dc_aligned(crop, q)
             clean.append(_as_rgb(crop if crop.ndim == 2 else luma(crop)) if g else np.ascontiguousarray(crop))
             gray.append(g)
-            quality.append(int(rng.integers(cfg.quality_range[0], cfg.quality_range[1] + 1)))
+            quality.append(q)
             sub.append(variant or ("4:4:4" if (cfg.recipe != "joint" and rng.random() < 0.2) else "4:2:0"))
         return {"clean": np.stack(clean), "gray": np.array(gray), "quality": np.array(quality), "sub": sub}
 
