@@ -133,7 +133,7 @@ def _dc_aligned_low(plane: np.ndarray, lo: float, hi: float, levels: int, jpeg_q
         return lo
     scale = 5000 / jpeg_quality if jpeg_quality < 50 else 200 - 2 * jpeg_quality  # libjpeg's quality scaling
     grid = min(max((16 * scale + 50) // 100, 1), 255) / 8  # Annex K's luma DC step is 16 at quality 50
-    means = plane[:h, :w].astype(np.float64).reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3)).ravel()
+    means = plane[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3), dtype=np.float64).ravel()
     best, best_err = lo, np.inf
     for t in np.arange(32) / 32:
         low = max(floor, lo - t * grid * (hi - lo) / levels)
