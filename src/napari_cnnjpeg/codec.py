@@ -14,6 +14,7 @@ from .format.jpeg import (
     BITS,
     MAX12,
     SUBSAMPLING,
+    _standard_tables,
     chroma_layout,
     decode_jpeg,
     decode_jpeg12,
@@ -108,8 +109,8 @@ def twelve_bit_setting(quality: int) -> tuple[int, int]:
     the ceiling is 12-bit JPEG's. Both rise with ``quality``, so rate and PSNR do too.
     """
     if quality <= FLAT_UP_TO:
-        return 1, int(round(256 * 16 ** ((quality - 1) / (FLAT_UP_TO - 1)))) - 1
-    return int(round(1 + (quality - FLAT_UP_TO) * 99 / (100 - FLAT_UP_TO))), MAX12
+        return 1, round(256 * 16 ** ((quality - 1) / (FLAT_UP_TO - 1))) - 1
+    return round(1 + (quality - FLAT_UP_TO) * 99 / (100 - FLAT_UP_TO)), MAX12
 
 
 #: Quality up to which 12-bit payloads use JPEG quality 1's flat tables (:func:`twelve_bit_setting`).
@@ -131,8 +132,7 @@ def _dc_aligned_low(plane: np.ndarray, lo: float, hi: float, levels: int, jpeg_q
     h, w = plane.shape[0] - plane.shape[0] % 8, plane.shape[1] - plane.shape[1] % 8
     if hi <= lo or h == 0 or w == 0:
         return lo
-    scale = 5000 / jpeg_quality if jpeg_quality < 50 else 200 - 2 * jpeg_quality  # libjpeg's quality scaling
-    grid = min(max((16 * scale + 50) // 100, 1), 255) / 8  # Annex K's luma DC step is 16 at quality 50
+    grid = float(_standard_tables(jpeg_quality)[0][0, 0]) / 8  # libjpeg's DC step, the same at 12 bits
     means = plane[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3), dtype=np.float64).ravel()
     best, best_err = lo, np.inf
     for t in np.arange(32) / 32:
