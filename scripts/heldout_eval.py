@@ -1,6 +1,7 @@
 """Compare training runs on the held-out training photos (never Kodak), to choose what ships.
 
 Usage: python scripts/heldout_eval.py configs/restore-3.json configs/joint-2.json ... [--shipped ID ...]
+       [--tables 0.3,0.4 ...]
 
 For each run (its latest checkpoint) and each shipped model id, prints the BD-rate
 (PSNR and SSIM) and BD-PSNR against plain JPEG at qualities 10-90, and the BD-PSNR and
@@ -12,6 +13,7 @@ better on these small photos than the same weights once registered: compare like
 """
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -46,6 +48,8 @@ def main() -> None:
     p.add_argument("configs", nargs="*")
     p.add_argument("--shipped", nargs="*", default=[])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tables", nargs="*", default=[], metavar="FLATNESS,CHROMA_SCALE",
+                   help="also evaluate each run with these quantisation-table tunings (its networks unchanged)")
     args = p.parse_args()
     os.chdir(ROOT)
     import torch
@@ -58,7 +62,12 @@ def main() -> None:
         t = Trainer(cfg, device="cpu")
         for net in t.nets.values():
             net.eval()
-        candidates[f"{Path(path).stem}@{t.step}"] = t.stages()
+        label, stages = f"{Path(path).stem}@{t.step}", t.stages()
+        candidates[label] = stages
+        for tuning in args.tables:
+            flatness, chroma_scale = map(float, tuning.split(","))
+            tables = {"flatness": flatness, "chroma_scale": chroma_scale}
+            candidates[f"{label} tables {tuning}"] = dataclasses.replace(stages, tables=tables)
     torch.set_num_threads(args.threads)  # after the trainers, which set their own
     images = load_images(data)[-n_val:]
     base = {name: curve(im, "jpeg") for name, im in images}
