@@ -56,6 +56,10 @@ RUNS = {
     "joint-s-v7": ("configs/joint-dec.json", VIEW + TUNED + ", SSIM in the loss, payloads coded by mozjpeg's "
                    "trellis quantisation; joint-s-v6's encoder with its decoder fine-tuned on that encoder's "
                    "payloads", "joint-s-v6", True),
+    "joint-s-v8": ("configs/joint-dec3.json", VIEW + TUNED + ", SSIM in the loss, payloads coded by mozjpeg's "
+                   "trellis quantisation; joint-s-v6's encoder with flatter tables (flatness 0.1) and its decoder "
+                   "fine-tuned on those payloads (configs/joint-dec.json, joint-dec2.json, then joint-dec3.json)",
+                   "joint-s-v7", True),
     "micro-s-v2": ("configs/micro12c.json", MICRO + "; micro-s fine-tuned on the 12-bit path that raises the levels "
                    "at JPEG quality 1's flat tables first (codec.twelve_bit_setting), then on planes mapped with "
                    "their block means aligned to the DC grid (configs/micro12b.json, then micro12c.json)",

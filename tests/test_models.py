@@ -97,13 +97,13 @@ def test_retired_restore_model_is_decoded_by_its_successor(photo):
         assert models.load_stages(info.id).decoder is models.load_stages(_successor(info, installed=True)).decoder
 
 
-def test_weights_stay_under_15_mb():
+def test_weights_stay_under_20_mb():
     """Superseded models stay installed so that their files decode; the package stays small (issue 11: 50 MB)."""
     from importlib import resources
 
     folder = resources.files("napari_cnnjpeg") / "weights"
     total = sum(f.stat().st_size for f in map(Path, folder.iterdir()) if f.suffix == ".safetensors")
-    assert 0 < total <= 15_000_000
+    assert 0 < total <= 20_000_000
     listed = {e.weights for e in models.registry().values() if e.weights}
     assert listed == {f.name for f in map(Path, folder.iterdir()) if f.suffix == ".safetensors"}
 
