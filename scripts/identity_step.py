@@ -23,15 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cnnjpeg.codec import _to_levels, twelve_bit_setting
+from napari_cnnjpeg.codec import (
+    _to_levels,
+    decode_levels12,
+    encode_levels12,
+    twelve_bit_setting,
+)
 from napari_cnnjpeg.eval.metrics import psnr
 from napari_cnnjpeg.format.container import write_atomic
 from napari_cnnjpeg.format.jpeg import (
     MAX12,
     chroma_layout,
     decode_jpeg,
-    decode_jpeg12,
-    encode_jpeg12,
     luma,
     quant_tables,
 )
@@ -70,14 +73,14 @@ def cells(model: str, crops: list[np.ndarray]) -> list[dict]:
             steps, deltas = [], []
             for crop in crops:
                 ref = luma(crop) if v == "grey" else crop
-                jpeg_q, levels = twelve_bit_setting(q) if twelve else (q, 255)  # as the codec writes 12-bit payloads
-                if twelve:
-                    data = encode_jpeg12(_to_levels(ref, 0, MAX12, levels, np.uint16), jpeg_q)
-                    plain = decode_jpeg12(data)
+                levels = twelve_bit_setting(q)[1] if twelve else 255
+                if twelve:  # as the codec writes 12-bit payloads (frequency weighted where it does)
+                    data, flatten = encode_levels12(_to_levels(ref, 0, MAX12, levels, np.uint16), q)
+                    plain, luma_t, chroma_t = decode_levels12(data, flatten, levels)
                 else:
                     data = encode_variant(ref, v, q)
                     plain = decode_jpeg(data)
-                luma_t, chroma_t = quant_tables(data)
+                    luma_t, chroma_t = quant_tables(data)
                 layout = chroma_layout(data)
                 restored = stages.post(plain, luma_t, chroma_t, levels=levels, layout=layout)
                 scale = (MAX12 / levels) if twelve else 1.0

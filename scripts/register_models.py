@@ -32,9 +32,13 @@ MICRO = ("decoder-only artefact removal for 12-bit JPEG of microscopy and other 
          "conditioned on the quantisation tables")
 TWELVE = ("nothing in Pillow or web browsers (12-bit JPEG); libjpeg-turbo 3 and imagecodecs show the plain "
           "12-bit JPEG")
+TWELVE_WEIGHTED = ("nothing in Pillow or web browsers (12-bit JPEG); libjpeg-turbo 3 and imagecodecs show the "
+                   "plain 12-bit JPEG up to quality 60, and above it the plane frequency weighted (flattened: "
+                   "only napari-cnnjpeg undoes the weighting)")
 #: What a stock viewer shows of each kind of file, where it is not simply the image.
 STOCK_VIEWER = {"joint-s": WASHED, "joint-s-v2": WASHED, "joint-s-v3": WASHED, "compact-s": HALF,
-                "compact-s-v2": HALF, "micro-s": TWELVE, "micro-s-v2": TWELVE}
+                "compact-s-v2": HALF, "micro-s": TWELVE, "micro-s-v2": TWELVE,
+                "micro-s-v3": TWELVE_WEIGHTED}
 #: model id: (training config, description, id of the model it supersedes, float16 weights).
 #: The models of 2026-11-25/26 were exported as float32 and stay so, to keep their hashes.
 RUNS = {
@@ -64,6 +68,9 @@ RUNS = {
                    "at JPEG quality 1's flat tables first (codec.twelve_bit_setting), then on planes mapped with "
                    "their block means aligned to the DC grid (configs/micro12b.json, then micro12c.json)",
                    "micro-s", True),
+    "micro-s-v3": ("configs/micro12d.json", MICRO + "; micro-s-v2 fine-tuned on 12-bit payloads that are frequency "
+                   "weighted above quality 60 (format.weighting: nearly flat effective steps), conditioned on "
+                   "the effective steps", "micro-s-v2", True),
 }
 
 

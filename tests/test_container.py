@@ -211,9 +211,30 @@ def test_bad_bits_are_refused(change, match):
         cj.decode(_rewrite_meta(BLOB12, change))
 
 
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda m: m.update(weighting=0.1), "weighting 0.1 is not a number from 0.25 to 1.0"),
+        (lambda m: m.update(weighting="0.7"), "is not a number"),
+        (lambda m: m.update(weighting=True), "is not a number"),
+        (lambda m: m.update(required=["bits", "levels"]), "must be listed under 'required'"),
+    ],
+)
+def test_bad_weighting_is_refused(change, match):
+    assert cj.info(BLOB12)["weighting"] == 0.7
+    with pytest.raises(cj.CjpgError, match=match):
+        cj.decode(_rewrite_meta(BLOB12, change))
+
+
+def test_weighting_only_on_12_bit_grey_planes():
+    with pytest.raises(cj.CjpgError, match="for 12-bit grey planes"):
+        cj.decode(_rewrite_meta(BLOB16, lambda m: m.update(weighting=0.7, required=["weighting"])))
+
+
 def test_a_12_bit_payload_declared_8_bit_is_a_clear_error():
     with pytest.raises(cj.CjpgError, match="JPEG|payloads"):
-        cj.decode(_rewrite_meta(BLOB12, lambda m: (m.pop("bits"), m.pop("levels"), m.update(required=[]))))
+        cj.decode(_rewrite_meta(BLOB12, lambda m: (m.pop("bits"), m.pop("levels"), m.pop("weighting"),
+                                                  m.update(required=[]))))
 
 
 @pytest.mark.parametrize(

@@ -276,6 +276,30 @@ def test_12_bit_training_holds_out_whole_stacks_and_validates_to_quality_100(tmp
         Trainer(TrainConfig(recipe="joint", bits=12, out=str(tmp_path / "j"), data=str(folder)))
 
 
+def test_12_bit_pairs_are_coded_as_the_codec_writes_them_or_plain():
+    """12-bit training pairs: the codec's payload (weighted above quality 60, conditioned on the
+    effective steps) or, for ``plain12_fraction`` of the patches, a plain 12-bit JPEG as other writers make it."""
+    import napari_cnnjpeg as cj
+    from napari_cnnjpeg.format.jpeg import decode_jpeg12, encode_jpeg12, quant_tables
+    from napari_cnnjpeg.format.weighting import effective_table
+    from napari_cnnjpeg.nn.nets import table_features
+    from napari_cnnjpeg.training import PLAIN12, PatchSampler, _jpeg_pair
+
+    y, x = np.mgrid[0:64, 0:64].astype(np.float64)
+    plane = (2000 + 1500 * np.sin(x / 5) * np.cos(y / 7)).astype(np.uint16)
+    pixels, cond = _jpeg_pair(plane, 80, "4:2:0")
+    blob = cj.encode(plane, quality=80, model="jpeg", mapping=(0, 4095))
+    np.testing.assert_allclose(pixels * 4095, cj.decode(blob), atol=0.51)
+    np.testing.assert_allclose(cond, table_features(effective_table(quant_tables(blob)[0], 0.7) / 16, None))
+    pixels, cond = _jpeg_pair(plane, 80, PLAIN12)
+    plain = encode_jpeg12(plane, 80)
+    np.testing.assert_array_equal(np.rint(pixels * 4095), decode_jpeg12(plain))
+    np.testing.assert_allclose(cond, table_features(quant_tables(plain)[0] / 16, None))
+    cfg = TrainConfig(recipe="restore", bits=12, batch=32, patch=32, plain12_fraction=0.5)
+    subs = PatchSampler([plane], cfg).batch(0)["sub"]
+    assert 4 < subs.count(PLAIN12) < 28
+
+
 def test_training_on_the_robustness_grid(tmp_path):
     cfg = _cfg(tmp_path, "restore")
     cfg.variants, cfg.steps = ["jpegli", "grey", "double", "flat"], 2

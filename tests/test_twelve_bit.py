@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import napari_cnnjpeg as cj
+from napari_cnnjpeg.format.container import Container
 from napari_cnnjpeg.format.jpeg import jpeg_precision
 
 
@@ -69,8 +70,9 @@ def test_quality_100_ceiling_over_70_db(cells):
 def test_stack_mapping_is_shared_and_plane_mapping_is_not(cells):
     stacked = cj.info(cj.encode(cells, quality=80))["mapping"]
     assert stacked["mode"] == "stack" and len(set(stacked["min"])) == 1 and len(set(stacked["max"])) == 1
-    span = float(cells.max()) - float(cells.min())  # the low end may sit up to one DC grid step lower
-    assert cells.min() - span * 2 / 4095 <= stacked["min"][0] <= cells.min() and stacked["max"][0] == cells.max()
+    span = float(cells.max()) - float(cells.min())  # the low end may sit up to one DC grid step lower:
+    grid = 0.7 * 121 / 8  # the weighted DC step (JPEG quality 50's largest luma step, flattened) / 8, in levels
+    assert cells.min() - span * grid / 4095 <= stacked["min"][0] <= cells.min() and stacked["max"][0] == cells.max()
     per_plane = cj.info(cj.encode(cells, quality=80, mapping="plane"))["mapping"]
     assert per_plane["mode"] == "plane" and per_plane["max"] == [float(p.max()) for p in cells]
     blob = cj.encode(cells, quality=95, mapping=(0, 8191))
@@ -220,3 +222,47 @@ def test_flat_background_aligned_to_dc_grid():
         aligned = cj.decode(cj.encode(plane, quality=q, model="jpeg"))
         plain = cj.decode(cj.encode(plane, quality=q, model="jpeg", mapping=(lo, hi)))
         assert _plane_psnr(plane, aligned) > _plane_psnr(plane, plain) + 1
+
+
+def test_frequency_weighting_flattens_the_effective_steps():
+    """Weights scale each DCT frequency so that its effective step is max(T, flatten * max(T))."""
+    from napari_cnnjpeg.format.jpeg import _standard_tables
+    from napari_cnnjpeg.format.weighting import effective_table, unweight, weight, weights
+
+    table = _standard_tables(50)[0]
+    eff = effective_table(table, 0.7)
+    np.testing.assert_allclose(eff, np.maximum(table, 0.7 * table.max()))
+    assert weights(table, 0.7).max() == 1.0 and weights(np.zeros((8, 8)), 0.7).min() > 0  # crafted zeros
+    y, x = np.mgrid[0:67, 0:90]  # partial blocks at the edges stay as they are
+    plane = (2000 + 1500 * np.sin(x / 7) * np.cos(y / 11)).astype(np.uint16)
+    weighted = weight(plane, table, 0.7)
+    assert weighted.dtype == np.uint16 and np.abs(weighted.astype(int) - plane).max() > 100
+    np.testing.assert_array_equal(weighted[64:], plane[64:])
+    np.testing.assert_array_equal(weighted[:, 88:], plane[:, 88:])
+    assert np.abs(unweight(weighted, table, 0.7).astype(int) - plane).max() <= 8  # rounding, amplified by 1/w
+
+
+def test_weighted_12_bit_payloads_beat_unweighted_ones(cells, monkeypatch):
+    """Grey planes above quality 60 are frequency weighted (recorded, and listed as required);
+    at equal rate they come back better than the same payloads unweighted."""
+    import napari_cnnjpeg.codec as codec
+    from napari_cnnjpeg.eval.bd import bd_rate
+    from napari_cnnjpeg.format.jpeg import _standard_tables, quant_tables
+
+    def curve():
+        points = []
+        for q in (65, 75, 85, 95):
+            blob = cj.encode(cells[1], quality=q, model="jpeg")
+            points.append((len(blob) * 8 / cells[1].size, _plane_psnr(cells[1], cj.decode(blob))))
+        return list(zip(*points))
+
+    for q, weighted in ((50, False), (60, False), (61, True), (90, True), (100, False)):
+        blob = cj.encode(cells[1], quality=q)
+        assert (cj.info(blob)["weighting"] == codec.FLATTEN) == weighted, q
+        assert ("weighting" in Container.open(blob).meta["required"]) == weighted
+        jq = codec.twelve_bit_setting(q)[0]
+        np.testing.assert_array_equal(quant_tables(blob)[0], _standard_tables(jq)[0])  # the encoder's own tables
+    assert cj.info(cj.encode(np.stack([cells[1]] * 3, -1), quality=80))["weighting"] is None  # RGB: not weighted
+    weighted = curve()
+    monkeypatch.setattr(codec, "FLATTEN", None)
+    assert bd_rate(*curve(), *weighted) < -5

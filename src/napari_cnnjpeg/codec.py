@@ -25,6 +25,7 @@ from .format.jpeg import (
     quant_tables,
     strip_jfif,
 )
+from .format.weighting import effective_table, unweight, weight
 from .nn.models import (
     BASELINE,
     ModelStages,
@@ -45,6 +46,9 @@ Source = bytes | str | os.PathLike
 #: What ordinary viewers do with a 12-bit file.
 TWELVE_BIT_VIEWERS = ("12-bit JPEG: opens in libjpeg-turbo 3 and imagecodecs (exact plain JPEG); "
                       "Pillow, web browsers and most image viewers cannot open it")
+#: Added for a frequency-weighted 12-bit file (:mod:`format.weighting`).
+WEIGHTED_VIEWERS = ("; its planes are frequency weighted, which only this package undoes: other decoders show "
+                    "them with their low frequencies attenuated (flat and washed out)")
 
 
 def _plane_layout(image: np.ndarray, rgb: bool | None) -> bool:
@@ -105,20 +109,65 @@ def twelve_bit_setting(quality: int) -> tuple[int, int]:
     scale every step. Up to :data:`FLAT_UP_TO` a payload is JPEG quality 1, whose tables
     clamp at 255 and so are flat (every frequency gets the same step, which suits PSNR),
     and the levels rise geometrically from 256 to 4096: steps from 255 down to 16 in 8-bit
-    units. Above, the levels stay at 4096 and the JPEG quality rises from 1 to 100, where
-    the ceiling is 12-bit JPEG's. Both rise with ``quality``, so rate and PSNR do too.
+    units. Above, the levels stay at 4096 and the JPEG quality rises from
+    :data:`JPEG_QUALITY_FROM` to 100, where the ceiling is 12-bit JPEG's. Both rise with
+    ``quality``, so rate and PSNR do too.
     """
     if quality <= FLAT_UP_TO:
         return 1, round(256 * 16 ** ((quality - 1) / (FLAT_UP_TO - 1))) - 1
-    return round(1 + (quality - FLAT_UP_TO) * 99 / (100 - FLAT_UP_TO)), MAX12
+    span = 100 - JPEG_QUALITY_FROM
+    return round(JPEG_QUALITY_FROM + (quality - FLAT_UP_TO - 1) * span / (99 - FLAT_UP_TO)), MAX12
 
 
 #: Quality up to which 12-bit payloads use JPEG quality 1's flat tables (:func:`twelve_bit_setting`).
 FLAT_UP_TO = 60
+#: JPEG quality of 12-bit payloads just above :data:`FLAT_UP_TO`: the lowest whose largest step
+#: (121 * 50 / 24 = 252) is below the 255 clamp. Below it the frequency-weighted steps
+#: (``max(T, 0.7 * 255)``) barely change from one JPEG quality to the next, and rate and PSNR
+#: wander with rounding instead of rising.
+JPEG_QUALITY_FROM = 24
+#: ``flatten`` of the frequency weighting (:mod:`format.weighting`) of 12-bit grey payloads above
+#: :data:`FLAT_UP_TO`, where libjpeg's tables are no longer flat.
+FLATTEN = 0.7
+
+
+def twelve_bit_flatten(quality: int, rgb: bool) -> float | None:
+    """The frequency weighting of a 12-bit payload at ``quality`` (None: none).
+
+    Grey planes above :data:`FLAT_UP_TO` are weighted, so their effective steps stay
+    nearly flat as the JPEG quality rises; at JPEG quality 100 every step is 1 and the
+    weighting would do nothing. RGB planes are not weighted (their chroma is coded on
+    another grid).
+    """
+    jpeg_quality = twelve_bit_setting(quality)[0]
+    return FLATTEN if not rgb and quality > FLAT_UP_TO and jpeg_quality < 100 else None
+
+
+def encode_levels12(plane: np.ndarray, quality: int, subsampling: str = "4:2:0",
+                    rgb: bool = False) -> tuple[bytes, float | None]:
+    """A plane already on its levels (uint16 0..L, :func:`twelve_bit_setting`) as the 12-bit payload
+    of ``quality``, frequency weighted where :func:`twelve_bit_flatten` says; returns it and the weighting."""
+    jpeg_quality, levels = twelve_bit_setting(quality)
+    flatten = twelve_bit_flatten(quality, rgb)
+    if flatten is not None:
+        plane = weight(plane, _standard_tables(jpeg_quality)[0], flatten, levels)
+    return encode_jpeg12(plane, jpeg_quality, subsampling), flatten
+
+
+def decode_levels12(data: bytes, flatten: float | None, levels: int = MAX12) -> tuple[np.ndarray, np.ndarray,
+                                                                                    np.ndarray | None]:
+    """A 12-bit payload decoded to uint16 0..``levels``, its weighting undone, and the effective
+    luma and chroma steps of its frequencies (what a decoder network is conditioned on)."""
+    pixels = decode_jpeg12(data)
+    luma, chroma = quant_tables(data)
+    if flatten is not None:
+        pixels = unweight(pixels, luma, flatten, levels)
+        luma = effective_table(luma, flatten)
+    return pixels, luma, chroma
 
 
 def _dc_aligned_low(plane: np.ndarray, lo: float, hi: float, levels: int, jpeg_quality: int,
-                    floor: float = -np.inf) -> float:
+                    floor: float = -np.inf, flatten: float | None = None) -> float:
     """A low end of the mapping, at or below ``lo``, that puts a grey plane's 8x8 block means,
     once mapped onto 0..levels, nearest the means a 12-bit JPEG's DC step reconstructs.
 
@@ -132,7 +181,8 @@ def _dc_aligned_low(plane: np.ndarray, lo: float, hi: float, levels: int, jpeg_q
     h, w = plane.shape[0] - plane.shape[0] % 8, plane.shape[1] - plane.shape[1] % 8
     if hi <= lo or h == 0 or w == 0:
         return lo
-    grid = float(_standard_tables(jpeg_quality)[0][0, 0]) / 8  # libjpeg's DC step, the same at 12 bits
+    luma = _standard_tables(jpeg_quality)[0]  # libjpeg's steps, the same at 12 bits
+    grid = float(luma[0, 0] if flatten is None else effective_table(luma, flatten)[0, 0]) / 8
     means = plane[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3), dtype=np.float64).ravel()
     best, best_err = lo, np.inf
     for t in np.arange(32) / 32:
@@ -274,13 +324,13 @@ def encode(
             if align and (fixed is None or i == 0):  # a stack's planes share the first plane's low end
                 kind = np.dtype(dtype)
                 floor = float(np.iinfo(kind).min) if kind.kind in "iu" else -np.inf
-                low = _dc_aligned_low(plane, lo, hi, levels, jpeg_quality, floor)
+                low = _dc_aligned_low(plane, lo, hi, levels, jpeg_quality, floor, twelve_bit_flatten(quality, rgb))
             lo = low if align else lo
             plane = _to_levels(plane, lo, hi, levels, np.uint16 if bits == 12 else np.uint8)
             lows.append(lo)
             highs.append(hi)
         if bits == 12:  # 12-bit models are decoder-only
-            payload = encode_jpeg12(plane, jpeg_quality, subsampling)
+            payload, flatten = encode_levels12(plane, int(quality), subsampling, rgb)
         else:
             payload = encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables,
                                   stages.trellis, progressive)
@@ -297,6 +347,8 @@ def encode(
     }
     if bits == 12:  # readers that know only 8-bit payloads, or 4096 levels, must refuse the file
         meta.update(bits=12, levels=levels, required=["bits", "levels"])
+        if total and flatten is not None:  # nor may readers that cannot undo the weighting read it
+            meta.update(weighting=flatten, required=["bits", "levels", "weighting"])
     if stages.downscale > 1:  # readers that cannot enlarge the payload must refuse the file
         meta.update(downscale=stages.downscale, required=["downscale"])
     return pack({**meta, "image": image_meta}, payloads)
@@ -361,6 +413,7 @@ class Reader:
         self.downscale = self.meta.get("downscale", 1)
         self.bits = self.meta.get("bits", 8)
         self.levels = self.meta.get("levels", MAX12 if self.bits == 12 else 255)
+        self.flatten = self.meta.get("weighting")
         network = _network_bits(self.stages)
         if network and network != self.bits:
             self.container.close()
@@ -387,7 +440,10 @@ class Reader:
 
     def decode_payload(self, k: int, data: bytes, restore: bool = True) -> np.ndarray:
         """Decode plane ``k`` from its payload bytes (read with ``container.payload(k)``)."""
-        pixels = decode_jpeg12(data) if self.bits == 12 else decode_jpeg(data)
+        if self.bits == 12:
+            pixels, luma, chroma = decode_levels12(data, self.flatten, self.levels)
+        else:
+            pixels, (luma, chroma) = decode_jpeg(data), quant_tables(data)
         if pixels.shape != self.payload_shape:
             raise CjpgError(f"corrupt .cjpg file: plane {k} decodes to {pixels.shape}, header says {self.payload_shape}")
         pixels = upscale(pixels, self.plane_shape[:2])
@@ -395,7 +451,7 @@ class Reader:
             pixels = np.minimum(pixels, np.uint16(self.levels))
         mapping = self.meta["mapping"]
         if restore and self.restores:  # uint8 data: rounded where the network ran
-            pixels = self.stages.post(pixels, *quant_tables(data), rounded=mapping is None, levels=self.levels,
+            pixels = self.stages.post(pixels, luma, chroma, rounded=mapping is None, levels=self.levels,
                                       layout=chroma_layout(data))
         if mapping is None:  # uint8 data: the plain decode, or the network's output rounded on its device
             return pixels
@@ -474,7 +530,9 @@ def describe(c: Container) -> dict:
         "rgb": rgb, "axes": m["axes"], "planes": len(c), "bytes": c.size,
         "bpp": c.size * 8 / (h * w * len(c)), "mapping": m["mapping"], "downscale": m.get("downscale", 1),
         "bits": m.get("bits", 8), "levels": m.get("levels", MAX12 if m.get("bits", 8) == 12 else 255),
-        "stock_viewer": TWELVE_BIT_VIEWERS if m.get("bits", 8) == 12 else _stock_viewer(m["model"]),
+        "weighting": m.get("weighting"),
+        "stock_viewer": (TWELVE_BIT_VIEWERS + (WEIGHTED_VIEWERS if m.get("weighting") else "")
+                         if m.get("bits", 8) == 12 else _stock_viewer(m["model"])),
     }
     image = m.get("image") if isinstance(m.get("image"), dict) else {}
     out.update({k: image[k] for k in IMAGE_KEYS if k in image})

@@ -45,9 +45,7 @@ from .format.jpeg import (
     SUBSAMPLING,
     check_tables,
     decode_jpeg,
-    decode_jpeg12,
     encode_jpeg,
-    encode_jpeg12,
     luma,
     quant_tables,
     tables_for_quality,
@@ -108,6 +106,9 @@ class TrainConfig:
     #: 8-bit real JPEG coded by mozjpeg with trellis quantisation (jpeg.encode_trellis), as the
     #: model's files will be; the model's zoo entry records it.
     trellis: bool = False
+    #: bits 12: share of patches coded as plain 12-bit JPEG at their quality as the JPEG quality (4096
+    #: levels, no frequency weighting, no DC alignment), as other writers make the files ``restore`` gets.
+    plain12_fraction: float = 0.0
     #: joint recipe: train the decoder alone on the payloads of a fixed encoder (from ``init``);
     #: the payload, its bytes and its stock view stay as they are, so only the restoration's loss counts.
     freeze_encoder: bool = False
@@ -150,6 +151,8 @@ def split_held_out(images: list[tuple[str, np.ndarray]], n: int) -> tuple[list, 
     return [x for x in images if x[0].split("[")[0] not in held], [x for x in images if x[0].split("[")[0] in held]
 
 
+#: Variant name of a patch coded as plain 12-bit JPEG (:attr:`TrainConfig.plain12_fraction`).
+PLAIN12 = "plain-12bit"
 #: Planes taken from one stack for 12-bit training (evenly spaced).
 PLANES_PER_FILE = 8
 
@@ -172,14 +175,27 @@ def _jpeg_pair(
         data = encode_variant(img, subsampling, quality)
         return decode_jpeg(data), table_features(*quant_tables(data))
 
-    if img.dtype == np.uint16:
-        from .codec import _to_levels, twelve_bit_setting
+    if subsampling == PLAIN12:
+        from .format.jpeg import decode_jpeg12, encode_jpeg12
 
-        jpeg_quality, levels = twelve_bit_setting(quality)
-        data = encode_jpeg12(_to_levels(img, 0, MAX12, levels, np.uint16), jpeg_quality, subsampling)
-        luma, chroma = quant_tables(data)
+        data = encode_jpeg12(img, quality, "4:2:0")
+        luma_t, chroma_t = quant_tables(data)
+        return (decode_jpeg12(data).astype(np.float32) / MAX12,
+                table_features(luma_t / 16, None if chroma_t is None else chroma_t / 16))
+    if img.dtype == np.uint16:
+        from .codec import (
+            _to_levels,
+            decode_levels12,
+            encode_levels12,
+            twelve_bit_setting,
+        )
+
+        levels = twelve_bit_setting(quality)[1]
+        data, flatten = encode_levels12(_to_levels(img, 0, MAX12, levels, np.uint16), quality, subsampling,
+                                        rgb=img.ndim == 3)
+        pixels, luma, chroma = decode_levels12(data, flatten, levels)
         unit = (levels + 1) / 256
-        return (decode_jpeg12(data).astype(np.float32) / levels,
+        return (pixels.astype(np.float32) / levels,
                 table_features(luma / unit, None if chroma is None else chroma / unit))
     data = encode_jpeg(img, quality, subsampling, tables, trellis)
     return decode_jpeg(data), table_features(*quant_tables(data))
@@ -188,10 +204,10 @@ def _jpeg_pair(
 def _dc_aligned(plane: np.ndarray, quality: int) -> np.ndarray:
     """A 12-bit grey crop as the codec maps it at ``quality``: its range widened downward so that
     its block means sit nearest the DC grid (:func:`codec._dc_aligned_low`), back in 0-4095."""
-    from .codec import _dc_aligned_low, twelve_bit_setting
+    from .codec import _dc_aligned_low, twelve_bit_flatten, twelve_bit_setting
 
     jpeg_quality, levels = twelve_bit_setting(quality)
-    low = _dc_aligned_low(plane, 0.0, float(MAX12), levels, jpeg_quality)
+    low = _dc_aligned_low(plane, 0.0, float(MAX12), levels, jpeg_quality, flatten=twelve_bit_flatten(quality, False))
     return np.rint((plane - low) * (MAX12 / (MAX12 - low))).astype(np.uint16)
 
 
@@ -224,7 +240,9 @@ class PatchSampler:
             variant = cfg.variants[rng.integers(len(cfg.variants))] if cfg.variants else None
             g = crop.ndim == 2 or variant == "grey" or rng.random() < cfg.gray_fraction
             q = int(rng.integers(cfg.quality_range[0], cfg.quality_range[1] + 1))
-            if crop.dtype == np.uint16 and crop.ndim == 2:
+            if crop.dtype == np.uint16 and cfg.plain12_fraction and rng.random() < cfg.plain12_fraction:
+                variant = PLAIN12
+            elif crop.dtype == np.uint16 and crop.ndim == 2:
                 crop = _dc_aligned(crop, q)
             clean.append(_as_rgb(crop if crop.ndim == 2 else luma(crop)) if g else np.ascontiguousarray(crop))
             gray.append(g)

@@ -38,7 +38,7 @@ DEFAULTS = {"model_sha256": None, "subsampling": "4:2:0", "dtype": "uint8", "rgb
 #: the installation's own models); a reader accepts 16 to 64 and compares that many.
 HASH_DIGITS = 16
 #: Optional fields this reader understands; a file listing others under "required" is refused.
-KNOWN_OPTIONAL = frozenset({"downscale", "bits", "levels"})
+KNOWN_OPTIONAL = frozenset({"downscale", "bits", "levels", "weighting"})
 #: Largest factor by which a payload may be smaller than the image (``downscale``).
 MAX_DOWNSCALE = 4
 #: Dtypes a file may declare: uint8 is stored as is, the others through a linear mapping to 8 or 12 bits.
@@ -325,6 +325,8 @@ def _check_meta(meta) -> dict:
         raise CjpgError("corrupt .cjpg header: 'levels' must be listed under 'required'")
     if bits == 8 and "levels" in meta:
         raise CjpgError("corrupt .cjpg header: 'levels' is for 12-bit payloads")
+    if "weighting" in meta:
+        _check_weighting(meta, bits)
     if meta["dtype"] not in DTYPES:
         raise CjpgError(f"corrupt .cjpg header: unknown dtype {meta['dtype']!r}; known: {', '.join(DTYPES)}")
     sha = meta["model_sha256"]
@@ -332,6 +334,20 @@ def _check_meta(meta) -> dict:
         raise CjpgError(f"corrupt .cjpg header: model_sha256 {sha!r} is not {HASH_DIGITS} to 64 hex digits")
     _check_mapping(meta["mapping"], meta["dtype"], len(planes))
     return meta
+
+
+def _check_weighting(meta: dict, bits: int) -> None:
+    """A frequency weighting (``format.weighting``) is a ``flatten`` number, on 12-bit grey planes only."""
+    from .weighting import FLATTEN_RANGE
+
+    flatten = meta["weighting"]
+    if isinstance(flatten, bool) or not isinstance(flatten, (int, float)) or \
+            not FLATTEN_RANGE[0] <= flatten <= FLATTEN_RANGE[1]:
+        raise CjpgError(f"corrupt .cjpg header: weighting {flatten!r} is not a number from {FLATTEN_RANGE[0]} "
+                        f"to {FLATTEN_RANGE[1]}")
+    if bits != 12 or meta["rgb"] or "weighting" not in meta.get("required", []):
+        raise CjpgError("corrupt .cjpg header: a weighting is for 12-bit grey planes and must be listed under "
+                        "'required'")
 
 
 def _check_mapping(mapping, dtype: str, planes: int) -> None:

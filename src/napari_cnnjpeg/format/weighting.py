@@ -1,0 +1,68 @@
+"""Frequency weighting of 12-bit grey payloads: near-flat quantisation through libjpeg's tables.
+
+For PSNR, every DCT frequency should get the same quantisation step. libjpeg's 12-bit
+encoder (through imagecodecs) takes only a quality, whose tables step the high
+frequencies up to 12 times more coarsely than the low ones. Weighting each 8x8 block's
+DCT coefficients by ``w = min(1, T / (flatten * max(T)))`` before the encoder, and by
+``1 / w`` after the decoder, turns the effective step of frequency ``k`` into
+``max(T_k, flatten * max(T))``: flat but for the coarsest ``1 - flatten`` of the steps.
+Only whole blocks on JPEG's 8x8 grid are weighted; the partial blocks at the right
+and bottom edges stay as they are. A decoder that does not undo the weighting shows the
+plane with its low frequencies (block means included, around JPEG's level shift)
+attenuated. Pure numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: JPEG's level shift for 12-bit samples: block means are weighted around it.
+CENTRE = 2048.0
+#: Range of ``flatten`` a file may record.
+FLATTEN_RANGE = (0.25, 1.0)
+
+
+def _dct_matrix() -> np.ndarray:
+    k, n = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    m = np.cos(np.pi * (2 * n + 1) * k / 16) * np.sqrt(2 / 8)
+    m[0] /= np.sqrt(2)
+    return m
+
+
+_D = _dct_matrix()
+
+
+def weights(luma: np.ndarray, flatten: float) -> np.ndarray:
+    """The (8, 8) weights of each DCT frequency for a stream's (natural order) luma table."""
+    table = np.maximum(np.asarray(luma, np.float64).reshape(8, 8), 1.0)  # a crafted table may hold zeros
+    return np.minimum(1.0, table / (flatten * table.max()))
+
+
+def effective_table(luma: np.ndarray, flatten: float) -> np.ndarray:
+    """The quantisation steps the weighted payload's frequencies get, in the stream's units."""
+    table = np.maximum(np.asarray(luma, np.float64).reshape(8, 8), 1.0)
+    return table / weights(table, flatten)
+
+
+def _apply(plane: np.ndarray, w: np.ndarray) -> np.ndarray:
+    out = plane.astype(np.float64)
+    h, wd = (plane.shape[0] // 8) * 8, (plane.shape[1] // 8) * 8
+    if h and wd:
+        blocks = out[:h, :wd].reshape(h // 8, 8, wd // 8, 8).transpose(0, 2, 1, 3) - CENTRE
+        coef = _D @ blocks @ _D.T
+        blocks = _D.T @ (coef * w) @ _D + CENTRE
+        out[:h, :wd] = blocks.transpose(0, 2, 1, 3).reshape(h, wd)
+    return out
+
+
+def weight(plane: np.ndarray, luma: np.ndarray, flatten: float, levels: int = 4095) -> np.ndarray:
+    """A grey plane of samples 0..``levels`` weighted for a JPEG with luma table ``luma``:
+    uint16, rounded and clipped to 0..``levels``."""
+    out = _apply(plane, weights(luma, flatten))
+    return np.clip(np.rint(out), 0, levels).astype(np.uint16)
+
+
+def unweight(plane: np.ndarray, luma: np.ndarray, flatten: float, levels: int = 4095) -> np.ndarray:
+    """Undo :func:`weight` on a decoded plane (its stream's luma table): uint16, 0..``levels``."""
+    out = _apply(plane, 1.0 / weights(luma, flatten))
+    return np.clip(np.rint(out), 0, levels).astype(np.uint16)
