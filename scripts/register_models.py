@@ -68,9 +68,10 @@ RUNS = {
                    "at JPEG quality 1's flat tables first (codec.twelve_bit_setting), then on planes mapped with "
                    "their block means aligned to the DC grid (configs/micro12b.json, then micro12c.json)",
                    "micro-s", True),
-    "micro-s-v3": ("configs/micro12d.json", MICRO + "; micro-s-v2 fine-tuned on 12-bit payloads that are frequency "
+    "micro-s-v3": ("configs/micro12e.json", MICRO + "; micro-s-v2 fine-tuned on 12-bit payloads that are frequency "
                    "weighted above quality 60 (format.weighting: nearly flat effective steps), conditioned on "
-                   "the effective steps", "micro-s-v2", True),
+                   "the effective steps, then on a mix with plain 12-bit JPEG as other writers make it "
+                   "(configs/micro12d.json, then micro12e.json)", "micro-s-v2", True),
 }
 
 

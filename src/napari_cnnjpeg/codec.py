@@ -150,7 +150,7 @@ def encode_levels12(plane: np.ndarray, quality: int, subsampling: str = "4:2:0",
     jpeg_quality, levels = twelve_bit_setting(quality)
     flatten = twelve_bit_flatten(quality, rgb)
     if flatten is not None:
-        plane = weight(plane, _standard_tables(jpeg_quality)[0], flatten, levels)
+        plane = weight(plane, _standard_tables(jpeg_quality)[0], flatten)
     return encode_jpeg12(plane, jpeg_quality, subsampling), flatten
 
 

@@ -45,21 +45,24 @@ def effective_table(luma: np.ndarray, flatten: float) -> np.ndarray:
 
 
 def _apply(plane: np.ndarray, w: np.ndarray) -> np.ndarray:
-    out = plane.astype(np.float64)
+    """Scale each whole 8x8 block's DCT frequencies by ``w``: one (64, 64) operator, in float32."""
+    out = plane.astype(np.float32)
     h, wd = (plane.shape[0] // 8) * 8, (plane.shape[1] // 8) * 8
     if h and wd:
-        blocks = out[:h, :wd].reshape(h // 8, 8, wd // 8, 8).transpose(0, 2, 1, 3) - CENTRE
-        coef = _D @ blocks @ _D.T
-        blocks = _D.T @ (coef * w) @ _D + CENTRE
-        out[:h, :wd] = blocks.transpose(0, 2, 1, 3).reshape(h, wd)
+        dd = np.kron(_D, _D)  # row-major vec(D @ B @ D.T) = kron(D, D) @ vec(B)
+        op = (dd.T @ (w.reshape(64, 1) * dd)).T.astype(np.float32)
+        rows = out[:h, :wd].reshape(h // 8, 8, wd // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64) - CENTRE
+        rows = rows @ op + CENTRE
+        out[:h, :wd] = rows.reshape(h // 8, wd // 8, 8, 8).transpose(0, 2, 1, 3).reshape(h, wd)
     return out
 
 
-def weight(plane: np.ndarray, luma: np.ndarray, flatten: float, levels: int = 4095) -> np.ndarray:
-    """A grey plane of samples 0..``levels`` weighted for a JPEG with luma table ``luma``:
-    uint16, rounded and clipped to 0..``levels``."""
+def weight(plane: np.ndarray, luma: np.ndarray, flatten: float) -> np.ndarray:
+    """A grey plane of 12-bit samples weighted for a JPEG with luma table ``luma``: uint16,
+    rounded and clipped to 0..4095 (block means move towards 2048, so a plane mapped onto
+    fewer levels may come out above them)."""
     out = _apply(plane, weights(luma, flatten))
-    return np.clip(np.rint(out), 0, levels).astype(np.uint16)
+    return np.clip(np.rint(out), 0, 4095).astype(np.uint16)
 
 
 def unweight(plane: np.ndarray, luma: np.ndarray, flatten: float, levels: int = 4095) -> np.ndarray:
