@@ -147,7 +147,7 @@ def encode_levels12(plane: np.ndarray, quality: int, subsampling: str = "4:2:0",
                     rgb: bool = False) -> tuple[bytes, float | None]:
     """A plane already on its levels (uint16 0..L, :func:`twelve_bit_setting`) as the 12-bit payload
     of ``quality``, frequency weighted where :func:`twelve_bit_flatten` says; returns it and the weighting."""
-    jpeg_quality, levels = twelve_bit_setting(quality)
+    jpeg_quality = twelve_bit_setting(quality)[0]
     flatten = twelve_bit_flatten(quality, rgb)
     if flatten is not None:
         plane = weight(plane, _standard_tables(jpeg_quality)[0], flatten)
@@ -313,6 +313,7 @@ def encode(
     lead = image.shape[: image.ndim - (3 if rgb else 2)]
     total = int(np.prod(lead, dtype=np.int64))
     jpeg_quality, levels = twelve_bit_setting(int(quality)) if bits == 12 else (int(quality), 255)
+    flatten = twelve_bit_flatten(int(quality), rgb) if bits == 12 else None
     fixed = _stack_range(image, lead) if mapping == "stack" else mapping if isinstance(mapping, tuple) else None
     align = bits == 12 and not rgb and not isinstance(mapping, tuple)  # a range the user gives stays as given
     payloads, lows, highs = [], [], []
@@ -324,13 +325,13 @@ def encode(
             if align and (fixed is None or i == 0):  # a stack's planes share the first plane's low end
                 kind = np.dtype(dtype)
                 floor = float(np.iinfo(kind).min) if kind.kind in "iu" else -np.inf
-                low = _dc_aligned_low(plane, lo, hi, levels, jpeg_quality, floor, twelve_bit_flatten(quality, rgb))
+                low = _dc_aligned_low(plane, lo, hi, levels, jpeg_quality, floor, flatten)
             lo = low if align else lo
             plane = _to_levels(plane, lo, hi, levels, np.uint16 if bits == 12 else np.uint8)
             lows.append(lo)
             highs.append(hi)
         if bits == 12:  # 12-bit models are decoder-only
-            payload, flatten = encode_levels12(plane, int(quality), subsampling, rgb)
+            payload = encode_levels12(plane, int(quality), subsampling, rgb)[0]
         else:
             payload = encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables,
                                   stages.trellis, progressive)
@@ -347,7 +348,7 @@ def encode(
     }
     if bits == 12:  # readers that know only 8-bit payloads, or 4096 levels, must refuse the file
         meta.update(bits=12, levels=levels, required=["bits", "levels"])
-        if total and flatten is not None:  # nor may readers that cannot undo the weighting read it
+        if flatten is not None:  # nor may readers that cannot undo the weighting read it
             meta.update(weighting=flatten, required=["bits", "levels", "weighting"])
     if stages.downscale > 1:  # readers that cannot enlarge the payload must refuse the file
         meta.update(downscale=stages.downscale, required=["downscale"])
