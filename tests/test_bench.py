@@ -233,7 +233,7 @@ def test_scientific_bench_on_16_bit_tiffs(tmp_path):
                  "--models", "jpeg", "--references", "jpeg2000-12bit"]) == 0
     result = json.loads((tmp_path / "out" / "sci.json").read_text())
     assert result["planes"] == ["a", "b[0]", "b[2]", "b[3]"]  # up to 3 planes of a stack, evenly spaced
-    assert set(result["bd"]) == {"default", "jpeg-12bit", "jpeg2000-12bit"}
+    assert set(result["bd"]) == {"default", "jpeg-12bit-weighted", "jpeg-12bit", "jpeg2000-12bit"}
     assert result["ceiling_q100"]["min"] > 60
     report = (tmp_path / "out" / "sci.md").read_text()
     assert "| `default` |" in report and "Ceiling of the default path" in report

@@ -113,9 +113,11 @@ def test_info_fields(tmp_path):
     assert i["bytes"] == path.stat().st_size
     assert i["bpp"] == pytest.approx(path.stat().st_size * 8 / (32 * 48 * 2))
     assert i["format_version"] == 3 and i["downscale"] == 1
-    assert i["bits"] == 12 and i["weighting"] == cj.codec.FLATTEN  # 16-bit data: 12-bit payloads, weighted above 60
-    assert i["stock_viewer"] == cj.codec.TWELVE_BIT_VIEWERS + cj.codec.WEIGHTED_VIEWERS
-    assert cj.info(cj.encode(img, quality=60, model="jpeg"))["stock_viewer"] == cj.codec.TWELVE_BIT_VIEWERS
+    assert i["bits"] == 12 and i["weighting"] is None  # 16-bit data: 12-bit payloads, plain JPEG's unweighted
+    assert i["stock_viewer"] == cj.codec.TWELVE_BIT_VIEWERS
+    weighted = cj.info(cj.encode(img, quality=80))  # the default model's, above quality 60
+    assert weighted["weighting"] == cj.codec.FLATTEN
+    assert weighted["stock_viewer"] == cj.codec.TWELVE_BIT_VIEWERS + cj.codec.WEIGHTED_VIEWERS
     for k, v in meta.items():
         assert i[k] == v
 

@@ -137,21 +137,21 @@ def twelve_bit_flatten(quality: int, rgb: bool) -> float | None:
     Grey planes above :data:`FLAT_UP_TO` are weighted, so their effective steps stay
     nearly flat as the JPEG quality rises; at JPEG quality 100 every step is 1 and the
     weighting would do nothing. RGB planes are not weighted (their chroma is coded on
-    another grid).
+    another grid). :func:`encode` leaves plain JPEG's payloads (model ``"jpeg"``) unweighted
+    too, so that any 12-bit decoder shows them exactly.
     """
     jpeg_quality = twelve_bit_setting(quality)[0]
     return FLATTEN if not rgb and quality > FLAT_UP_TO and jpeg_quality < 100 else None
 
 
 def encode_levels12(plane: np.ndarray, quality: int, subsampling: str = "4:2:0",
-                    rgb: bool = False) -> tuple[bytes, float | None]:
+                    flatten: float | None = None) -> bytes:
     """A plane already on its levels (uint16 0..L, :func:`twelve_bit_setting`) as the 12-bit payload
-    of ``quality``, frequency weighted where :func:`twelve_bit_flatten` says; returns it and the weighting."""
+    of ``quality``, frequency weighted with ``flatten`` (:func:`twelve_bit_flatten`) unless None."""
     jpeg_quality = twelve_bit_setting(quality)[0]
-    flatten = twelve_bit_flatten(quality, rgb)
     if flatten is not None:
         plane = weight(plane, _standard_tables(jpeg_quality)[0], flatten)
-    return encode_jpeg12(plane, jpeg_quality, subsampling), flatten
+    return encode_jpeg12(plane, jpeg_quality, subsampling)
 
 
 def decode_levels12(data: bytes, flatten: float | None, levels: int = MAX12) -> tuple[np.ndarray, np.ndarray,
@@ -313,7 +313,7 @@ def encode(
     lead = image.shape[: image.ndim - (3 if rgb else 2)]
     total = int(np.prod(lead, dtype=np.int64))
     jpeg_quality, levels = twelve_bit_setting(int(quality)) if bits == 12 else (int(quality), 255)
-    flatten = twelve_bit_flatten(int(quality), rgb) if bits == 12 else None
+    flatten = twelve_bit_flatten(int(quality), rgb) if bits == 12 and model_id != BASELINE else None
     fixed = _stack_range(image, lead) if mapping == "stack" else mapping if isinstance(mapping, tuple) else None
     align = bits == 12 and not rgb and not isinstance(mapping, tuple)  # a range the user gives stays as given
     payloads, lows, highs = [], [], []
@@ -331,7 +331,7 @@ def encode(
             lows.append(lo)
             highs.append(hi)
         if bits == 12:  # 12-bit models are decoder-only
-            payload = encode_levels12(plane, int(quality), subsampling, rgb)[0]
+            payload = encode_levels12(plane, int(quality), subsampling, flatten)
         else:
             payload = encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables,
                                   stages.trellis, progressive)

@@ -187,12 +187,12 @@ def _jpeg_pair(
             _to_levels,
             decode_levels12,
             encode_levels12,
+            twelve_bit_flatten,
             twelve_bit_setting,
         )
 
-        levels = twelve_bit_setting(quality)[1]
-        data, flatten = encode_levels12(_to_levels(img, 0, MAX12, levels, np.uint16), quality, subsampling,
-                                        rgb=img.ndim == 3)
+        levels, flatten = twelve_bit_setting(quality)[1], twelve_bit_flatten(quality, rgb=img.ndim == 3)
+        data = encode_levels12(_to_levels(img, 0, MAX12, levels, np.uint16), quality, subsampling, flatten)
         pixels, luma, chroma = decode_levels12(data, flatten, levels)
         unit = (levels + 1) / 256
         return (pixels.astype(np.float32) / levels,
