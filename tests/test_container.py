@@ -226,6 +226,17 @@ def test_bad_weighting_is_refused(change, match):
         cj.decode(_rewrite_meta(BLOB12, change))
 
 
+def test_weighted_stack_with_a_colour_plane_is_a_clear_error():
+    """A crafted stack: weighted grey planes, one of them replaced by a 12-bit colour stream."""
+    grey = cj.encode(np.full((2, 32, 32), 900, np.uint16) + np.arange(32, dtype=np.uint16) * 50, quality=80)
+    colour = cj.encode(np.full((32, 32, 3), 900, np.uint16), quality=80)
+    with Container.open(grey) as c, Container.open(colour) as cc:
+        meta, payloads = dict(c.meta), [c.payload(0), cc.payload(0)]
+    meta.pop("planes")
+    with pytest.raises(cj.CjpgError, match="not a grey plane|decodes to"):
+        cj.decode(pack(meta, payloads))
+
+
 def test_weighting_only_on_12_bit_grey_planes():
     with pytest.raises(cj.CjpgError, match="for 12-bit grey planes"):
         cj.decode(_rewrite_meta(BLOB16, lambda m: m.update(weighting=0.7, required=["weighting"])))

@@ -161,6 +161,8 @@ def decode_levels12(data: bytes, flatten: float | None, levels: int = MAX12) -> 
     pixels = decode_jpeg12(data)
     luma, chroma = quant_tables(data)
     if flatten is not None:
+        if pixels.ndim != 2:
+            raise CjpgError("corrupt .cjpg file: a frequency-weighted payload is not a grey plane")
         pixels = unweight(pixels, luma, flatten, levels)
         luma = effective_table(luma, flatten)
     return pixels, luma, chroma

@@ -180,8 +180,9 @@ def _jpeg_pair(
 
         data = encode_jpeg12(img, quality, "4:2:0")
         luma_t, chroma_t = quant_tables(data)
+        unit = (MAX12 + 1) / 256  # the tables' steps in 8-bit units
         return (decode_jpeg12(data).astype(np.float32) / MAX12,
-                table_features(luma_t / 16, None if chroma_t is None else chroma_t / 16))
+                table_features(luma_t / unit, None if chroma_t is None else chroma_t / unit))
     if img.dtype == np.uint16:
         from .codec import (
             _to_levels,
