@@ -62,6 +62,20 @@ def test_restore_gray_and_array_input(photo):
     assert psnr(gray, cj.restore(plain)) > psnr(gray, plain) + 0.3  # quality estimated from the pixels
 
 
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_restore_returns_a_lossless_jpeg_unchanged(photo, bits):
+    """Lossless JPEG (SOF3, any precision) has no quantisation to undo: it comes back exactly as written."""
+    import imagecodecs
+
+    plane = np.ascontiguousarray(photo[..., 1] if bits == 8 else photo[..., 1].astype(np.uint16) << (bits - 8))
+    data = imagecodecs.jpeg8_encode(plane, lossless=True, bitspersample=bits)
+    out = cj.restore(bytes(data))
+    assert out.dtype == plane.dtype
+    np.testing.assert_array_equal(out, plane)
+    with pytest.raises(cj.CjpgError, match="truncated lossless JPEG"):
+        cj.restore(bytes(data)[: len(data) // 2])
+
+
 def test_restore_refuses_bad_input(photo):
     with pytest.raises(cj.CjpgError):
         cj.restore(b"not a jpeg")

@@ -336,3 +336,38 @@ def test_trellis_training_codes_patches_with_mozjpeg_and_records_it(tmp_path):
             setattr(c, k, v)
         with pytest.raises(ValueError, match="trellis"):
             Trainer(c, _images())
+
+
+def test_photo_planes_train_12_bit_models_on_dense_textures(tmp_path):
+    """``photo_data``: 8-bit photos become 12-bit grey planes with detail finer than 8-bit steps, drawn
+    for ``photo_fraction`` of the patches; the held-out planes stay microscopy."""
+    import tifffile
+    from PIL import Image
+
+    from napari_cnnjpeg.training import photo_planes12
+
+    (name, plane), = photo_planes12([("a", data.astronaut()[:96, :64])])
+    assert name == "photo:a" and plane.dtype == np.uint16 and plane.shape == (48, 32)
+    assert plane.min() == 0 and plane.max() == 4095 and len(np.unique(plane % 16)) == 16  # not 8-bit steps
+    folder, photos = tmp_path / "micro", tmp_path / "photos"
+    folder.mkdir()
+    photos.mkdir()
+    y, x = np.mgrid[0:64, 0:64].astype(np.float64)
+    for k in range(2):
+        tifffile.imwrite(folder / f"{k}.tif", (1000 + 900 * np.sin(x / (5 + k)) * np.cos(y / 7)).astype(np.uint16))
+    Image.fromarray(data.coffee()[:128, :128]).save(photos / "coffee.png")
+    cfg = _cfg(tmp_path, "restore")
+    cfg.bits, cfg.data, cfg.steps, cfg.batch, cfg.loss, cfg.log_floor = 12, str(folder), 1, 32, "logmse", 1e-9
+    cfg.photo_data, cfg.photo_fraction = str(photos), 0.5
+    t = Trainer(cfg)
+    assert len(t.sampler.photos) == 1 and t.val_names == ["1"]
+    t.run(progress=False)
+    assert t.step == 1
+    dark, bright = np.full((64, 64), 100, np.uint16), np.full((64, 64), 3000, np.uint16)
+    from napari_cnnjpeg.training import PatchSampler
+
+    clean = PatchSampler([dark], cfg, [bright]).batch(0)["clean"]
+    assert 4 < int((clean.mean(axis=(1, 2, 3)) > 2000).sum()) < 28
+    cfg.bits = 8
+    with pytest.raises(ValueError, match="photo_fraction"):
+        Trainer(cfg, _images())

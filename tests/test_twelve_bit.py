@@ -7,7 +7,7 @@ import pytest
 
 import napari_cnnjpeg as cj
 from napari_cnnjpeg.format.container import Container
-from napari_cnnjpeg.format.jpeg import jpeg_precision
+from napari_cnnjpeg.format.jpeg import encode_jpeg12, jpeg_precision
 
 
 def _plane_psnr(ref: np.ndarray, test: np.ndarray) -> float:
@@ -174,7 +174,6 @@ def test_quantisation_tables_read_from_8_and_12_bit_streams(quality):
     from napari_cnnjpeg.format.jpeg import (
         _open,
         encode_jpeg,
-        encode_jpeg12,
         quant_tables,
         tables_for_quality,
     )
@@ -202,6 +201,17 @@ def test_the_12_bit_default_model_restores_microscopy():
         assert cj.info(blob)["model"] == default_model(12)
         gain = _plane_psnr(image, cj.decode(blob)) - _plane_psnr(image, cj.decode(blob, model="jpeg"))
         assert gain > 0.2, (quality, gain)
+
+
+def test_a_truncated_12_bit_jpeg_is_refused_not_filled_with_grey():
+    """libjpeg-turbo decodes a truncated stream with a warning and grey where data is missing:
+    restore() names the problem instead."""
+    plane = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096)
+    data = encode_jpeg12(plane, 90)
+    assert cj.restore(data).shape == plane.shape
+    for cut in (len(data) - 2, len(data) // 2):
+        with pytest.raises(cj.CjpgError, match="truncated 12-bit JPEG"):
+            cj.restore(data[:cut])
 
 
 def test_flat_background_aligned_to_dc_grid():

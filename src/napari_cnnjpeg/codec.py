@@ -18,9 +18,11 @@ from .format.jpeg import (
     chroma_layout,
     decode_jpeg,
     decode_jpeg12,
+    decode_lossless,
     encode_jpeg,
     encode_jpeg12,
     estimate_quality,
+    is_lossless,
     jpeg_precision,
     quant_tables,
     strip_jfif,
@@ -69,7 +71,7 @@ def _check_dtype(image: np.ndarray) -> str:
     if name == "bool":
         raise CjpgError("boolean images are not supported: store masks losslessly (e.g. PNG/TIFF)")
     if name != "uint8" and name not in MAPPED_DTYPES:
-        raise CjpgError(f"unsupported dtype {name}; use uint8, uint16, int16 or float32 data")
+        raise CjpgError(f"unsupported dtype {name}; use one of {', '.join(DTYPES)}")
     return name
 
 
@@ -564,7 +566,7 @@ def restore(
     jpeg : bytes, path or ndarray
         A JPEG file's bytes or path (its quantisation tables tell the network how
         strongly it was compressed; 8-bit, or 12-bit with a model for 12-bit JPEG), or an
-        already decoded uint8 array.
+        already decoded uint8 array. A lossless JPEG comes back as decoded, unchanged.
     model : str, optional
         A decoder-only model id; default: :func:`default_restore_model` for the JPEG's
         precision.
@@ -586,6 +588,8 @@ def restore(
 
     data = None if isinstance(jpeg, np.ndarray) else bytes(jpeg) if isinstance(jpeg, (bytes, bytearray)) \
         else _read_file(jpeg)
+    if data is not None and is_lossless(data):  # no quantisation: nothing lost, nothing to restore
+        return decode_lossless(data)
     bits = 8 if data is None else jpeg_precision(data) or 8
     model = model or default_restore_model(bits)
     if model is None:

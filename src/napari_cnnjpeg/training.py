@@ -109,6 +109,10 @@ class TrainConfig:
     #: bits 12: share of patches coded as plain 12-bit JPEG at their quality as the JPEG quality (4096
     #: levels, no frequency weighting, no DC alignment), as other writers make the files ``restore`` gets.
     plain12_fraction: float = 0.0
+    #: bits 12: a folder of 8-bit photos made into 12-bit grey planes (:func:`photo_planes12`), dense
+    #: textures such as electron micrographs have, drawn for ``photo_fraction`` of the patches.
+    photo_data: str = ""
+    photo_fraction: float = 0.0
     #: joint recipe: train the decoder alone on the payloads of a fixed encoder (from ``init``);
     #: the payload, its bytes and its stock view stay as they are, so only the restoration's loss counts.
     freeze_encoder: bool = False
@@ -139,6 +143,23 @@ def load_images(folder: str | Path, bits: int = 8) -> list[tuple[str, np.ndarray
     from .eval.bench import prepare
 
     return [(name, prepare(image, gray=False)) for name, image in load(folder)]
+
+
+def photo_planes12(images: list[tuple[str, np.ndarray]], seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """8-bit photos as 12-bit grey planes with detail finer than 8-bit steps: the luma, halved by
+    2x2 means (quarter-step values), with Gaussian noise of up to 16 12-bit levels (as a camera
+    adds), mapped from its min/max onto 0-4095 as the codec maps a plane."""
+    from skimage.transform import downscale_local_mean
+
+    from .eval.bench_scientific import _to12
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for name, im in images:
+        grey = downscale_local_mean((luma(im) if im.ndim == 3 else im).astype(np.float32), (2, 2))
+        plane = grey * 16 + rng.normal(0, 1, grey.shape).astype(np.float32) * rng.uniform(0, 16)
+        out.append((f"photo:{name}", _to12(plane)[0]))
+    return out
 
 
 def split_held_out(images: list[tuple[str, np.ndarray]], n: int) -> tuple[list, list]:
@@ -219,8 +240,9 @@ def _as_rgb(a: np.ndarray) -> np.ndarray:
 class PatchSampler:
     """Random crops with flips, a random quality and colour mode per patch."""
 
-    def __init__(self, images: list[np.ndarray], cfg: TrainConfig):
+    def __init__(self, images: list[np.ndarray], cfg: TrainConfig, photos: list[np.ndarray] = ()):
         self.images = [im for im in images if min(im.shape[:2]) >= cfg.patch]
+        self.photos = [im for im in photos if min(im.shape[:2]) >= cfg.patch]
         if not self.images:
             raise ValueError(f"no training image is at least {cfg.patch} pixels a side")
         self.cfg = cfg
@@ -230,7 +252,8 @@ class PatchSampler:
         rng = np.random.default_rng([cfg.seed, step])
         clean, gray, quality, sub = [], [], [], []
         for _ in range(cfg.batch):
-            im = self.images[rng.integers(len(self.images))]
+            pool = self.photos if self.photos and rng.random() < cfg.photo_fraction else self.images
+            im = pool[rng.integers(len(pool))]
             y = rng.integers(im.shape[0] - cfg.patch + 1)
             x = rng.integers(im.shape[1] - cfg.patch + 1)
             crop = im[y : y + cfg.patch, x : x + cfg.patch]
@@ -315,7 +338,10 @@ class Trainer:
         train = images[: min(split, cfg.train_images)] if cfg.train_images > 0 else images[:split]
         self.train_names = [n for n, _ in train]
         self.val_names = [n for n, _ in images[split:]]
-        self.sampler = PatchSampler([im for _, im in train], cfg)
+        if cfg.photo_fraction and (cfg.bits != 12 or not cfg.photo_data):
+            raise ValueError("photo_fraction needs bits 12 and a photo_data folder")
+        photos = photo_planes12(load_images(cfg.photo_data), cfg.seed) if cfg.photo_fraction else []
+        self.sampler = PatchSampler([im for _, im in train], cfg, [im for _, im in photos])
         self.val_crops = [_center_crop(im, 256) for _, im in images[split:]]
         self.nets = {"decoder": RestoreNet(**cfg.restore_config)}
         if cfg.recipe not in RECIPES:

@@ -221,23 +221,55 @@ def decode_jpeg12(data: bytes) -> np.ndarray:
 
     if jpeg_precision(data) != 12:
         raise CjpgError("corrupt .cjpg file: a payload declared 12-bit is not a 12-bit JPEG stream")
+    return _imagecodecs_decode(data, "12-bit JPEG")
+
+
+def decode_lossless(data: bytes) -> np.ndarray:
+    """Decode a lossless JPEG stream (SOF3 and kin, 2-16 bits) to uint8 or uint16, as it was written."""
+    return _imagecodecs_decode(data, "lossless JPEG")
+
+
+def _imagecodecs_decode(data: bytes, what: str) -> np.ndarray:
+    """Decode through libjpeg-turbo 3 (imagecodecs), which fills a truncated stream with grey
+    and only warns: a stream must end its last scan with the end-of-image marker."""
+    import imagecodecs
+
+    if data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):  # scan data holds no 0xFFD9 (markers are escaped)
+        raise CjpgError(f"truncated {what} stream: its scan data has no end-of-image marker")
     try:
         return imagecodecs.jpeg8_decode(data)
     except Exception as exc:  # noqa: BLE001 - imagecodecs raises its own error types
-        raise CjpgError(f"corrupt or truncated 12-bit JPEG stream: {exc}") from None
+        raise CjpgError(f"corrupt or truncated {what} stream: {exc}") from None
 
 
-def jpeg_precision(data: bytes) -> int | None:
-    """Sample precision (8 or 12) from a JPEG stream's frame header; None where there is none."""
+#: Frame markers of lossless JPEG (process 14 and its arithmetic / differential kin): no DCT, no tables.
+LOSSLESS_FRAMES = (0xC3, 0xC7, 0xCB, 0xCF)
+
+
+def _frame(data: bytes) -> tuple[int, int] | None:
+    """The (marker, sample precision) of a JPEG stream's frame header; None where there is none."""
     i = 2
     while i + 9 < len(data) and data[:2] == b"\xff\xd8":
         if data[i] != 0xFF:
             return None
         marker = data[i + 1]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return data[i + 4]
+            return marker, data[i + 4]
         i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
     return None
+
+
+def jpeg_precision(data: bytes) -> int | None:
+    """Sample precision (8 or 12; 2-16 for lossless JPEG) from a JPEG stream's frame header; None where
+    there is none."""
+    frame = _frame(data)
+    return frame and frame[1]
+
+
+def is_lossless(data: bytes) -> bool:
+    """Whether a JPEG stream is lossless JPEG (:data:`LOSSLESS_FRAMES`): nothing to restore."""
+    frame = _frame(data)
+    return frame is not None and frame[0] in LOSSLESS_FRAMES
 
 
 def _open(data: bytes) -> Image.Image:

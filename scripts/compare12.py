@@ -1,0 +1,93 @@
+"""12-bit models against the 8-bit path, per plane: on a folder of TIFFs, or on dense textures.
+
+Usage: python scripts/compare12.py [--data FOLDER] [MODEL ...]   (default: the 12-bit default model)
+
+With ``--data``, the planes of a folder of 12/16-bit or float TIFFs, as ``cnnjpeg bench``
+takes them. Without, dense textures as 16-bit planes: ``../shared/data/micro`` holds
+fluorescence and brightfield only, and these stand in for other microscopes, electron
+microscopy above all (texture everywhere, no dark background). They are built from
+scikit-image's samples (camera, gravel, brick, moon, coins, text; no download), each three ways:
+
+- ``x257``: the 8-bit image in 16 bits (8-bit content, as many EM detectors write it);
+- ``noisy``: scaled by 200, offset by 3000, Gaussian noise of sigma 600 (a noisy 16-bit detector);
+- ``smooth12``: enlarged 2x (bicubic) and scaled by 16 (12-bit content finer than 8-bit steps).
+
+scikit-image's ``grass`` is left out: it was a JPEG at quality 90 once, and re-encoding it at
+that quality on the 8-bit path comes back nearly lossless (Pillow: 51.7 dB at q90, 41.8 dB
+at q92), which no codec of another grid can match.
+
+For each model: encode(plane, quality=q, model=MODEL) at the scientific benchmark's
+qualities, PSNR over the plane's range; per plane BD-rate against the 8-bit path
+(``model="jpeg", bits=8, mapping="plane"``), the worst PSNR deficit at the 8-bit path's
+bpp (interpolated in log-bpp), and the ceiling at quality 100. Prints a markdown table.
+"""
+
+import argparse
+
+import numpy as np
+
+from napari_cnnjpeg import decode, encode
+from napari_cnnjpeg.eval import metrics
+from napari_cnnjpeg.eval.bd import bd_rate
+from napari_cnnjpeg.eval.bench_scientific import QUALITIES, load_planes
+from napari_cnnjpeg.nn.models import default_model
+
+SAMPLES = ("camera", "gravel", "brick", "moon", "coins", "text")
+
+
+def dense_planes() -> list[tuple[str, np.ndarray]]:
+    from skimage import data
+    from skimage.transform import resize
+
+    rng = np.random.default_rng(0)
+    out = []
+    for name in SAMPLES:
+        a = getattr(data, name)().astype(np.float64)
+        out.append((f"{name}-x257", (a * 257).astype(np.uint16)))
+        out.append((f"{name}-noisy", np.clip(a * 200 + rng.normal(0, 600, a.shape) + 3000, 0, 65535).astype(np.uint16)))
+        big = resize(a, (a.shape[0] * 2, a.shape[1] * 2), order=3)[:512, :512]
+        out.append((f"{name}-smooth12", np.clip(big * 16, 0, 4095).astype(np.uint16)))
+    return out
+
+
+def curve(plane: np.ndarray, **options) -> np.ndarray:
+    rng = metrics.value_range(plane)
+    pts = []
+    for q in QUALITIES:
+        blob = encode(plane, quality=q, **options)
+        pts.append((len(blob) * 8 / plane.size, metrics.psnr(plane, decode(blob), rng)))
+    return np.array(sorted(pts))
+
+
+def worst_deficit(base: np.ndarray, mine: np.ndarray) -> float:
+    gaps = [float(np.interp(np.log(r), np.log(mine[:, 0]), mine[:, 1])) - d
+            for r, d in base if mine[0, 0] <= r <= mine[-1, 0]]
+    return min(gaps, default=float("nan"))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="a folder of 12/16-bit or float TIFFs")
+    p.add_argument("models", nargs="*")
+    args = p.parse_args()
+    models = args.models or [default_model(12)]
+    rows = {m: [] for m in models}
+    for name, plane in load_planes(args.data) if args.data else dense_planes():
+        base = curve(plane, model="jpeg", bits=8, mapping="plane")
+        for m in models:
+            mine = curve(plane, model=m)
+            ceiling = metrics.psnr(plane, decode(encode(plane, quality=100, model=m)), metrics.value_range(plane))
+            rows[m].append((name, bd_rate(base[:, 0], base[:, 1], mine[:, 0], mine[:, 1]), worst_deficit(base, mine),
+                            ceiling))
+        print(name, " ".join(f"{m}: {rows[m][-1][1]:+.1f} % ({rows[m][-1][2]:+.2f} dB)" for m in models), flush=True)
+    print("\n| model | BD-rate vs 8-bit path | worst plane | worst deficit | lowest ceiling | planes |")
+    print("|---|---:|---|---:|---:|---:|")
+    for m, r in rows.items():
+        bd = np.array([x[1] for x in r])
+        worst = min(r, key=lambda x: x[2])
+        print(f"| `{m}` | {np.nanmean(bd):+.2f} % | {worst[0]} | {worst[2]:+.2f} dB | {min(x[3] for x in r):.1f} dB "
+              f"| {len(r)} |")
+
+
+if __name__ == "__main__":
+    main()
