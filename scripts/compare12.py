@@ -1,6 +1,6 @@
 """12-bit models against the 8-bit path, per plane: on a folder of TIFFs, or on dense textures.
 
-Usage: python scripts/compare12.py [--data FOLDER] [MODEL ...]   (default: the 12-bit default model)
+Usage: python scripts/compare12.py [--data FOLDER | --rgb] [MODEL ...]   (default: the 12-bit default model)
 
 With ``--data``, the planes of a folder of 12/16-bit or float TIFFs, as ``cnnjpeg bench``
 takes them. Without, dense textures as 16-bit planes: ``../shared/data/micro`` holds
@@ -33,18 +33,21 @@ from napari_cnnjpeg.eval.bench_scientific import QUALITIES, load_planes
 from napari_cnnjpeg.nn.models import default_model
 
 SAMPLES = ("camera", "gravel", "brick", "moon", "coins", "text")
+RGB_SAMPLES = ("astronaut", "coffee", "immunohistochemistry", "chelsea")
 
 
-def dense_planes() -> list[tuple[str, np.ndarray]]:
+def dense_planes(rgb: bool = False) -> list[tuple[str, np.ndarray]]:
     from skimage import data
     from skimage.transform import resize
 
     rng = np.random.default_rng(0)
     out = []
-    for name in SAMPLES:
+    for name in RGB_SAMPLES if rgb else SAMPLES:
         a = getattr(data, name)().astype(np.float64)
         out.append((f"{name}-x257", (a * 257).astype(np.uint16)))
-        out.append((f"{name}-noisy", np.clip(a * 200 + rng.normal(0, 600, a.shape) + 3000, 0, 65535).astype(np.uint16)))
+        if not rgb:
+            noisy = a * 200 + rng.normal(0, 600, a.shape) + 3000
+            out.append((f"{name}-noisy", np.clip(noisy, 0, 65535).astype(np.uint16)))
         big = resize(a, (a.shape[0] * 2, a.shape[1] * 2), order=3)[:512, :512]
         out.append((f"{name}-smooth12", np.clip(big * 16, 0, 4095).astype(np.uint16)))
     return out
@@ -55,11 +58,17 @@ def curve(plane: np.ndarray, **options) -> np.ndarray:
     pts = []
     for q in QUALITIES:
         blob = encode(plane, quality=q, **options)
-        pts.append((len(blob) * 8 / plane.size, metrics.psnr(plane, decode(blob), rng)))
-    return np.array(sorted(pts))
+        pts.append((len(blob) * 8 / plane.shape[0] / plane.shape[1], metrics.psnr(plane, decode(blob), rng)))
+    return np.array(pts)
+
+
+def drops(points: np.ndarray) -> int:
+    """Steps of the quality grid where PSNR falls by more than 0.05 dB or bpp falls."""
+    return int(np.sum((np.diff(points[:, 1]) < -0.05) | (np.diff(points[:, 0]) < 0)))
 
 
 def worst_deficit(base: np.ndarray, mine: np.ndarray) -> float:
+    base, mine = base[np.argsort(base[:, 0])], mine[np.argsort(mine[:, 0])]
     gaps = [float(np.interp(np.log(r), np.log(mine[:, 0]), mine[:, 1])) - d
             for r, d in base if mine[0, 0] <= r <= mine[-1, 0]]
     return min(gaps, default=float("nan"))
@@ -68,25 +77,26 @@ def worst_deficit(base: np.ndarray, mine: np.ndarray) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="a folder of 12/16-bit or float TIFFs")
+    p.add_argument("--rgb", action="store_true", help="colour images in 16 bits instead of grey textures")
     p.add_argument("models", nargs="*")
     args = p.parse_args()
     models = args.models or [default_model(12)]
     rows = {m: [] for m in models}
-    for name, plane in load_planes(args.data) if args.data else dense_planes():
+    for name, plane in load_planes(args.data) if args.data else dense_planes(args.rgb):
         base = curve(plane, model="jpeg", bits=8, mapping="plane")
         for m in models:
             mine = curve(plane, model=m)
             ceiling = metrics.psnr(plane, decode(encode(plane, quality=100, model=m)), metrics.value_range(plane))
             rows[m].append((name, bd_rate(base[:, 0], base[:, 1], mine[:, 0], mine[:, 1]), worst_deficit(base, mine),
-                            ceiling))
+                            ceiling, drops(mine)))
         print(name, " ".join(f"{m}: {rows[m][-1][1]:+.1f} % ({rows[m][-1][2]:+.2f} dB)" for m in models), flush=True)
-    print("\n| model | BD-rate vs 8-bit path | worst plane | worst deficit | lowest ceiling | planes |")
-    print("|---|---:|---|---:|---:|---:|")
+    print("\n| model | BD-rate vs 8-bit path | worst plane | worst deficit | lowest ceiling | quality steps down | planes |")
+    print("|---|---:|---|---:|---:|---:|---:|")
     for m, r in rows.items():
         bd = np.array([x[1] for x in r])
         worst = min(r, key=lambda x: x[2])
         print(f"| `{m}` | {np.nanmean(bd):+.2f} % | {worst[0]} | {worst[2]:+.2f} dB | {min(x[3] for x in r):.1f} dB "
-              f"| {len(r)} |")
+              f"| {sum(x[4] for x in r)} | {len(r)} |")
 
 
 if __name__ == "__main__":

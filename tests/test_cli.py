@@ -28,6 +28,17 @@ def test_encode_info_decode(tmp_path, capsys):
         np.testing.assert_array_equal(back, cj.imread(cjpg))
 
 
+def test_one_file_to_a_new_folder_and_a_missing_one(tmp_path, capsys):
+    """--out-dir is made for one file as for many; -o into a folder that is not there is a clear error."""
+    src = tmp_path / "cam.png"
+    Image.fromarray(data.camera()[:64, :64]).save(src)
+    assert main(["encode", str(src), "-m", "jpeg", "--out-dir", str(tmp_path / "new" / "dir")]) == 0
+    assert (tmp_path / "new" / "dir" / "cam.cjpg").exists()
+    capsys.readouterr()
+    assert main(["encode", str(src), "-m", "jpeg", "-o", str(tmp_path / "nowhere" / "cam.cjpg")]) == 2
+    assert "there is no folder" in capsys.readouterr().err and not (tmp_path / "nowhere").exists()
+
+
 def test_encode_many_to_folder(tmp_path):
     srcs = []
     for i, img in enumerate([data.camera(), data.astronaut()]):

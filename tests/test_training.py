@@ -349,6 +349,8 @@ def test_photo_planes_train_12_bit_models_on_dense_textures(tmp_path):
     (name, plane), = photo_planes12([("a", data.astronaut()[:96, :64])])
     assert name == "photo:a" and plane.dtype == np.uint16 and plane.shape == (48, 32)
     assert plane.min() == 0 and plane.max() == 4095 and len(np.unique(plane % 16)) == 16  # not 8-bit steps
+    (_, colour), = photo_planes12([("a", data.astronaut()[:96, :64])], rgb_share=1.0)
+    assert colour.dtype == np.uint16 and colour.shape == (48, 32, 3) and colour.max() == 4095
     folder, photos = tmp_path / "micro", tmp_path / "photos"
     folder.mkdir()
     photos.mkdir()

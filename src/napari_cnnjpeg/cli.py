@@ -27,7 +27,7 @@ def _many(args, op: str, suffix: str | None = None) -> int:
     from .scale.batch import run
 
     summary = run(args.inputs, args.out_dir, op=op, suffix=suffix, quality=getattr(args, "quality", 75),
-                  model=args.model, subsampling=getattr(args, "subsampling", "4:2:0"), workers=args.workers,
+                  model=args.model, subsampling=getattr(args, "subsampling", None), workers=args.workers,
                   progress=True, overwrite=True)
     for rec in summary["failed"]:
         print(f"cnnjpeg: failed: {rec['input']}: {rec['error']}", file=sys.stderr)
@@ -39,6 +39,8 @@ def _single_output(args, suffix: str) -> Path:
     if len(args.inputs) > 1 and args.output:
         raise CjpgError("--output takes one input; use --out-dir for several")
     src = Path(args.inputs[0])
+    if args.out_dir and not args.output:  # made as the batch engine makes it
+        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     return Path(args.output) if args.output else (Path(args.out_dir) if args.out_dir else src.parent) / (src.stem + suffix)
 
 
@@ -175,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out-dir", help="folder for the .cjpg files (default: beside each input)")
     e.add_argument("-q", "--quality", type=int, default=75)
     e.add_argument("-m", "--model", default=None, help=f"one of {', '.join(models)} (default: best shipped)")
-    e.add_argument("--subsampling", default="4:2:0", choices=["4:2:0", "4:2:2", "4:4:4"])
+    e.add_argument("--subsampling", default=None, choices=["4:2:0", "4:2:2", "4:4:4"],
+                   help="chroma subsampling of RGB images (default: 4:2:0; 12-bit payloads 4:4:4 from quality 90)")
     e.add_argument("--workers", type=int, default=None, help="worker processes for several inputs (default: CPUs)")
     e.set_defaults(func=_cmd_encode)
 

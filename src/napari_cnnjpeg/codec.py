@@ -133,6 +133,20 @@ JPEG_QUALITY_FROM = 24
 FLATTEN = 0.7
 
 
+#: Quality from which 12-bit RGB payloads keep full chroma by default (:func:`default_subsampling`).
+FULL_CHROMA_FROM = 90
+
+
+def default_subsampling(bits: int, quality: int) -> str:
+    """Chroma subsampling of RGB planes when none is asked for: 4:2:0, but 4:4:4 for 12-bit payloads
+    from quality :data:`FULL_CHROMA_FROM` on. At 4:2:0 a colourful 12-bit image stops near the
+    PSNR its halved chroma allows (about 40 dB on scikit-image's astronaut in 16 bits, from quality
+    85 to 100), so quality would stop rising; with full chroma it reaches 74 dB at quality 100.
+    Rate and PSNR both jump up at the switch, so they still rise with quality. 8-bit payloads,
+    whose models were trained and measured at 4:2:0, stay there."""
+    return "4:4:4" if bits == 12 and quality >= FULL_CHROMA_FROM else "4:2:0"
+
+
 def twelve_bit_flatten(quality: int, rgb: bool) -> float | None:
     """The frequency weighting of a 12-bit payload at ``quality`` (None: none).
 
@@ -236,7 +250,7 @@ def encode(
     *,
     quality: int = 75,
     model: str | ModelStages | None = None,
-    subsampling: str = "4:2:0",
+    subsampling: str | None = None,
     rgb: bool | None = None,
     axes: str | None = None,
     metadata: dict | None = None,
@@ -261,8 +275,9 @@ def encode(
     model : str, optional
         Model id from :func:`available_models`; default: :func:`default_model` for the
         payload's precision (see ``bits``).
-    subsampling : {"4:2:0", "4:2:2", "4:4:4"}
-        Chroma subsampling of RGB planes.
+    subsampling : {"4:2:0", "4:2:2", "4:4:4"}, optional
+        Chroma subsampling of RGB planes. Default (:func:`default_subsampling`): 4:2:0, but
+        12-bit payloads keep full chroma (4:4:4) from quality :data:`FULL_CHROMA_FROM` on.
     rgb : bool, optional
         Whether the last axis holds RGB; default: when it has length 3.
     axes : str, optional
@@ -299,7 +314,7 @@ def encode(
         image = np.asarray(image)
     dtype = _check_dtype(image)
     rgb = _plane_layout(image, rgb)
-    if subsampling not in SUBSAMPLING:
+    if subsampling is not None and subsampling not in SUBSAMPLING:
         raise CjpgError(f"unknown chroma subsampling {subsampling!r}; use one of {sorted(SUBSAMPLING)}")
     if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise CjpgError(f"quality must be an integer from 1 to 100, got {quality!r}")
@@ -314,6 +329,7 @@ def encode(
     progressive = model_id != BASELINE if progressive is None else bool(progressive)
     if not isinstance(model, ModelStages):  # each model codes qualities within its measured range
         quality = model_info(model_id).effective_quality(quality)
+    subsampling = subsampling or default_subsampling(bits, int(quality))
     lead = image.shape[: image.ndim - (3 if rgb else 2)]
     total = int(np.prod(lead, dtype=np.int64))
     jpeg_quality, levels = twelve_bit_setting(int(quality)) if bits == 12 else (int(quality), 255)

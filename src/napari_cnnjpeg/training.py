@@ -113,6 +113,7 @@ class TrainConfig:
     #: textures such as electron micrographs have, drawn for ``photo_fraction`` of the patches.
     photo_data: str = ""
     photo_fraction: float = 0.0
+    photo_rgb: float = 0.0  # share of those photos kept in colour (12-bit RGB)
     #: joint recipe: train the decoder alone on the payloads of a fixed encoder (from ``init``);
     #: the payload, its bytes and its stock view stay as they are, so only the restoration's loss counts.
     freeze_encoder: bool = False
@@ -145,10 +146,12 @@ def load_images(folder: str | Path, bits: int = 8) -> list[tuple[str, np.ndarray
     return [(name, prepare(image, gray=False)) for name, image in load(folder)]
 
 
-def photo_planes12(images: list[tuple[str, np.ndarray]], seed: int = 0) -> list[tuple[str, np.ndarray]]:
-    """8-bit photos as 12-bit grey planes with detail finer than 8-bit steps: the luma, halved by
-    2x2 means (quarter-step values), with Gaussian noise of up to 16 12-bit levels (as a camera
-    adds), mapped from its min/max onto 0-4095 as the codec maps a plane."""
+def photo_planes12(images: list[tuple[str, np.ndarray]], seed: int = 0,
+                   rgb_share: float = 0.0) -> list[tuple[str, np.ndarray]]:
+    """8-bit photos as 12-bit planes with detail finer than 8-bit steps: halved by 2x2 means
+    (quarter-step values), with Gaussian noise of up to 16 12-bit levels (as a camera adds),
+    mapped from min/max onto 0-4095 as the codec maps a plane. ``rgb_share`` of them stay in
+    colour (as a colour camera's 16-bit images); the others become their luma."""
     from skimage.transform import downscale_local_mean
 
     from .eval.bench_scientific import _to12
@@ -156,8 +159,10 @@ def photo_planes12(images: list[tuple[str, np.ndarray]], seed: int = 0) -> list[
     rng = np.random.default_rng(seed)
     out = []
     for name, im in images:
-        grey = downscale_local_mean((luma(im) if im.ndim == 3 else im).astype(np.float32), (2, 2))
-        plane = grey * 16 + rng.normal(0, 1, grey.shape).astype(np.float32) * rng.uniform(0, 16)
+        colour = im.ndim == 3 and rng.random() < rgb_share
+        im = im if colour or im.ndim == 2 else luma(im)
+        small = downscale_local_mean(im.astype(np.float32), (2, 2, 1) if colour else (2, 2))
+        plane = small * 16 + rng.normal(0, 1, small.shape).astype(np.float32) * rng.uniform(0, 16)
         out.append((f"photo:{name}", _to12(plane)[0]))
     return out
 
@@ -340,7 +345,7 @@ class Trainer:
         self.val_names = [n for n, _ in images[split:]]
         if cfg.photo_fraction and (cfg.bits != 12 or not cfg.photo_data):
             raise ValueError("photo_fraction needs bits 12 and a photo_data folder")
-        photos = photo_planes12(load_images(cfg.photo_data), cfg.seed) if cfg.photo_fraction else []
+        photos = photo_planes12(load_images(cfg.photo_data), cfg.seed, cfg.photo_rgb) if cfg.photo_fraction else []
         self.sampler = PatchSampler([im for _, im in train], cfg, [im for _, im in photos])
         self.val_crops = [_center_crop(im, 256) for _, im in images[split:]]
         self.nets = {"decoder": RestoreNet(**cfg.restore_config)}

@@ -375,6 +375,8 @@ def _check_mapping(mapping, dtype: str, planes: int) -> None:
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write bytes to ``path`` through a temporary file and a rename: never half-written."""
     path = Path(path)
+    if not (path.parent or Path(".")).is_dir():
+        raise CjpgError(f"cannot write {path}: there is no folder {path.parent}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         umask = os.umask(0)

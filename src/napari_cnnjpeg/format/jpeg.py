@@ -33,8 +33,9 @@ TUNED_TABLES = {"flatness": 0.2, "chroma_scale": 0.4}
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 luma of a uint8 RGB image, as JPEG computes it, rounded to uint8."""
-    return np.clip(np.rint(rgb @ LUMA_WEIGHTS), 0, 255).astype(np.uint8)
+    """BT.601 luma of an RGB image, as JPEG computes it, rounded, in its dtype (uint8, or uint16 of
+    12-bit samples)."""
+    return np.rint(rgb @ LUMA_WEIGHTS).astype(rgb.dtype)
 
 
 def _check_plane(plane: np.ndarray, dtype, quality: int, subsampling: str) -> None:

@@ -75,7 +75,7 @@ def sweep_stale(outputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def process_file(op: str, src: str, dest: str, quality: int, model: str | None, threads: int = 1,
-                 subsampling: str = "4:2:0") -> dict:
+                 subsampling: str | None = None) -> dict:
     """Encode, decode or restore one file (runs on a worker); errors come back as a record."""
     t0 = time.perf_counter()
     try:
@@ -115,7 +115,7 @@ def run(
     suffix: str | None = None,
     quality: int = 75,
     model: str | None = None,
-    subsampling: str = "4:2:0",
+    subsampling: str | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = False,

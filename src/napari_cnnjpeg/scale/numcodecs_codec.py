@@ -19,7 +19,7 @@ from ..format.jpeg import SUBSAMPLING
 from ..nn.models import model_info
 
 
-def check_config(quality: int, model: str | None, mapping, channel_axis: int | None, subsampling: str) -> dict:
+def check_config(quality: int, model: str | None, mapping, channel_axis: int | None, subsampling: str | None) -> dict:
     """The codec's settings, checked; a bad one is a CjpgError naming it."""
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise CjpgError(f"cnnjpeg codec: quality must be an integer from 1 to 100, got {quality!r}")
@@ -33,7 +33,7 @@ def check_config(quality: int, model: str | None, mapping, channel_axis: int | N
         mapping = [float(mapping[0]), float(mapping[1])]
     if channel_axis is not None and (isinstance(channel_axis, bool) or not isinstance(channel_axis, int)):
         raise CjpgError(f"cnnjpeg codec: channel_axis must be an integer axis or None, got {channel_axis!r}")
-    if subsampling not in SUBSAMPLING:
+    if subsampling is not None and subsampling not in SUBSAMPLING:
         raise CjpgError(f"cnnjpeg codec: unknown subsampling {subsampling!r}; use one of {sorted(SUBSAMPLING)}")
     return {"quality": int(quality), "model": model, "mapping": mapping or None, "channel_axis": channel_axis,
             "subsampling": subsampling}
@@ -80,14 +80,14 @@ class CnnJpeg(Codec):
         (see :func:`napari_cnnjpeg.encode`).
     channel_axis : int, optional
         The chunk axis that holds RGB where its length is 3 (``-3`` for (C, Y, X) chunks).
-    subsampling : str
-        Chroma subsampling of RGB chunks.
+    subsampling : str, optional
+        Chroma subsampling of RGB chunks (default: :func:`napari_cnnjpeg.codec.default_subsampling`).
     """
 
     codec_id = "cnnjpeg"
 
     def __init__(self, quality: int = 75, model: str | None = None, mapping=None, channel_axis: int | None = None,
-                 subsampling: str = "4:2:0"):
+                 subsampling: str | None = None):
         cfg = check_config(quality, model, mapping, channel_axis, subsampling)
         self.quality, self.model, self.mapping = cfg["quality"], cfg["model"], cfg["mapping"]
         self.channel_axis, self.subsampling = cfg["channel_axis"], cfg["subsampling"]

@@ -37,10 +37,10 @@ class CnnJpegCodec(ArrayBytesCodec):
     model: str | None = None
     mapping: list | None = None
     channel_axis: int | None = None
-    subsampling: str = "4:2:0"
+    subsampling: str | None = None
 
     def __init__(self, *, quality: int = 75, model: str | None = None, mapping=None,
-                 channel_axis: int | None = None, subsampling: str = "4:2:0") -> None:
+                 channel_axis: int | None = None, subsampling: str | None = None) -> None:
         for k, v in check_config(quality, model, mapping, channel_axis, subsampling).items():
             object.__setattr__(self, k, v)
 
