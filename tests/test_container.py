@@ -256,7 +256,8 @@ def test_a_12_bit_payload_declared_8_bit_is_a_clear_error():
         (lambda m: m["mapping"].update(kind="log"), "linear-minmax"),
         (lambda m: m.update(mapping=None), "linear-minmax"),
         (lambda m: m["mapping"].update(max=[1e300] * 4), "not a finite uint16"),
-        (lambda m: m["mapping"].update(min=[-5] * 4), "not a finite uint16"),
+        (lambda m: m["mapping"].update(min=[-65536] * 4), "not a finite uint16"),
+        (lambda m: m["mapping"].update(max=[-5] * 4), "not a finite uint16"),
         (lambda m: m["mapping"].update(min=["0"] * 4), "not a finite"),
         (lambda m: m["mapping"].update(min=[60000] * 4), "min exceeds its max"),
         (lambda m: m.update(dtype="complex128"), "unknown dtype"),
@@ -266,6 +267,13 @@ def test_a_12_bit_payload_declared_8_bit_is_a_clear_error():
 def test_bad_mapping_is_refused(change, match):
     with pytest.raises(cj.CjpgError, match=match):
         cj.decode(_rewrite_meta(BLOB16, change))
+
+
+def test_an_integer_mapping_min_may_lie_below_the_dtype():
+    """The codec widens a plane's range downward (DC alignment), below 0 for a uint16 plane whose
+    background is 0; decoding clips to the dtype."""
+    out = cj.decode(_rewrite_meta(BLOB16, lambda m: m["mapping"].update(min=[-300.5] * 4)))
+    assert out.dtype == np.uint16 and out.min() >= 0
 
 
 def test_nan_in_mapping_is_refused(monkeypatch):

@@ -192,8 +192,8 @@ def _dc_aligned_low(plane: np.ndarray, lo: float, hi: float, levels: int, jpeg_q
     Those lie on a grid of step/8 levels (32 levels at quality 1, whose DC step is 255). A
     flat background lands anywhere between two of them, and on planes that are mostly
     background that error dominates: without this, PSNR could fall as quality rose. The
-    low end is chosen among 32 shifts within one grid step, none below ``floor`` (the
-    dtype's least value, which a file's mapping may not pass), by the mean squared
+    low end is chosen among 32 shifts within one grid step, none below ``floor`` (the least
+    value a file's mapping may hold for the dtype), by the mean squared
     distance of the block means to the grid (the DC part of the error).
     """
     h, w = plane.shape[0] - plane.shape[0] % 8, plane.shape[1] - plane.shape[1] % 8
@@ -343,8 +343,8 @@ def encode(
         if dtype != "uint8":
             lo, hi = fixed or (float(plane.min()), float(plane.max()))
             if align and (fixed is None or i == 0):  # a stack's planes share the first plane's low end
-                kind = np.dtype(dtype)
-                floor = float(np.iinfo(kind).min) if kind.kind in "iu" else -np.inf
+                kind = np.dtype(dtype)  # an integer dtype's range may widen below its least value by its span
+                floor = 2.0 * np.iinfo(kind).min - np.iinfo(kind).max if kind.kind in "iu" else -np.inf
                 low = _dc_aligned_low(plane, lo, hi, levels, jpeg_quality, floor, flatten)
             lo = low if align else lo
             plane = _to_levels(plane, lo, hi, levels, np.uint16 if bits == 12 else np.uint8)

@@ -351,7 +351,9 @@ def _check_weighting(meta: dict, bits: int) -> None:
 
 
 def _check_mapping(mapping, dtype: str, planes: int) -> None:
-    """A uint8 file has no mapping; any other has one finite [min, max] per plane, within its dtype."""
+    """A uint8 file has no mapping; any other has one finite [min, max] per plane, within its dtype,
+    except that an integer dtype's min may lie below its least value by up to its span (the codec
+    widens a plane's range downward to align flat backgrounds with JPEG's DC grid; decoding clips)."""
     import numpy as np
 
     if dtype == "uint8":
@@ -365,8 +367,9 @@ def _check_mapping(mapping, dtype: str, planes: int) -> None:
         values = mapping.get(key)
         if not isinstance(values, list) or len(values) != planes:
             raise CjpgError(f"corrupt .cjpg header: mapping {key!r} needs one value per plane ({planes})")
+        least = float(info.min) - (float(info.max) - float(info.min)) * (key == "min" and info.dtype.kind in "iu")
         for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(info.min) <= v <= float(info.max):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not least <= v <= float(info.max):
                 raise CjpgError(f"corrupt .cjpg header: mapping {key} {v!r} is not a finite {dtype} value")
     if any(lo > hi for lo, hi in zip(mapping["min"], mapping["max"])):
         raise CjpgError("corrupt .cjpg header: a mapping min exceeds its max")
