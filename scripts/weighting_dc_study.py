@@ -66,7 +66,8 @@ def main() -> None:
     args = p.parse_args()
     planes = load_planes(args.folder, 1)
     base = None
-    print("| g | worst fall, synthetic sparse planes (q61-99) | BD-rate against g = 1 (no network) |\n|---:|---|---:|")
+    print("| g | worst change from one quality to the next, synthetic sparse planes (q61-99) "
+          "| BD-rate against g = 1 (no network) |\n|---:|---|---:|")
     for g in args.g:
         use_dc_factor(g)
         falls = [float(np.diff(curve(sparse_plane(s), range(61, 100))[:, 1]).min()) for s in range(3)]
