@@ -159,7 +159,7 @@ def photo_planes12(images: list[tuple[str, np.ndarray]], seed: int = 0,
     rng = np.random.default_rng(seed)
     out = []
     for name, im in images:
-        colour = im.ndim == 3 and rng.random() < rgb_share
+        colour = im.ndim == 3 and rgb_share > 0 and rng.random() < rgb_share  # (rgb_share 0 draws nothing)
         im = im if colour or im.ndim == 2 else luma(im)
         small = downscale_local_mean(im.astype(np.float32), (2, 2, 1) if colour else (2, 2))
         plane = small * 16 + rng.normal(0, 1, small.shape).astype(np.float32) * rng.uniform(0, 16)
