@@ -352,6 +352,19 @@ def test_microscopy_sample_data(make_napari_viewer):
     assert tuple(twelve.contrast_limits) == (float(original.data.min()), float(original.data.max()))
 
 
+def test_contrast_limits_stay_within_an_integer_dtype(make_napari_viewer, tmp_path):
+    """A uint16 plane whose background is 0 is stored with a mapping that starts below 0 (DC
+    alignment); the layer's contrast limits start at 0, not below its dtype."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:128, 0:128]
+    plane = (rng.poisson(2.0, (128, 128)) + 1500 * np.exp(-((y - 60) ** 2 + (x - 50) ** 2) / 50)).astype(np.uint16)
+    path = tmp_path / "zero.cjpg"
+    cj.imwrite(path, plane, quality=50)
+    assert cj.info(path.read_bytes())["mapping"]["min"][0] < 0
+    layer, = make_napari_viewer().open(str(path), plugin=PLUGIN)
+    assert tuple(layer.contrast_limits) == (0.0, float(plane.max()))
+
+
 def test_jpeg_at_bpp_matches_rate(photo):
     from napari_cnnjpeg.eval.demo import jpeg_at_bpp
 

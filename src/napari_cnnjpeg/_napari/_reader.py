@@ -260,6 +260,8 @@ def layer_metadata(info: dict, path: Path | None = None) -> dict:
 
 
 def _contrast_limits(info: dict):
+    import numpy as np
+
     if "contrast_limits" in info:
         lo, hi = info["contrast_limits"]
         return (float(lo), float(hi))
@@ -269,6 +271,9 @@ def _contrast_limits(info: dict):
     if mapping is None:
         return (0.0, 255.0)
     lo, hi = float(min(mapping["min"])), float(max(mapping["max"]))
+    kind = np.dtype(info["dtype"])
+    if kind.kind in "iu":  # a mapping may start below an integer dtype's least value (DC alignment)
+        lo = max(lo, float(np.iinfo(kind).min))
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
