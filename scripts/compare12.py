@@ -29,7 +29,7 @@ import numpy as np
 from napari_cnnjpeg import decode, encode
 from napari_cnnjpeg.eval import metrics
 from napari_cnnjpeg.eval.bd import bd_rate
-from napari_cnnjpeg.eval.bench_scientific import QUALITIES, load_planes
+from napari_cnnjpeg.eval.bench_scientific import QUALITIES, deficit, load_planes
 from napari_cnnjpeg.nn.models import default_model
 
 SAMPLES = ("camera", "gravel", "brick", "moon", "coins", "text")
@@ -69,9 +69,8 @@ def drops(points: np.ndarray) -> int:
 
 def worst_deficit(base: np.ndarray, mine: np.ndarray) -> float:
     base, mine = base[np.argsort(base[:, 0])], mine[np.argsort(mine[:, 0])]
-    gaps = [float(np.interp(np.log(r), np.log(mine[:, 0]), mine[:, 1])) - d
-            for r, d in base if mine[0, 0] <= r <= mine[-1, 0]]
-    return min(gaps, default=float("nan"))
+    worst = deficit(base[:, 0], base[:, 1], mine[:, 0], mine[:, 1])[0]
+    return worst if np.isfinite(worst) else float("nan")
 
 
 def main() -> None:

@@ -187,13 +187,22 @@ def _worst_deficit(points, names) -> dict:
     worst, where = float("inf"), None
     for n in names:
         ra, da = _series(points, BASELINE, n)
-        rb, db = _series(points, "default", n)
-        for r, d in zip(ra, da):
-            if rb[0] <= r <= rb[-1]:
-                gap = float(np.interp(np.log(r), np.log(rb), db)) - d
-                if gap < worst:
-                    worst, where = gap, {"plane": n, "bpp": float(r)}
+        gap, r = deficit(ra, da, *_series(points, "default", n))
+        if gap < worst:
+            worst, where = gap, {"plane": n, "bpp": r}
     return {"worst_db": worst if where else float("nan"), "at": where}
+
+
+def deficit(rate_a, psnr_a, rate_b, psnr_b) -> tuple[float, float]:
+    """The least PSNR of curve b minus curve a at a's points (bpp ascending), b interpolated in
+    log-bpp where it covers that rate, and the bpp where it occurs; (inf, nan) where it covers none."""
+    worst, at = float("inf"), float("nan")
+    for r, d in zip(rate_a, psnr_a):
+        if rate_b[0] <= r <= rate_b[-1]:
+            gap = float(np.interp(np.log(r), np.log(rate_b), psnr_b)) - d
+            if gap < worst:
+                worst, at = gap, float(r)
+    return worst, at
 
 
 def markdown(result: dict) -> str:
