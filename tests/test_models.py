@@ -250,22 +250,62 @@ def test_restore_array_with_its_tables_matches_restoring_the_bytes(photo):
 
 
 @pytest.mark.parametrize("gray", [False, True])
-def test_onnxruntime_matches_torch(monkeypatch, gray):
-    """On the CPU, shipped models run under ONNX Runtime with the same output as torch."""
-    pytest.importorskip("onnxruntime")
+@pytest.mark.parametrize("runtime", ["onnxruntime", "nnpack"])
+def test_cpu_runtimes_match_torch(monkeypatch, gray, runtime):
+    """On the CPU, shipped models run under ONNX Runtime or NNPACK with the same output as torch."""
+    from napari_cnnjpeg.nn import inference
+
+    if runtime == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    elif not inference.nnpack_available():
+        pytest.skip("this torch has no NNPACK here")
     img = data.astronaut()[:200, :264].copy()
     img = img[..., 1].copy() if gray else img
-    blob = cj.encode(img, quality=40)
     monkeypatch.setenv("CNNJPEG_RUNTIME", "torch")
+    blob = cj.encode(img, quality=40)
     ref = cj.decode(blob)
-    monkeypatch.setenv("CNNJPEG_RUNTIME", "onnxruntime")
+    monkeypatch.setenv("CNNJPEG_RUNTIME", runtime)
     stages = models.load_stages(models.default_model())
     assert cj.encode(img, quality=40) == blob  # the encoder stage too
     assert np.abs(cj.decode(blob).astype(int) - ref).max() <= 1
-    assert any(k[0] == "decoder" for k in stages._runners)
+    assert any(k[:2] == ("decoder", runtime) for k in stages._runners)
     monkeypatch.setenv("CNNJPEG_RUNTIME", "tensorrt")
     with pytest.raises(cj.CjpgError, match="CNNJPEG_RUNTIME"):
         cj.decode(blob)
+
+
+def test_nnpack_forward_equals_the_module():
+    """The NNPACK forward pass is the torch module's, to float rounding: a batch of two, odd sizes,
+    down to the smallest plane a network takes (4x4)."""
+    import torch
+
+    from napari_cnnjpeg.nn import inference, nnpack_runtime
+
+    if not inference.nnpack_available():
+        pytest.skip("this torch has no NNPACK here")
+    net = models.load_stages(models.default_model()).decoder
+    run = nnpack_runtime.NnpackNet(net)  # no small-tile runner: NNPACK runs every size
+    for h, w in ((68, 92), (4, 4), (12, 20), (100, 4)):
+        x, cond = torch.rand(2, 3, h, w), torch.rand(2, 129)
+        with torch.inference_mode():
+            ref = net(x, cond)
+        assert torch.allclose(run(x, cond), ref, atol=1e-5), (h, w)
+
+
+def test_auto_runtime_leaves_a_core_under_limit_threads(monkeypatch):
+    """NNPACK's thread pool cannot shrink, so a worker that leaves a core to napari gets ONNX Runtime."""
+    import torch
+
+    from napari_cnnjpeg.nn import inference
+
+    pytest.importorskip("onnxruntime")
+    if not inference.nnpack_available() or torch.get_num_threads() < 2:
+        pytest.skip("needs NNPACK and two torch threads")
+    monkeypatch.delenv("CNNJPEG_RUNTIME", raising=False)
+    net = models.load_stages(models.default_model()).decoder
+    assert inference.choose_runtime(net, "cpu") == "nnpack"
+    with inference.limit_threads(torch.get_num_threads() - 1):
+        assert inference.choose_runtime(net, "cpu") == "onnxruntime"
 
 
 def test_every_shipped_architecture_has_a_graph():

@@ -82,13 +82,10 @@ def measure(model: str, dev: str, images: dict[str, list[np.ndarray]], quality: 
     net = stages.decoder
     runner = None
     if net is not None:
-        runtime = inference.choose_runtime(net, dev)
-        if runtime == "onnxruntime":
-            import torch
+        import torch
 
-            runner = inference.OrtNet(net, inference.shipped_graph(net), torch.get_num_threads())
-    tile = (inference.TILE["onnxruntime"] if runner is not None else inference.TILE.get(dev.split(":")[0], 512))
-    tile += 2 * inference.OVERLAP
+        runner = inference.make_runner(net, inference.choose_runtime(net, dev), torch.get_num_threads())
+    tile = inference.default_tile(runner, dev) + 2 * inference.OVERLAP
     net_mpx_s = network_only(net, runner, dev, tile, repeats) if net is not None else None
     rows = []
     for name, batch in images.items():
@@ -106,7 +103,7 @@ def measure(model: str, dev: str, images: dict[str, list[np.ndarray]], quality: 
         stage["other"] = max(0.0, profiled - sum(stage.values()))
         row = {
             "model": model, "device": dev, "images": name, "megapixels": round(mpx, 2),
-            "runtime": "onnxruntime" if runner is not None else ("torch" if net is not None else "-"),
+            "runtime": inference.runner_name(runner) if net is not None else "-",
             "half": bool(net is not None and runner is None and inference.half_precision(dev)),
             "encode_mpx_s": round(mpx / enc_s, 2), "decode_mpx_s": round(mpx / dec_s, 2),
             "stage_share": {k: round(stage[k] / max(profiled, 1e-9), 3) for k in STAGES},
@@ -152,19 +149,20 @@ def half_cost(model: str, image: np.ndarray, qualities=(30, 75, 95)) -> float:
 
 
 def runtime_comparison(model: str, image: np.ndarray, repeats: int) -> list[dict]:
-    """Decode MP/s on the CPU under torch and under ONNX Runtime, on an idle machine and with
-    one core taken by another process (as napari's GUI thread or a second worker takes one)."""
+    """Decode MP/s on the CPU under each runtime there is (torch, ONNX Runtime, NNPACK), on an idle
+    machine and with one core taken by another process (as napari's GUI thread or a second worker takes one)."""
     import subprocess
 
     from .. import codec
     from ..nn import inference
 
-    if not inference.onnxruntime_available():
+    runtimes = ["torch"] + ["onnxruntime"] * inference.onnxruntime_available() + ["nnpack"] * inference.nnpack_available()
+    if len(runtimes) == 1:
         return []
     blob = codec.encode(image, quality=75, model=model)
     mpx = image.shape[0] * image.shape[1] / 1e6
     rows = []
-    for runtime in ("torch", "onnxruntime"):
+    for runtime in runtimes:
         with _setting("CNNJPEG_RUNTIME", runtime):
             row = {"model": model, "runtime": runtime}
             row["idle_mpx_s"] = round(mpx / _timed(lambda: codec.decode(blob), repeats)[0], 2)
@@ -226,7 +224,9 @@ def markdown(result: dict) -> str:
         f"Machine: {json.dumps(result['machine'])}.", "",
         "Decode MP/s is the whole `decode()` of a `.cjpg` (container, JPEG, network, colour, rounding); the "
         "network alone runs on full tiles (overlaps included) already on the device, so images that fit "
-        "in one tile can exceed it. Stage shares are of a profiled decode.", "",
+        "in one tile can exceed it (under `nnpack`, the network alone is timed on a full tile through NNPACK; "
+        "tiles under 800x800 pixels, such as the small crops, run under ONNX Runtime where it is installed). "
+        "Stage shares are of a profiled decode.", "",
         "| model | device | runtime | images | encode MP/s | decode MP/s | network alone MP/s | pipeline / network | "
         + " | ".join(STAGES) + " |",
         "|---|---|---|---|---:|---:|---:|---:|" + "---:|" * len(STAGES),

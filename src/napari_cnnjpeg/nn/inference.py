@@ -2,10 +2,11 @@
 
 A plane goes to the device once (as uint8), colour conversion and clipping run there,
 tiles of equal shape run in batches, and the result comes back in one copy. On the CPU,
-shipped models run under ONNX Runtime when it is installed: the architecture's graph
-ships in ``graphs/`` (no weights in it) and the hash-checked safetensors weights are
-handed to it in memory, so the output matches torch's to float rounding. Elsewhere, and
-for networks being trained, torch runs them.
+shipped models run through NNPACK's Winograd convolutions where torch has them
+(:mod:`.nnpack_runtime`), else under ONNX Runtime when it is installed: the
+architecture's graph ships in ``graphs/`` (no weights in it) and the hash-checked
+safetensors weights are handed to it in memory. Both match torch's output to float
+rounding. Elsewhere, and for networks being trained, torch runs them.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import numpy as np
 
 #: Tile sides (pixels) by device or runtime (measured fastest on each), and the overlap kept
 #: on each side; tiles bound the memory.
-TILE = {"cpu": 512, "onnxruntime": 1024, "cuda": 2048}
+TILE = {"cpu": 512, "onnxruntime": 1024, "nnpack": 1536, "cuda": 2048}
 OVERLAP = 48
 #: Pixels (including overlaps) run together in one batch of tiles on a GPU.
 GPU_BATCH_PIXELS = 4 * 2144**2
-#: Runtimes: "auto" picks ONNX Runtime on the CPU for shipped models, else torch.
-RUNTIMES = ("auto", "torch", "onnxruntime")
+#: Runtimes: "auto" picks NNPACK, else ONNX Runtime, on the CPU for shipped models, else torch.
+RUNTIMES = ("auto", "torch", "onnxruntime", "nnpack")
 
 
 def device() -> str:
@@ -133,8 +134,20 @@ class OrtNet:
         return torch.from_numpy(y)
 
 
+def nnpack_available() -> bool:
+    from . import nnpack_runtime
+
+    return nnpack_runtime.available()
+
+
 def choose_runtime(net, dev: str) -> str:
-    """The runtime for a shipped (frozen) network on ``dev`` (``CNNJPEG_RUNTIME`` overrides)."""
+    """The runtime for a shipped (frozen) network on ``dev`` (``CNNJPEG_RUNTIME`` overrides).
+
+    NNPACK's thread pool keeps the size it first had, so under :class:`limit_threads`
+    (fewer threads than torch's) ONNX Runtime runs instead.
+    """
+    import torch
+
     want = os.environ.get("CNNJPEG_RUNTIME", "auto")
     if want not in RUNTIMES:
         from ..errors import CjpgError
@@ -142,12 +155,40 @@ def choose_runtime(net, dev: str) -> str:
         raise CjpgError(f"CNNJPEG_RUNTIME={want!r} is not one of {', '.join(RUNTIMES)}")
     if want == "torch" or dev != "cpu":
         return "torch"
-    usable = onnxruntime_available() and shipped_graph(net) is not None
-    if want == "onnxruntime" and not usable:
+    ort_usable = onnxruntime_available() and shipped_graph(net) is not None
+    nnpack_usable = nnpack_available()
+    if (want == "onnxruntime" and not ort_usable) or (want == "nnpack" and not nnpack_usable):
         from ..errors import CjpgError
 
-        raise CjpgError("CNNJPEG_RUNTIME=onnxruntime, but onnxruntime is not installed or has no graph for this model")
-    return "onnxruntime" if usable else "torch"
+        raise CjpgError(f"CNNJPEG_RUNTIME={want}, but it is not installed or cannot run this model here")
+    if want != "auto":
+        return want
+    if nnpack_usable and runtime_threads() >= torch.get_num_threads():
+        return "nnpack"
+    return "onnxruntime" if ort_usable else "torch"
+
+
+def make_runner(net, runtime: str, threads: int):
+    """What executes a frozen network under ``runtime`` (None: the torch module itself)."""
+    if runtime == "onnxruntime":
+        return OrtNet(net, shipped_graph(net), threads)
+    if runtime == "nnpack":  # small tiles run faster under ONNX Runtime, where it is installed
+        from .nnpack_runtime import NnpackNet
+
+        graph = shipped_graph(net) if onnxruntime_available() else None
+        return NnpackNet(net, OrtNet(net, graph, threads) if graph is not None else None)
+    return None
+
+
+def runner_name(runner) -> str:
+    """The runtime a runner from :func:`make_runner` stands for."""
+    return {"OrtNet": "onnxruntime", "NnpackNet": "nnpack"}.get(type(runner).__name__, "torch")
+
+
+def default_tile(runner, dev) -> int:
+    """The tile side run_network uses by default for ``runner`` on ``dev``."""
+    name = runner_name(runner)
+    return TILE[name] if name != "torch" else TILE.get(str(dev).split(":")[0], TILE["cpu"])
 
 
 # -- stage timing (the speed benchmark) ---------------------------------------
@@ -254,15 +295,17 @@ def run_network(
     cond = torch.from_numpy(table_features(luma / unit, None if gray else chroma / unit))[None].to(dev)
     h, w = plane.shape[:2]
     m = net.multiple
+    if h % m or w % m:  # sides to a multiple of m, edge samples repeated
+        plane = np.pad(plane, ((0, -h % m), (0, -w % m)) + ((0, 0),) * (plane.ndim - 2), mode="edge")
     plane = np.ascontiguousarray(plane) if plane.flags.writeable else plane.copy()  # torch wants writable memory
-    x = torch.from_numpy(plane).to(dev)  # one copy in, as uint8
+    x = torch.from_numpy(plane).to(dev)  # one copy in, in the plane's dtype (none on the CPU)
     _lap("transfer")
     x = x[None, None] if gray else x.permute(2, 0, 1)[None]
-    x = torch.nn.functional.pad(x.float(), (0, -w % m, 0, -h % m), mode="replicate").div_(levels)
     H, W = x.shape[-2:]
-    out = torch.empty((1 if gray else 3, H, W), dtype=torch.float32, device=dev)
-    default = TILE["onnxruntime"] if isinstance(runner, OrtNet) else TILE.get(dev.type, TILE["cpu"])
-    step = max(m, (tile or default) // m * m)
+    # the result is written tile by tile in its final layout and dtype (12-bit: int16, a view as uint16)
+    out_dtype = (torch.uint8 if plane.dtype == np.uint8 else torch.int16) if rounded else torch.float32
+    out = torch.empty((h, w) + (() if gray else (3,)), dtype=out_dtype, device=dev)
+    step = max(m, (tile or default_tile(runner, dev)) // m * m)
     groups: dict[tuple[int, int], list] = {}
     for t in _tiles(H, W, step):
         groups.setdefault((t[5] - t[4], t[7] - t[6]), []).append(t)
@@ -273,30 +316,33 @@ def run_network(
             per = max(1, batch_pixels // (th * tw))
             for i in range(0, len(tiles), per):
                 batch = tiles[i : i + per]
-                rgb = torch.cat([x[..., ya:yb, xa:xb] for _, _, _, _, ya, yb, xa, xb in batch])
+                rgb = torch.cat([x[..., ya:yb, xa:xb] for _, _, _, _, ya, yb, xa, xb in batch]).float().div_(levels)
                 _lap("tiling")
                 if gray:
                     ycc = torch.cat([rgb, torch.full_like(rgb, 0.5), torch.full_like(rgb, 0.5)], 1)
                 else:
                     ycc = rgb_to_ycc(rgb)
+                del rgb
                 _lap("colour")
                 with torch.autocast(dev.type, dtype=torch.float16, enabled=half):
                     res = run(ycc, cond.expand(len(batch), -1))
+                del ycc
                 res = res.to(dev, torch.float32)
                 _lap("network")
-                res = res[:, :1] if gray else ycc_to_rgb(res)
+                res = (res[:, :1] if gray else ycc_to_rgb(res)).mul_(levels).clamp_(0, levels)
+                if rounded:
+                    res = res.round_()
                 _lap("colour")
                 for j, (y0, y1, x0, x1, ya, _, xa, _) in enumerate(batch):
-                    out[:, y0:y1, x0:x1] = res[j, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+                    y1, x1 = min(y1, h), min(x1, w)
+                    kept = res[j, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+                    out[y0:y1, x0:x1] = kept[0] if gray else kept.permute(1, 2, 0)
                 _lap("tiling")
-    out = out[:, :h, :w].mul_(levels).clamp_(0, levels)
-    if rounded:  # torch has no uint16 arithmetic: int32 on the device, uint16 once back
-        out = out.round_().to(torch.uint8 if plane.dtype == np.uint8 else torch.int32)
-    out = out[0] if gray else out.permute(1, 2, 0)
-    _lap("colour")
-    out = out.contiguous().cpu().numpy()  # one copy out
+    if hasattr(run, "release"):
+        run.release()
+    out = out.cpu().numpy()  # one copy out (none on the CPU)
     _lap("transfer")
-    return out.astype(np.uint16) if out.dtype == np.int32 else out
+    return out.view(np.uint16) if out.dtype == np.int16 else out
 
 
 def plane_levels(dtype: np.dtype) -> int:

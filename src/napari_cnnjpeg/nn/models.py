@@ -259,7 +259,7 @@ class ModelStages:
     trellis: bool = False  # payloads by mozjpeg's trellis quantisation (jpeg.encode_trellis)
     bits: int = 8  # payload precision the networks work on
     identity_step: dict | None = None  # see ModelInfo.identity_step
-    #: Shipped, frozen networks may run under ONNX Runtime on the CPU; networks in training never do.
+    #: Shipped, frozen networks may run under NNPACK or ONNX Runtime on the CPU; networks in training never do.
     frozen: bool = False
     _runners: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -269,11 +269,11 @@ class ModelStages:
         runner = None
         if self.frozen:
             dev = str(next(net.parameters()).device)
-            if inference.choose_runtime(net, dev) == "onnxruntime":
-                key = (name, inference.runtime_threads())
-                if key not in self._runners:
-                    self._runners[key] = inference.OrtNet(net, inference.shipped_graph(net), key[1])
-                runner = self._runners[key]
+            runtime = inference.choose_runtime(net, dev)
+            key = (name, runtime, inference.runtime_threads())
+            if key not in self._runners:
+                self._runners[key] = inference.make_runner(net, runtime, key[2])
+            runner = self._runners[key]
         return inference.run_network(net, plane, luma, chroma, self.tile, runner, rounded=rounded, levels=levels)
 
     def pre(self, plane: np.ndarray, quality: int) -> np.ndarray:
