@@ -27,8 +27,8 @@ from napari_cnnjpeg.codec import (
     _to_levels,
     decode_levels12,
     encode_levels12,
-    twelve_bit_flatten,
     twelve_bit_setting,
+    twelve_bit_weighting,
 )
 from napari_cnnjpeg.eval.metrics import psnr
 from napari_cnnjpeg.format.container import write_atomic
@@ -76,9 +76,9 @@ def cells(model: str, crops: list[np.ndarray]) -> list[dict]:
                 ref = luma(crop) if v == "grey" else crop
                 levels = twelve_bit_setting(q)[1] if twelve else 255
                 if twelve:  # as the codec writes 12-bit payloads (frequency weighted where it does)
-                    flatten = twelve_bit_flatten(q, rgb=False)
-                    data = encode_levels12(_to_levels(ref, 0, MAX12, levels, np.uint16), q, flatten=flatten)
-                    plain, luma_t, chroma_t = decode_levels12(data, flatten, levels)
+                    weighting = twelve_bit_weighting(q, rgb=False)
+                    data = encode_levels12(_to_levels(ref, 0, MAX12, levels, np.uint16), q, weighting=weighting)
+                    plain, luma_t, chroma_t = decode_levels12(data, weighting, levels)
                 else:
                     data = encode_variant(ref, v, q)
                     plain = decode_jpeg(data)

@@ -17,6 +17,8 @@ from napari_cnnjpeg.format import container
 from napari_cnnjpeg.format.container import Container, pack
 from napari_cnnjpeg.format.jpeg import encode_jpeg, strip_jfif
 
+from helpers import rewrite_meta
+
 
 def _stack():
     rng = np.random.default_rng(3)
@@ -25,17 +27,6 @@ def _stack():
 
 BLOB = cj.encode(_stack(), quality=70, model="jpeg")
 BLOB2D = cj.encode(_stack()[0], quality=70, model="jpeg")
-
-
-def _rewrite_meta(blob: bytes, change) -> bytes:
-    """A file whose metadata JSON is changed by ``change`` (with a valid checksum)."""
-    with Container.open(blob) as c:
-        meta = dict(c.meta)
-        payloads = [c.payload(k) for k in range(len(c))]
-    meta.pop("planes")
-    change(meta)
-    out = pack(meta, payloads)
-    return out
 
 
 def test_reading_one_plane_touches_only_its_bytes(monkeypatch, tmp_path):
@@ -59,7 +50,7 @@ def test_reading_one_plane_touches_only_its_bytes(monkeypatch, tmp_path):
 
 
 def test_newer_version_refused():
-    blob = _rewrite_meta(BLOB, lambda m: None)
+    blob = rewrite_meta(BLOB, lambda m: None)
     # bump the version byte in the APP9 header
     i = blob.index(container.MAGIC) + len(container.MAGIC)
     bad = blob[:i] + bytes([container.VERSION + 1]) + blob[i + 1 :]
@@ -69,8 +60,8 @@ def test_newer_version_refused():
 
 def test_unknown_required_field_refused_optional_ignored():
     with pytest.raises(cj.CjpgError, match="features this reader does not know"):
-        cj.decode(_rewrite_meta(BLOB, lambda m: m.update(required=["hdr_gain_map"])))
-    ok = _rewrite_meta(BLOB, lambda m: m.update(some_future_hint={"x": 1}))
+        cj.decode(rewrite_meta(BLOB, lambda m: m.update(required=["hdr_gain_map"])))
+    ok = rewrite_meta(BLOB, lambda m: m.update(some_future_hint={"x": 1}))
     assert cj.decode(ok).shape == (4, 24, 32)
 
 
@@ -89,7 +80,7 @@ def test_unknown_required_field_refused_optional_ignored():
 )
 def test_bad_metadata(change, match):
     with pytest.raises(cj.CjpgError, match=match):
-        cj.decode(_rewrite_meta(BLOB, change))
+        cj.decode(rewrite_meta(BLOB, change))
 
 
 def test_big_metadata_spans_segments():
@@ -178,13 +169,13 @@ def test_jpeg_declaring_absurd_dimensions_is_refused():
 @pytest.mark.parametrize("bad", [0, 5, 2.0, "2", True])
 def test_bad_downscale_refused(bad):
     with pytest.raises(cj.CjpgError, match="downscale"):
-        cj.decode(_rewrite_meta(BLOB, lambda m: m.update(downscale=bad)))
+        cj.decode(rewrite_meta(BLOB, lambda m: m.update(downscale=bad)))
 
 
 def test_downscale_must_match_payload_size():
     # full-size payloads declared as half-size ones
     with pytest.raises(cj.CjpgError, match="decodes to"):
-        cj.decode(_rewrite_meta(BLOB, lambda m: m.update(downscale=2, required=["downscale"])))
+        cj.decode(rewrite_meta(BLOB, lambda m: m.update(downscale=2, required=["downscale"])))
 
 
 BLOB16 = cj.encode((_stack().astype(np.uint16) * 200), quality=70, model="jpeg", bits=8)
@@ -208,7 +199,7 @@ BLOB12 = cj.encode((_stack().astype(np.uint16) * 200), quality=70)
 def test_bad_bits_are_refused(change, match):
     assert cj.info(BLOB12)["bits"] == 12
     with pytest.raises(cj.CjpgError, match=match):
-        cj.decode(_rewrite_meta(BLOB12, change))
+        cj.decode(rewrite_meta(BLOB12, change))
 
 
 @pytest.mark.parametrize(
@@ -217,13 +208,19 @@ def test_bad_bits_are_refused(change, match):
         (lambda m: m.update(weighting=0.1), "weighting 0.1 is not a number from 0.25 to 1.0"),
         (lambda m: m.update(weighting="0.7"), "is not a number"),
         (lambda m: m.update(weighting=True), "is not a number"),
-        (lambda m: m.update(required=["bits", "levels"]), "must be listed under 'required'"),
+        (lambda m: m.update(required=["bits", "levels", "weighting_dc"]), "must be listed under 'required'"),
+        (lambda m: m.update(required=["bits", "levels", "weighting"]), "must be listed under 'required'"),
+        (lambda m: m.update(weighting_dc=[0.01, 0.5]), r"weighting_dc \[0.01, 0.5\] is not two numbers"),
+        (lambda m: m.update(weighting_dc=0.25), "is not two numbers"),
+        (lambda m: m.update(weighting_dc=[0.25, True]), "is not two numbers"),
+        (lambda m: (m.pop("weighting"), m.update(required=["bits", "levels", "weighting_dc"])),
+         "weighting_dc without a weighting"),
     ],
 )
 def test_bad_weighting_is_refused(change, match):
-    assert cj.info(BLOB12)["weighting"] == 0.7
+    assert cj.info(BLOB12)["weighting"] == 0.7 and cj.info(BLOB12)["weighting_dc"] == list(cj.codec.WEIGHTING_DC)
     with pytest.raises(cj.CjpgError, match=match):
-        cj.decode(_rewrite_meta(BLOB12, change))
+        cj.decode(rewrite_meta(BLOB12, change))
 
 
 def test_weighted_stack_with_a_colour_plane_is_a_clear_error():
@@ -239,13 +236,13 @@ def test_weighted_stack_with_a_colour_plane_is_a_clear_error():
 
 def test_weighting_only_on_12_bit_grey_planes():
     with pytest.raises(cj.CjpgError, match="for 12-bit grey planes"):
-        cj.decode(_rewrite_meta(BLOB16, lambda m: m.update(weighting=0.7, required=["weighting"])))
+        cj.decode(rewrite_meta(BLOB16, lambda m: m.update(weighting=0.7, required=["weighting"])))
 
 
 def test_a_12_bit_payload_declared_8_bit_is_a_clear_error():
     with pytest.raises(cj.CjpgError, match="JPEG|payloads"):
-        cj.decode(_rewrite_meta(BLOB12, lambda m: (m.pop("bits"), m.pop("levels"), m.pop("weighting"),
-                                                  m.update(required=[]))))
+        cj.decode(rewrite_meta(BLOB12, lambda m: (m.pop("bits"), m.pop("levels"), m.pop("weighting"),
+                                                 m.pop("weighting_dc"), m.update(required=[]))))
 
 
 @pytest.mark.parametrize(
@@ -266,13 +263,13 @@ def test_a_12_bit_payload_declared_8_bit_is_a_clear_error():
 )
 def test_bad_mapping_is_refused(change, match):
     with pytest.raises(cj.CjpgError, match=match):
-        cj.decode(_rewrite_meta(BLOB16, change))
+        cj.decode(rewrite_meta(BLOB16, change))
 
 
 def test_an_integer_mapping_min_may_lie_below_the_dtype():
     """The codec widens a plane's range downward (DC alignment), below 0 for a uint16 plane whose
     background is 0; decoding clips to the dtype."""
-    out = cj.decode(_rewrite_meta(BLOB16, lambda m: m["mapping"].update(min=[-300.5] * 4)))
+    out = cj.decode(rewrite_meta(BLOB16, lambda m: m["mapping"].update(min=[-300.5] * 4)))
     assert out.dtype == np.uint16 and out.min() >= 0
 
 
@@ -280,7 +277,7 @@ def test_nan_in_mapping_is_refused(monkeypatch):
     """A crafted header may hold NaN (Python's JSON reader accepts it); the writer never does."""
     dumps = json.dumps
     monkeypatch.setattr(container.json, "dumps", lambda *a, **k: dumps(*a, **{**k, "allow_nan": True}))
-    blob = _rewrite_meta(BLOB16, lambda m: m["mapping"].update(max=[float("nan")] * 4))
+    blob = rewrite_meta(BLOB16, lambda m: m["mapping"].update(max=[float("nan")] * 4))
     monkeypatch.undo()
     with pytest.raises(cj.CjpgError, match="not a finite"):
         cj.decode(blob)
@@ -324,7 +321,7 @@ def test_single_plane_shape_kept_where_the_frame_does_not_say_it():
 
 def test_single_plane_without_a_frame_header_refused():
     """Shape and RGB come from the frame: a file whose frame cannot be found is refused, quickly."""
-    blob = _rewrite_meta(BLOB2D, lambda m: None)
+    blob = rewrite_meta(BLOB2D, lambda m: None)
     start = blob.index(container.MAGIC) - 4
     end = start + 2 + struct.unpack(">H", blob[start + 2 : start + 4])[0]
     junk = b"\xff\xe1\x00\x02" * 5000  # empty APP1 segments, then the file ends
@@ -337,7 +334,7 @@ def test_single_plane_without_a_frame_header_refused():
     (lambda m: m.update(rgb=True), "contradicts"),
 ])
 def test_single_plane_header_refused(change, message):
-    blob = _rewrite_meta(BLOB2D, lambda m: None)
+    blob = rewrite_meta(BLOB2D, lambda m: None)
     meta = _json(blob)
     change(meta)
     with pytest.raises(cj.CjpgError, match=message):
@@ -389,7 +386,7 @@ def test_network_payloads_carry_no_jfif_segment():
 @pytest.mark.parametrize("sha", ["abc", "Z" * 32, 7, "0" * 66])
 def test_bad_hash_refused(sha):
     with pytest.raises(cj.CjpgError, match="model_sha256"):
-        cj.decode(_rewrite_meta(BLOB, lambda m: m.update(model_sha256=sha)))
+        cj.decode(rewrite_meta(BLOB, lambda m: m.update(model_sha256=sha)))
 
 
 def test_network_files_record_a_hash_prefix_and_check_it():
@@ -399,10 +396,10 @@ def test_network_files_record_a_hash_prefix_and_check_it():
     blob = cj.encode(img, quality=70, model="restore-s-v3")
     full = model_info("restore-s-v3").sha256
     assert _json(blob)["model_sha256"] == full[: container.HASH_DIGITS]
-    assert cj.decode(_rewrite_meta(blob, lambda m: m.update(model_sha256=full))).shape == img.shape
+    assert cj.decode(rewrite_meta(blob, lambda m: m.update(model_sha256=full))).shape == img.shape
     other = ("0" if full[0] != "0" else "1") + full[1:32]
     with pytest.raises(cj.CjpgError, match="other weights"):
-        cj.decode(_rewrite_meta(blob, lambda m: m.update(model_sha256=other)))
+        cj.decode(rewrite_meta(blob, lambda m: m.update(model_sha256=other)))
 
 
 def test_plane_crc_is_fixed_width_hex():

@@ -290,7 +290,8 @@ def test_12_bit_pairs_are_coded_as_the_codec_writes_them_or_plain():
     pixels, cond = _jpeg_pair(plane, 80, "4:2:0")
     blob = cj.encode(plane, quality=80, mapping=(0, 4095))  # the default model's payload, decoded plainly
     np.testing.assert_allclose(pixels * 4095, cj.decode(blob, model="jpeg"), atol=0.51)
-    np.testing.assert_allclose(cond, table_features(effective_table(quant_tables(blob)[0], 0.7) / 16, None))
+    weighting = cj.codec.twelve_bit_weighting(80, rgb=False)
+    np.testing.assert_allclose(cond, table_features(effective_table(quant_tables(blob)[0], *weighting) / 16, None))
     pixels, cond = _jpeg_pair(plane, 80, PLAIN12)
     plain = encode_jpeg12(plane, 80)
     np.testing.assert_array_equal(np.rint(pixels * 4095), decode_jpeg12(plain))

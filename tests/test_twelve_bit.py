@@ -9,6 +9,8 @@ import napari_cnnjpeg as cj
 from napari_cnnjpeg.format.container import Container
 from napari_cnnjpeg.format.jpeg import encode_jpeg12, jpeg_precision
 
+from helpers import rewrite_meta
+
 
 def _plane_psnr(ref: np.ndarray, test: np.ndarray) -> float:
     """PSNR over the plane's own value range, as microscopy figures are given."""
@@ -250,6 +252,60 @@ def test_frequency_weighting_flattens_the_effective_steps():
     np.testing.assert_array_equal(weighted[64:], plane[64:])
     np.testing.assert_array_equal(weighted[:, 88:], plane[:, 88:])
     assert np.abs(unweight(weighted, table, 0.7).astype(int) - plane).max() <= 8  # rounding, amplified by 1/w
+    finer_dc = effective_table(table, 0.7, 0.25, 0.5)  # the block mean's own, finer step
+    assert finer_dc[0, 0] == pytest.approx(max(table[0, 0] / 0.5, 0.25 * 0.7 * table.max()))
+    np.testing.assert_allclose(finer_dc.ravel()[1:], eff.ravel()[1:])
+    assert weights(np.ones((8, 8)), 0.7, 0.25, 0.5)[0, 0] == 0.5  # capped: block means still move towards 2048
+
+
+def test_files_weighted_before_the_dc_pair_still_decode(cells, monkeypatch):
+    """Files written before ``weighting_dc`` existed (their DC weighted like every frequency) decode
+    as they always did: a missing pair means [1, 1]."""
+    import napari_cnnjpeg.codec as codec
+
+    monkeypatch.setattr(codec, "WEIGHTING_DC", (1.0, 1.0))
+    blob = cj.encode(cells[1], quality=80)
+    old = rewrite_meta(blob, lambda m: (m.pop("weighting_dc"), m.update(required=["bits", "levels", "weighting"])))
+    assert cj.info(old)["weighting_dc"] == [1.0, 1.0]
+    np.testing.assert_array_equal(cj.decode(old, model="jpeg"), cj.decode(blob, model="jpeg"))
+    np.testing.assert_array_equal(cj.decode(old), cj.decode(blob))
+
+
+def test_weighted_quality_is_monotone_on_a_sparse_plane():
+    """Six cells on a photon-noise background of mean 2: with the block means as coarse as the
+    other weighted frequencies, PSNR fell by up to 1.2 dB from one quality to the next above 60;
+    with their own finer step it does not fall (tolerance 0.05 dB), with or without the network."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:256, 0:256]
+    img = rng.poisson(2.0, (256, 256)).astype(np.float64)
+    for cy, cx, r in rng.uniform((20, 20, 4), (236, 236, 12), (6, 3)):
+        img += 1500 * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))
+    plane = img.astype(np.uint16)
+    for model in ("jpeg", None):
+        psnrs = [_plane_psnr(plane, cj.decode(cj.encode(plane, quality=q), model=model)) for q in range(61, 101, 2)]
+        dips = np.maximum.accumulate(psnrs) - psnrs
+        assert dips.max() <= 0.05, (model, np.round(psnrs, 2).tolist())
+
+
+def test_weighted_hot_pixels_on_a_dark_noisy_plane_clip_less(monkeypatch):
+    """Hot pixels (0.2 % at 4095) on a dark, noisy plane: weighting pushes such blocks outside
+    0..4095, and the clip, amplified when the weighting is undone, costs PSNR. With the block
+    means pulled towards 2048 by at most half (the capped DC weight) instead of DC-weighted like
+    the rest, quality 90-99 gains 5 dB or more. (It is not yet monotone there: a 1.0 dB dip at
+    quality 97 remains, docs/training.md.)"""
+    import napari_cnnjpeg.codec as codec
+
+    rng = np.random.default_rng(1)
+    plane = rng.gamma(1.5, 120.0, (192, 192))
+    plane[rng.random(plane.shape) < 0.002] = 4095
+    plane = np.clip(plane, 0, 4095).astype(np.uint16)
+
+    def curve():
+        return np.array([_plane_psnr(plane, cj.decode(cj.encode(plane, quality=q), model="jpeg")) for q in range(90, 100)])
+
+    capped = curve()
+    monkeypatch.setattr(codec, "WEIGHTING_DC", (1.0, 1.0))
+    assert np.all(capped - curve() > 5), capped
 
 
 def test_weighted_12_bit_payloads_beat_unweighted_ones(cells):
@@ -271,7 +327,8 @@ def test_weighted_12_bit_payloads_beat_unweighted_ones(cells):
     for q, weighted in ((50, False), (60, False), (61, True), (90, True), (100, False)):
         blob = cj.encode(cells[1], quality=q)
         assert (cj.info(blob)["weighting"] == codec.FLATTEN) == weighted, q
-        assert ("weighting" in Container.open(blob).meta["required"]) == weighted
+        assert (cj.info(blob)["weighting_dc"] == list(codec.WEIGHTING_DC)) == weighted, q
+        assert ({"weighting", "weighting_dc"} <= set(Container.open(blob).meta["required"])) == weighted
         jq = codec.twelve_bit_setting(q)[0]
         np.testing.assert_array_equal(quant_tables(blob)[0], _standard_tables(jq)[0])  # the encoder's own tables
     assert cj.info(cj.encode(np.stack([cells[1]] * 3, -1), quality=80))["weighting"] is None  # RGB: not weighted
@@ -314,12 +371,13 @@ def test_a_zero_background_is_aligned_below_the_dtype():
         plane += 1500 * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))
     plane = plane.astype(np.uint16)
     assert plane.min() == 0
-    aligned, kept = [], []
+    aligned, kept, lows = [], [], []
     for q in range(45, 100, 5):
         blob = cj.encode(plane, quality=q)
-        assert min(cj.info(blob)["mapping"]["min"]) < 0
+        lows.append(min(cj.info(blob)["mapping"]["min"]))
         aligned.append(_plane_psnr(plane, cj.decode(blob)))
         kept.append(_plane_psnr(plane, cj.decode(cj.encode(plane, quality=q, mapping=(0, int(plane.max()))))))
+    assert max(lows) <= 0 and sum(low < 0 for low in lows) >= len(lows) // 2, lows  # aligned below 0 where it pays
     assert np.mean(aligned) > np.mean(kept) + 0.3, (aligned, kept)
 
 

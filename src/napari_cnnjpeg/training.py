@@ -214,13 +214,13 @@ def _jpeg_pair(
             _to_levels,
             decode_levels12,
             encode_levels12,
-            twelve_bit_flatten,
+            twelve_bit_weighting,
             twelve_bit_setting,
         )
 
-        levels, flatten = twelve_bit_setting(quality)[1], twelve_bit_flatten(quality, rgb=img.ndim == 3)
-        data = encode_levels12(_to_levels(img, 0, MAX12, levels, np.uint16), quality, subsampling, flatten)
-        pixels, luma, chroma = decode_levels12(data, flatten, levels)
+        levels, weighting = twelve_bit_setting(quality)[1], twelve_bit_weighting(quality, rgb=img.ndim == 3)
+        data = encode_levels12(_to_levels(img, 0, MAX12, levels, np.uint16), quality, subsampling, weighting)
+        pixels, luma, chroma = decode_levels12(data, weighting, levels)
         unit = (levels + 1) / 256
         return (pixels.astype(np.float32) / levels,
                 table_features(luma / unit, None if chroma is None else chroma / unit))
@@ -231,10 +231,10 @@ def _jpeg_pair(
 def _dc_aligned(plane: np.ndarray, quality: int) -> np.ndarray:
     """A 12-bit grey crop as the codec maps it at ``quality``: its range widened downward so that
     its block means sit nearest the DC grid (:func:`codec._dc_aligned_low`), back in 0-4095."""
-    from .codec import _dc_aligned_low, twelve_bit_flatten, twelve_bit_setting
+    from .codec import _dc_aligned_low, twelve_bit_setting, twelve_bit_weighting
 
     jpeg_quality, levels = twelve_bit_setting(quality)
-    low = _dc_aligned_low(plane, 0.0, float(MAX12), levels, jpeg_quality, flatten=twelve_bit_flatten(quality, False))
+    low = _dc_aligned_low(plane, 0.0, float(MAX12), levels, jpeg_quality, weighting=twelve_bit_weighting(quality, False))
     return np.rint((plane - low) * (MAX12 / (MAX12 - low))).astype(np.uint16)
 
 

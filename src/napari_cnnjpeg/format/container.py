@@ -38,7 +38,7 @@ DEFAULTS = {"model_sha256": None, "subsampling": "4:2:0", "dtype": "uint8", "rgb
 #: the installation's own models); a reader accepts 16 to 64 and compares that many.
 HASH_DIGITS = 16
 #: Optional fields this reader understands; a file listing others under "required" is refused.
-KNOWN_OPTIONAL = frozenset({"downscale", "bits", "levels", "weighting"})
+KNOWN_OPTIONAL = frozenset({"downscale", "bits", "levels", "weighting", "weighting_dc"})
 #: Largest factor by which a payload may be smaller than the image (``downscale``).
 MAX_DOWNSCALE = 4
 #: Dtypes a file may declare: uint8 is stored as is, the others through a linear mapping to 8 or 12 bits.
@@ -325,7 +325,7 @@ def _check_meta(meta) -> dict:
         raise CjpgError("corrupt .cjpg header: 'levels' must be listed under 'required'")
     if bits == 8 and "levels" in meta:
         raise CjpgError("corrupt .cjpg header: 'levels' is for 12-bit payloads")
-    if "weighting" in meta:
+    if "weighting" in meta or "weighting_dc" in meta:
         _check_weighting(meta, bits)
     if meta["dtype"] not in DTYPES:
         raise CjpgError(f"corrupt .cjpg header: unknown dtype {meta['dtype']!r}; known: {', '.join(DTYPES)}")
@@ -337,17 +337,27 @@ def _check_meta(meta) -> dict:
 
 
 def _check_weighting(meta: dict, bits: int) -> None:
-    """A frequency weighting (``format.weighting``) is a ``flatten`` number, on 12-bit grey planes only."""
-    from .weighting import FLATTEN_RANGE
+    """A frequency weighting (``format.weighting``) is a ``flatten`` number with an optional
+    ``weighting_dc`` pair (the DC's factor and largest weight), on 12-bit grey planes only, both
+    listed under 'required'."""
+    from .weighting import DC_RANGE, FLATTEN_RANGE
 
-    flatten = meta["weighting"]
-    if isinstance(flatten, bool) or not isinstance(flatten, (int, float)) or \
-            not FLATTEN_RANGE[0] <= flatten <= FLATTEN_RANGE[1]:
-        raise CjpgError(f"corrupt .cjpg header: weighting {flatten!r} is not a number from {FLATTEN_RANGE[0]} "
-                        f"to {FLATTEN_RANGE[1]}")
-    if bits != 12 or meta["rgb"] or "weighting" not in meta.get("required", []):
+    def number(v, low, high) -> bool:
+        return not isinstance(v, bool) and isinstance(v, (int, float)) and low <= v <= high
+
+    if "weighting" not in meta:
+        raise CjpgError("corrupt .cjpg header: weighting_dc without a weighting")
+    if not number(meta["weighting"], *FLATTEN_RANGE):
+        raise CjpgError(f"corrupt .cjpg header: weighting {meta['weighting']!r} is not a number from "
+                        f"{FLATTEN_RANGE[0]} to {FLATTEN_RANGE[1]}")
+    dc = meta.get("weighting_dc", [1.0, 1.0])
+    if not (isinstance(dc, list) and len(dc) == 2 and all(number(v, *DC_RANGE) for v in dc)):
+        raise CjpgError(f"corrupt .cjpg header: weighting_dc {dc!r} is not two numbers from {DC_RANGE[0]} "
+                        f"to {DC_RANGE[1]}")
+    required = meta.get("required", [])
+    if bits != 12 or meta["rgb"] or "weighting" not in required or ("weighting_dc" in meta) != ("weighting_dc" in required):
         raise CjpgError("corrupt .cjpg header: a weighting is for 12-bit grey planes and must be listed under "
-                        "'required'")
+                        "'required', with its weighting_dc")
 
 
 def _check_mapping(mapping, dtype: str, planes: int) -> None:

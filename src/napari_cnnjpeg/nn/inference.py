@@ -1,6 +1,6 @@
 """Running a network on a plane: tiles, the device, and the runtime that executes it.
 
-A plane goes to the device once (as uint8), colour conversion and clipping run there,
+A plane goes to the device once (in its dtype), colour conversion and clipping run there,
 tiles of equal shape run in batches, and the result comes back in one copy. On the CPU,
 shipped models run through NNPACK's Winograd convolutions where torch has them
 (:mod:`.nnpack_runtime`), else under ONNX Runtime when it is installed: the
@@ -316,7 +316,9 @@ def run_network(
             per = max(1, batch_pixels // (th * tw))
             for i in range(0, len(tiles), per):
                 batch = tiles[i : i + per]
-                rgb = torch.cat([x[..., ya:yb, xa:xb] for _, _, _, _, ya, yb, xa, xb in batch]).float().div_(levels)
+                parts = [x[..., ya:yb, xa:xb].float() for _, _, _, _, ya, yb, xa, xb in batch]  # (uint16: no cat on CUDA)
+                rgb = (torch.cat(parts) if len(parts) > 1 else parts[0]).div_(levels)
+                del parts
                 _lap("tiling")
                 if gray:
                     ycc = torch.cat([rgb, torch.full_like(rgb, 0.5), torch.full_like(rgb, 0.5)], 1)
