@@ -271,16 +271,21 @@ def test_files_weighted_before_the_dc_pair_still_decode(cells, monkeypatch):
     np.testing.assert_array_equal(cj.decode(old), cj.decode(blob))
 
 
+def _sparse_cells() -> np.ndarray:
+    """Six bright Gaussian cells (1500 counts) on a photon-noise background of mean 2, uint16."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:256, 0:256]
+    plane = rng.poisson(2.0, (256, 256)).astype(np.float64)
+    for cy, cx, r in rng.uniform((20, 20, 4), (236, 236, 12), (6, 3)):
+        plane += 1500 * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))
+    return plane.astype(np.uint16)
+
+
 def test_weighted_quality_is_monotone_on_a_sparse_plane():
     """Six cells on a photon-noise background of mean 2: with the block means as coarse as the
     other weighted frequencies, PSNR fell by up to 1.2 dB from one quality to the next above 60;
     with their own finer step it does not fall (tolerance 0.05 dB), with or without the network."""
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:256, 0:256]
-    img = rng.poisson(2.0, (256, 256)).astype(np.float64)
-    for cy, cx, r in rng.uniform((20, 20, 4), (236, 236, 12), (6, 3)):
-        img += 1500 * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))
-    plane = img.astype(np.uint16)
+    plane = _sparse_cells()
     for model in ("jpeg", None):
         psnrs = [_plane_psnr(plane, cj.decode(cj.encode(plane, quality=q), model=model)) for q in range(61, 101, 2)]
         dips = np.maximum.accumulate(psnrs) - psnrs
@@ -364,12 +369,7 @@ def test_a_zero_background_is_aligned_below_the_dtype():
     widens below 0, so that the background lands on JPEG's DC grid. Kept at 0 (as a range the
     user gives is kept), it could not be aligned: lower PSNR, and falls of up to 2.6 dB from one
     quality to the next on such planes."""
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:256, 0:256]
-    plane = rng.poisson(2.0, (256, 256)).astype(np.float64)
-    for cy, cx, r in rng.uniform((20, 20, 4), (236, 236, 12), (6, 3)):
-        plane += 1500 * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))
-    plane = plane.astype(np.uint16)
+    plane = _sparse_cells()
     assert plane.min() == 0
     aligned, kept, lows = [], [], []
     for q in range(45, 100, 5):
