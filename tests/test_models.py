@@ -252,13 +252,21 @@ def test_restore_array_with_its_tables_matches_restoring_the_bytes(photo):
 @pytest.mark.parametrize("gray", [False, True])
 @pytest.mark.parametrize("runtime", ["onnxruntime", "nnpack"])
 def test_cpu_runtimes_match_torch(monkeypatch, gray, runtime):
-    """On the CPU, shipped models run under ONNX Runtime or NNPACK with the same output as torch."""
-    from napari_cnnjpeg.nn import inference
+    """On the CPU, shipped models run under ONNX Runtime or NNPACK with the same output as torch
+    (NNPACK on every tile here, small ones included), for 8-bit and 12-bit payloads."""
+    from napari_cnnjpeg.nn import inference, nnpack_runtime
 
     if runtime == "onnxruntime":
         pytest.importorskip("onnxruntime")
     elif not inference.nnpack_available():
         pytest.skip("this torch has no NNPACK here")
+    monkeypatch.setattr(nnpack_runtime, "MIN_PIXELS", 0)  # this small image through NNPACK, not its fallback
+    deep = data.astronaut()[:200, :264, 1].astype(np.uint16) * 16
+    monkeypatch.setenv("CNNJPEG_RUNTIME", "torch")
+    deep_blob = cj.encode(deep, quality=70, mapping=(0, 4095))
+    deep_ref = cj.decode(deep_blob)
+    monkeypatch.setenv("CNNJPEG_RUNTIME", runtime)
+    assert np.abs(cj.decode(deep_blob).astype(int) - deep_ref).max() <= 1  # 12-bit levels
     img = data.astronaut()[:200, :264].copy()
     img = img[..., 1].copy() if gray else img
     monkeypatch.setenv("CNNJPEG_RUNTIME", "torch")

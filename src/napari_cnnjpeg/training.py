@@ -214,8 +214,8 @@ def _jpeg_pair(
             _to_levels,
             decode_levels12,
             encode_levels12,
-            twelve_bit_weighting,
             twelve_bit_setting,
+            twelve_bit_weighting,
         )
 
         levels, weighting = twelve_bit_setting(quality)[1], twelve_bit_weighting(quality, rgb=img.ndim == 3)
