@@ -38,7 +38,8 @@ TWELVE_WEIGHTED = ("nothing in Pillow or web browsers (12-bit JPEG); libjpeg-tur
 #: What a stock viewer shows of each kind of file, where it is not simply the image.
 STOCK_VIEWER = {"joint-s": WASHED, "joint-s-v2": WASHED, "joint-s-v3": WASHED, "compact-s": HALF,
                 "compact-s-v2": HALF, "micro-s": TWELVE, "micro-s-v2": TWELVE,
-                "micro-s-v3": TWELVE_WEIGHTED, "micro-s-v4": TWELVE_WEIGHTED}
+                "micro-s-v3": TWELVE_WEIGHTED, "micro-s-v4": TWELVE_WEIGHTED,
+                "micro-s-v6": TWELVE_WEIGHTED}
 #: model id: (training config, description, id of the model it supersedes, float16 weights).
 #: The models of 2026-11-25/26 were exported as float32 and stay so, to keep their hashes.
 RUNS = {
@@ -75,6 +76,9 @@ RUNS = {
     "micro-s-v4": ("configs/micro12f.json", MICRO + "; micro-s-v3 fine-tuned with 30 % of the patches from photos "
                    "made into 12-bit grey planes (training.photo_planes12: dense texture, detail finer than 8-bit "
                    "steps, noise), for microscopes other than fluorescence and brightfield", "micro-s-v3", True),
+    "micro-s-v6": ("configs/micro12h.json", MICRO + "; micro-s-v4 fine-tuned on payloads whose block means have "
+                   "their own capped step (weighting_dc), as files have since that field (photos made into 12-bit "
+                   "grey planes for 30 % of the patches, as for micro-s-v4)", "micro-s-v4", True),
 }
 
 

@@ -317,13 +317,13 @@ def run_network(
             for i in range(0, len(tiles), per):
                 batch = tiles[i : i + per]
                 parts = [x[..., ya:yb, xa:xb].float() for _, _, _, _, ya, yb, xa, xb in batch]  # (uint16: no cat on CUDA)
-                rgb = (torch.cat(parts) if len(parts) > 1 else parts[0]).div_(levels)
+                rgb = torch.cat(parts) if len(parts) > 1 else parts[0]
                 del parts
                 _lap("tiling")
                 if gray:
-                    ycc = torch.cat([rgb, torch.full_like(rgb, 0.5), torch.full_like(rgb, 0.5)], 1)
+                    ycc = torch.cat([rgb.div_(levels), torch.full_like(rgb, 0.5), torch.full_like(rgb, 0.5)], 1)
                 else:
-                    ycc = rgb_to_ycc(rgb)
+                    ycc = rgb_to_ycc(rgb, levels)
                 del rgb
                 _lap("colour")
                 with torch.autocast(dev.type, dtype=torch.float16, enabled=half):
@@ -331,7 +331,7 @@ def run_network(
                 del ycc
                 res = res.to(dev, torch.float32)
                 _lap("network")
-                res = (res[:, :1] if gray else ycc_to_rgb(res)).mul_(levels).clamp_(0, levels)
+                res = (res[:, :1].mul_(levels) if gray else ycc_to_rgb(res, levels)).clamp_(0, levels)
                 if rounded:
                     res = res.round_()
                 _lap("colour")

@@ -19,18 +19,22 @@ _RGB2YCC = torch.tensor(
     [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
 )
 _YCC2RGB = torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
+_CHROMA_OFFSET = torch.tensor([[0.0], [0.5], [0.5]])
 
 
-def rgb_to_ycc(x: torch.Tensor) -> torch.Tensor:
-    """RGB in [0, 1], (B, 3, H, W), to JPEG full-range YCbCr in [0, 1]."""
-    y = torch.einsum("ij,bjhw->bihw", _RGB2YCC.to(x), x)
-    return y + torch.tensor([0.0, 0.5, 0.5], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+def rgb_to_ycc(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """RGB in [0, ``scale``], (B, 3, H, W), to JPEG full-range YCbCr in [0, 1] (one matrix product)."""
+    b, _, h, w = x.shape
+    y = torch.matmul(_RGB2YCC.to(x) / scale, x.reshape(b, 3, h * w)) + _CHROMA_OFFSET.to(x)
+    return y.view(b, 3, h, w)
 
 
-def ycc_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb_to_ycc`."""
-    x = x - torch.tensor([0.0, 0.5, 0.5], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return torch.einsum("ij,bjhw->bihw", _YCC2RGB.to(x), x)
+def ycc_to_rgb(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycc`: RGB in [0, ``scale``]."""
+    b, _, h, w = x.shape
+    m = _YCC2RGB.to(x) * scale
+    y = torch.matmul(m, x.reshape(b, 3, h * w)) - m @ _CHROMA_OFFSET.to(x)
+    return y.view(b, 3, h, w)
 
 
 def table_features(luma: np.ndarray, chroma: np.ndarray | None) -> np.ndarray:
