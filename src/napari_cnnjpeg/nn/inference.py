@@ -20,9 +20,10 @@ from importlib import resources
 
 import numpy as np
 
-#: Tile sides (pixels) by device or runtime (measured fastest on each), and the overlap kept
-#: on each side; tiles bound the memory.
-TILE = {"cpu": 512, "onnxruntime": 1024, "nnpack": 1536, "cuda": 2048}
+#: Tile sizes by device or runtime (measured fastest on each): a tile keeps at most this side
+#: squared pixels, in any shape (see :func:`_tiles`), computed with an overlap on each side;
+#: tiles bound the memory.
+TILE = {"cpu": 512, "onnxruntime": 1024, "nnpack": 1792, "cuda": 2048}
 OVERLAP = 48
 #: Pixels (including overlaps) run together in one batch of tiles on a GPU.
 GPU_BATCH_PIXELS = 4 * 2144**2
@@ -243,12 +244,36 @@ def _lap(stage: str) -> None:
 
 
 # -- tiles --------------------------------------------------------------------
-def _tiles(H: int, W: int, step: int) -> list[tuple[int, int, int, int, int, int, int, int]]:
-    """(y0, y1, x0, x1) kept and (ya, yb, xa, xb) computed, for each tile."""
+def _splits(n: int, parts: int, m: int) -> list[int]:
+    """Boundaries cutting ``n`` (a multiple of ``m``) into ``parts`` near-equal multiples of ``m``."""
+    return [m * round(k * (n // m) / parts) for k in range(parts + 1)]
+
+
+def _grid(H: int, W: int, area: int, m: int) -> tuple[int, int]:
+    """Rows and columns of tiles for an H x W plane: of the grids whose tiles keep at most
+    ``area`` pixels each, the one that computes the fewest pixels with the overlaps (then the
+    fewest tiles). Its tiles are equal and as large as ``area`` allows: they run the networks
+    fastest, and leave no thin strip at the edge, which runs slower per pixel."""
+    best = None
+    for ny in range(1, H // m + 1):
+        h = m * -(-(H // m) // ny)  # the tallest row of tiles
+        if h * m > area:
+            continue
+        w = max(m, area // h // m * m)
+        nx = -(-W // w)
+        key = ((H + 2 * OVERLAP * (ny - 1)) * (W + 2 * OVERLAP * (nx - 1)), ny * nx)
+        if best is None or key < best[0]:
+            best = key, ny, nx
+    return (best[1], best[2]) if best else (H // m, W // m)
+
+
+def _tiles(H: int, W: int, area: int, m: int) -> list[tuple[int, int, int, int, int, int, int, int]]:
+    """(y0, y1, x0, x1) kept and (ya, yb, xa, xb) computed, for each tile of :func:`_grid`."""
+    ny, nx = _grid(H, W, area, m)
+    ys, xs = _splits(H, ny, m), _splits(W, nx, m)
     out = []
-    for y0 in range(0, H, step):
-        for x0 in range(0, W, step):
-            y1, x1 = min(y0 + step, H), min(x0 + step, W)
+    for y0, y1 in zip(ys, ys[1:]):
+        for x0, x1 in zip(xs, xs[1:]):
             ya, xa = max(0, y0 - OVERLAP), max(0, x0 - OVERLAP)
             yb, xb = min(H, y1 + OVERLAP), min(W, x1 + OVERLAP)
             out.append((y0, y1, x0, x1, ya, yb, xa, xb))
@@ -272,9 +297,9 @@ def run_network(
     network sees it scaled to [0, 1] like an 8-bit one, and its tables scaled to match,
     in 8-bit steps (divided by (levels + 1) / 256).
 
-    Tiles of ``tile`` pixels (default: :data:`TILE` for the device or runtime) overlap by
-    :data:`OVERLAP` on each side and only their centres are kept, so the result matches
-    a single pass. ``runner`` executes the network (default: the torch module itself).
+    Tiles keep up to ``tile`` squared pixels each (default: :data:`TILE` for the device or
+    runtime; equal tiles, as few as that allows), overlap by :data:`OVERLAP` on each side and
+    only their centres are kept, so the result matches a single pass. ``runner`` executes the network (default: the torch module itself).
     Tiles of equal shape run together up to ``batch_pixels`` input pixels per batch
     (default: :data:`GPU_BATCH_PIXELS` on CUDA, one tile at a time elsewhere).
     Returns float32 in the plane's scale (0-255, or 0-4095) and shape, clipped to it; with
@@ -305,9 +330,9 @@ def run_network(
     # the result is written tile by tile in its final layout and dtype (12-bit: int16, a view as uint16)
     out_dtype = (torch.uint8 if plane.dtype == np.uint8 else torch.int16) if rounded else torch.float32
     out = torch.empty((h, w) + (() if gray else (3,)), dtype=out_dtype, device=dev)
-    step = max(m, (tile or default_tile(runner, dev)) // m * m)
+    side = max(m, tile or default_tile(runner, dev))
     groups: dict[tuple[int, int], list] = {}
-    for t in _tiles(H, W, step):
+    for t in _tiles(H, W, side * side, m):
         groups.setdefault((t[5] - t[4], t[7] - t[6]), []).append(t)
     with torch.inference_mode():
         for (th, tw), tiles in groups.items():
