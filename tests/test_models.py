@@ -189,6 +189,26 @@ def test_tiled_equals_untiled():
     assert np.abs(batched - tiled).max() < 1e-3
 
 
+def test_tiles_cover_the_plane_once_within_the_area():
+    """Every pixel is kept by exactly one tile, each keeps at most the area it is given, tiles of a
+    row or column differ by at most the network's multiple, and each computes its overlaps."""
+    from napari_cnnjpeg.nn.inference import OVERLAP, _tiles
+
+    for H, W, area in ((3000, 4000, 1792**2), (4000, 6000, 1792**2), (300, 420, 96**2), (4, 4, 16),
+                       (8, 100000, 1024**2), (2048, 2048, 1024**2), (604, 1208, 512**2)):
+        kept = np.zeros((H, W), np.uint8)
+        tiles = _tiles(H, W, area, 4)
+        for y0, y1, x0, x1, ya, yb, xa, xb in tiles:
+            assert (y1 - y0) * (x1 - x0) <= area and y0 % 4 == 0 and x0 % 4 == 0
+            assert (ya, yb, xa, xb) == (max(0, y0 - OVERLAP), min(H, y1 + OVERLAP), max(0, x0 - OVERLAP), min(W, x1 + OVERLAP))
+            kept[y0:y1, x0:x1] += 1
+        assert (kept == 1).all(), (H, W, area)
+        heights = {t[1] - t[0] for t in tiles}
+        widths = {t[3] - t[2] for t in tiles}
+        assert max(heights) - min(heights) <= 4 and max(widths) - min(widths) <= 4, (H, W, heights, widths)
+    assert len(_tiles(3000, 4000, 1792**2, 4)) == 4  # a 12 MP photo: four equal tiles
+
+
 def test_tuned_tables_are_written_and_read_back():
     from napari_cnnjpeg.format.jpeg import TUNED_TABLES, tables_for_quality
 
@@ -284,10 +304,11 @@ def test_cpu_runtimes_match_torch(monkeypatch, gray, runtime):
 
 def test_nnpack_forward_equals_the_module():
     """The NNPACK forward pass is the torch module's, to float rounding: a batch of two, odd sizes,
-    down to the smallest plane a network takes (4x4)."""
+    down to the smallest plane a network takes (4x4); and so is it with the colour conversions folded in."""
     import torch
 
     from napari_cnnjpeg.nn import inference, nnpack_runtime
+    from napari_cnnjpeg.nn.nets import rgb_to_ycc, ycc_to_rgb
 
     if not inference.nnpack_available():
         pytest.skip("this torch has no NNPACK here")
@@ -297,7 +318,10 @@ def test_nnpack_forward_equals_the_module():
         x, cond = torch.rand(2, 3, h, w), torch.rand(2, 129)
         with torch.inference_mode():
             ref = net(x, cond)
+            rgb_ref = ycc_to_rgb(net(rgb_to_ycc(x * 255, 255), cond), 255)
         assert torch.allclose(run(x, cond), ref, atol=1e-5), (h, w)
+        # the colour conversions folded into the first and last layers (one level in 0-255 is 4e-3 of it)
+        assert torch.allclose(run.rgb(x * 255, cond, 255), rgb_ref, atol=1e-2), (h, w)
 
 
 def test_auto_runtime_leaves_a_core_under_limit_threads(monkeypatch):

@@ -345,18 +345,24 @@ def run_network(
                 rgb = torch.cat(parts) if len(parts) > 1 else parts[0]
                 del parts
                 _lap("tiling")
-                if gray:
-                    ycc = torch.cat([rgb.div_(levels), torch.full_like(rgb, 0.5), torch.full_like(rgb, 0.5)], 1)
+                if not gray and hasattr(run, "rgb"):  # the runner folds the colour conversions into the network
+                    res = run.rgb(rgb, cond.expand(len(batch), -1), levels)
+                    del rgb
+                    _lap("network")
                 else:
-                    ycc = rgb_to_ycc(rgb, levels)
-                del rgb
-                _lap("colour")
-                with torch.autocast(dev.type, dtype=torch.float16, enabled=half):
-                    res = run(ycc, cond.expand(len(batch), -1))
-                del ycc
-                res = res.to(dev, torch.float32)
-                _lap("network")
-                res = (res[:, :1].mul_(levels) if gray else ycc_to_rgb(res, levels)).clamp_(0, levels)
+                    if gray:
+                        ycc = torch.cat([rgb.div_(levels), torch.full_like(rgb, 0.5), torch.full_like(rgb, 0.5)], 1)
+                    else:
+                        ycc = rgb_to_ycc(rgb, levels)
+                    del rgb
+                    _lap("colour")
+                    with torch.autocast(dev.type, dtype=torch.float16, enabled=half):
+                        res = run(ycc, cond.expand(len(batch), -1))
+                    del ycc
+                    res = res.to(dev, torch.float32)
+                    _lap("network")
+                    res = res[:, :1].mul_(levels) if gray else ycc_to_rgb(res, levels)
+                res = res.clamp_(0, levels)
                 if rounded:
                     res = res.round_()
                 _lap("colour")

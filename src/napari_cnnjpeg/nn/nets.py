@@ -37,6 +37,27 @@ def ycc_to_rgb(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     return y.view(b, 3, h, w)
 
 
+def fold_colour(net: "_CondNet", scale: float) -> dict[str, torch.Tensor]:
+    """``net``'s first and last layers with the colour conversions folded in, for inference.
+
+    With them, the network takes RGB in [0, ``scale``] minus ``shift`` and returns RGB in
+    [0, ``scale``]: ``ycc_to_rgb(net(rgb_to_ycc(x, scale)), scale)`` to float rounding, in one
+    pass. ``shift`` is the RGB whose YCbCr is zero, so that the first convolution's zero
+    padding means what it did. Returns ``head_weight``, ``tail_weight``, ``tail_bias`` and ``shift``.
+    """
+    m, mi = _RGB2YCC.double(), _YCC2RGB.double()
+    shift = scale * (mi @ -_CHROMA_OFFSET.double())[:, 0]
+    head = net.head.weight.detach().double()  # input channel 4c + s: colour c, sub-pixel s
+    head = torch.einsum("ocsyx,cd->odsyx", head.view(head.shape[0], 3, 4, 3, 3), m / scale)
+    tail_w = net.tail.weight.detach().double().view(3, 4, -1, 3, 3)
+    tail_b = net.tail.bias.detach().double().view(3, 4)
+    tail_w = torch.einsum("dc,csiyx->dsiyx", scale * mi, tail_w)
+    tail_b = torch.einsum("dc,cs->ds", scale * mi, tail_b) + shift[:, None]
+    out = {"head_weight": head.reshape(net.head.weight.shape), "tail_weight": tail_w.reshape(net.tail.weight.shape),
+           "tail_bias": tail_b.reshape(-1), "shift": shift.view(1, 3, 1, 1)}
+    return {k: v.to(net.head.weight.dtype).contiguous() for k, v in out.items()}
+
+
 def table_features(luma: np.ndarray, chroma: np.ndarray | None) -> np.ndarray:
     """Conditioning vector from JPEG quantisation tables: log-scaled tables and a gray flag."""
     gray = chroma is None

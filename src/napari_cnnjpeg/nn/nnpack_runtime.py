@@ -87,10 +87,17 @@ def _add_shuffled(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return h
 
 
-def forward(net, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-    """:meth:`nets._CondNet.forward` of ``net`` for inference, through NNPACK."""
+def _conv3(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return torch._nnpack_spatial_convolution(x, weight, bias, [1, 1], [1, 1])
+
+
+def forward(net, x: torch.Tensor, cond: torch.Tensor, folded: dict | None = None) -> torch.Tensor:
+    """:meth:`nets._CondNet.forward` of ``net`` for inference, through NNPACK; with ``folded``
+    (:func:`nets.fold_colour`), on RGB minus its ``shift``, returning RGB."""
     gammas, betas = net.cond(cond).chunk(2, dim=1)
-    h1 = F.leaky_relu_(_conv(net.head, F.pixel_unshuffle(x, 2)))
+    head = (folded["head_weight"], net.head.bias) if folded else (net.head.weight, net.head.bias)
+    tail = (folded["tail_weight"], folded["tail_bias"]) if folded else (net.tail.weight, net.tail.bias)
+    h1 = F.leaky_relu_(_conv3(*head, F.pixel_unshuffle(x, 2)))
     h = F.leaky_relu_(_conv(net.down, h1))
     for i, blk in enumerate(net.body):
         s = slice(i * net.ch2, (i + 1) * net.ch2)
@@ -99,7 +106,7 @@ def forward(net, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
     del h1
     s = slice(net.blocks * net.ch2, net.blocks * net.ch2 + net.ch1)
     h = _block(net.fine, h, gammas[:, s], betas[:, s])
-    return F.pixel_shuffle(_conv(net.tail, F.leaky_relu_(h)), 2).add_(x)
+    return F.pixel_shuffle(_conv3(*tail, F.leaky_relu_(h)), 2).add_(x)
 
 
 #: Tiles of fewer input pixels run on the ``small`` runner when there is one: below about 800x800,
@@ -121,15 +128,33 @@ class NnpackNet:
         self.net, self.small = net, small
         self.multiple = net.multiple
         self._ran = False
+        self._folded: dict[float, dict] = {}
 
     def __call__(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if self.small is not None and x.shape[-2] * x.shape[-1] < MIN_PIXELS:
             return self.small(x, cond)
+        return self._run(x, cond, None)
+
+    def rgb(self, x: torch.Tensor, cond: torch.Tensor, scale: float) -> torch.Tensor:
+        """The network on RGB in [0, ``scale``] (float, overwritten), with the colour conversions
+        folded into its first and last layers (:func:`nets.fold_colour`); returns RGB in that scale."""
+        from .nets import fold_colour, rgb_to_ycc, ycc_to_rgb
+
+        if self.small is not None and x.shape[-2] * x.shape[-1] < MIN_PIXELS:
+            return ycc_to_rgb(self.small(rgb_to_ycc(x, scale), cond), scale)
+        if scale not in self._folded:
+            with torch.inference_mode():
+                self._folded[scale] = fold_colour(self.net, scale)
+        folded = self._folded[scale]
+        return self._run(x.sub_(folded["shift"]), cond, folded)
+
+    def _run(self, x: torch.Tensor, cond: torch.Tensor, folded: dict | None) -> torch.Tensor:
         self._ran = True
         with torch.inference_mode():
             if len(x) == 1:
-                return forward(self.net, x.contiguous(), cond)
-            return torch.cat([forward(self.net, x[i : i + 1].contiguous(), cond[i : i + 1]) for i in range(len(x))])
+                return forward(self.net, x.contiguous(), cond, folded)
+            return torch.cat([forward(self.net, x[i : i + 1].contiguous(), cond[i : i + 1], folded)
+                              for i in range(len(x))])
 
     def release(self) -> None:
         """Hand back the memory kept since NNPACK last ran (called once a plane is done)."""
