@@ -299,7 +299,9 @@ def run_network(
 
     Tiles keep up to ``tile`` squared pixels each (default: :data:`TILE` for the device or
     runtime; equal tiles, as few as that allows), overlap by :data:`OVERLAP` on each side and
-    only their centres are kept, so the result matches a single pass. ``runner`` executes the network (default: the torch module itself).
+    only their centres are kept, so the result matches a single pass. ``runner`` executes the
+    network (default: the torch module itself); one with an ``rgb`` method takes colour tiles
+    as RGB (:meth:`nnpack_runtime.NnpackNet.rgb`).
     Tiles of equal shape run together up to ``batch_pixels`` input pixels per batch
     (default: :data:`GPU_BATCH_PIXELS` on CUDA, one tile at a time elsewhere).
     Returns float32 in the plane's scale (0-255, or 0-4095) and shape, clipped to it; with

@@ -64,9 +64,13 @@ def release_memory() -> None:
         libc.malloc_trim(0)
 
 
+def _conv3(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return torch._nnpack_spatial_convolution(x, weight, bias, [1, 1], [1, 1])
+
+
 def _conv(m: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     if m.kernel_size == (3, 3) and m.stride == (1, 1) and m.padding == (1, 1):
-        return torch._nnpack_spatial_convolution(x, m.weight, m.bias, [1, 1], [1, 1])
+        return _conv3(m.weight, m.bias, x)
     if m.kernel_size == (1, 1) and m.stride == (1, 1) and x.shape[0] == 1:
         _, c, h, w = x.shape
         y = torch.addmm(m.bias[:, None], m.weight.view(m.out_channels, c), x.reshape(c, h * w))
@@ -85,10 +89,6 @@ def _add_shuffled(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     b, c, hh, ww = h.shape
     h.view(b, c, hh // 2, 2, ww // 2, 2).add_(u.view(b, c, 2, 2, hh // 2, ww // 2).permute(0, 1, 4, 2, 5, 3))
     return h
-
-
-def _conv3(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return torch._nnpack_spatial_convolution(x, weight, bias, [1, 1], [1, 1])
 
 
 def forward(net, x: torch.Tensor, cond: torch.Tensor, folded: dict | None = None) -> torch.Tensor:
