@@ -226,7 +226,9 @@ def markdown(result: dict) -> str:
         "network alone runs on full tiles (overlaps included) already on the device, so images that fit "
         "in one tile can exceed it (under `nnpack`, the network alone is timed on a full tile through NNPACK; "
         "tiles under 800x800 pixels, such as the small crops, run under ONNX Runtime where it is installed). "
-        "Stage shares are of a profiled decode.", "",
+        "Stage shares are of a profiled decode; under `nnpack` the colour conversions of RGB tiles are folded "
+        "into the network's first and last layers, so they count as network (the colour column keeps the clip "
+        "and rounding).", "",
         "| model | device | runtime | images | encode MP/s | decode MP/s | network alone MP/s | pipeline / network | "
         + " | ".join(STAGES) + " |",
         "|---|---|---|---|---:|---:|---:|---:|" + "---:|" * len(STAGES),
