@@ -2,6 +2,9 @@
 
 Usage: python scripts/compare12.py [--data FOLDER | --rgb] [MODEL ...]   (default: the 12-bit default model)
 
+A MODEL is a registered id or a training config (``configs/*.json``), whose run is loaded
+from its checkpoint (qualities 1-100: a run has no measured quality range yet).
+
 With ``--data``, the planes of a folder of 12/16-bit or float TIFFs, as ``cnnjpeg bench``
 takes them. Without, dense textures as 16-bit planes: ``../shared/data/micro`` holds
 fluorescence and brightfield only, and these stand in for other microscopes, electron
@@ -58,7 +61,9 @@ def curve(plane: np.ndarray, **options) -> np.ndarray:
     pts = []
     for q in QUALITIES:
         blob = encode(plane, quality=q, **options)
-        pts.append((len(blob) * 8 / plane.shape[0] / plane.shape[1], metrics.psnr(plane, decode(blob), rng)))
+        model = options.get("model")
+        decoded = decode(blob, model=None if isinstance(model, str) else model)  # a run's stages decode their files
+        pts.append((len(blob) * 8 / plane.shape[0] / plane.shape[1], metrics.psnr(plane, decoded, rng)))
     return np.array(pts)
 
 
@@ -73,6 +78,18 @@ def worst_deficit(base: np.ndarray, mine: np.ndarray) -> float:
     return worst if np.isfinite(worst) else float("nan")
 
 
+def load_model(name: str):
+    """A registered model id as is, or the stages of the run a training config names."""
+    if not name.endswith(".json"):
+        return name
+    from napari_cnnjpeg.training import TrainConfig, Trainer
+
+    trainer = Trainer(TrainConfig.load(name), device="cpu")
+    for net in trainer.nets.values():
+        net.eval()
+    return trainer.stages()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="a folder of 12/16-bit or float TIFFs")
@@ -81,11 +98,13 @@ def main() -> None:
     args = p.parse_args()
     models = args.models or [default_model(12)]
     rows = {m: [] for m in models}
+    stages = {m: load_model(m) for m in models}
     for name, plane in load_planes(args.data) if args.data else dense_planes(args.rgb):
         base = curve(plane, model="jpeg", bits=8, mapping="plane")
         for m in models:
-            mine = curve(plane, model=m)
-            ceiling = metrics.psnr(plane, decode(encode(plane, quality=100, model=m)), metrics.value_range(plane))
+            mine = curve(plane, model=stages[m])
+            ceiling = metrics.psnr(plane, decode(encode(plane, quality=100, model=stages[m]), model=stages[m]),
+                                   metrics.value_range(plane))
             rows[m].append((name, bd_rate(base[:, 0], base[:, 1], mine[:, 0], mine[:, 1]), worst_deficit(base, mine),
                             ceiling, drops(mine)))
         print(name, " ".join(f"{m}: {rows[m][-1][1]:+.1f} % ({rows[m][-1][2]:+.2f} dB)" for m in models), flush=True)

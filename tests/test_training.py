@@ -273,7 +273,46 @@ def test_12_bit_training_holds_out_whole_stacks_and_validates_to_quality_100(tmp
     val = json.loads((tmp_path / "restore" / "log.jsonl").read_text().splitlines()[-1])["val"]
     assert set(val) == {str(q) for q in VAL_QUALITIES_12}
     with pytest.raises(ValueError, match="bits"):
-        Trainer(TrainConfig(recipe="joint", bits=12, out=str(tmp_path / "j"), data=str(folder)))
+        Trainer(TrainConfig(recipe="compact", bits=12, out=str(tmp_path / "c"), data=str(folder)))
+
+
+def test_12_bit_joint_training_conditions_and_proxies_as_the_codec_codes(tmp_path):
+    """The 12-bit joint recipe: the encoder gets the features the decoder reads from the stream,
+    its proxy codes as the real payload does, and the trained stages encode grey planes only."""
+    import tifffile
+
+    import napari_cnnjpeg as cj
+    from napari_cnnjpeg.training import _jpeg_pair, _proxy_batch12, _quality_features12
+
+    y, x = np.mgrid[0:64, 0:64].astype(np.float64)
+    plane = (2000 + 1500 * np.sin(x / 5) * np.cos(y / 7)).astype(np.uint16)
+    for q in (20, 80):
+        pixels, cond = _jpeg_pair(plane, q, "4:2:0")
+        np.testing.assert_allclose(_quality_features12(q), cond, atol=1e-6)
+        proxy, rate = _proxy_batch12(torch.from_numpy(plane / 4095.0).float()[None, None].expand(1, 3, -1, -1), [q])
+        assert proxy.shape == (1, 3, 64, 64) and rate.shape == (1,) and rate.item() > 0
+        rms = [np.sqrt(np.mean((a * 4095 - plane) ** 2)) for a in (pixels, proxy[0, 0].numpy())]
+        assert abs(rms[1] - rms[0]) < 0.05 * rms[0]  # the same error; its rounding differs
+    folder = tmp_path / "micro"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", plane)
+    tifffile.imwrite(folder / "b.tif", plane[::-1].copy())
+    cfg = _cfg(tmp_path, "joint")
+    cfg.bits, cfg.data, cfg.steps, cfg.loss, cfg.log_floor, cfg.plain12_fraction = 12, str(folder), 2, "logmse", 1e-9, 0.5
+    t = Trainer(cfg)
+    t.run(progress=False)
+    val = json.loads((tmp_path / "joint" / "log.jsonl").read_text().splitlines()[-1])["val"]
+    assert all("size_ratio" in v for v in val.values())
+    stages = t.stages()
+    with torch.no_grad():  # an encoder that is not the identity shows where it runs
+        stages.encoder.tail.bias.fill_(0.05)
+    grey = cj.decode(cj.encode(plane, quality=50, model=cj.nn.models.ModelStages(bits=12, encoder=stages.encoder),
+                               mapping=(0, 4095)), model="jpeg")
+    assert grey.mean() > plane.mean() + 50
+    rgb = np.stack([plane] * 3, axis=-1)
+    plain = cj.encode(rgb, quality=50, model=cj.nn.models.ModelStages(bits=12), mapping=(0, 4095))
+    assert cj.encode(rgb, quality=50, model=cj.nn.models.ModelStages(bits=12, encoder=stages.encoder),
+                     mapping=(0, 4095)) == plain  # colour 12-bit payloads have no encoder stage
 
 
 def test_12_bit_pairs_are_coded_as_the_codec_writes_them_or_plain():

@@ -170,6 +170,13 @@ def twelve_bit_weighting(quality: int, rgb: bool) -> Weighting:
     return (FLATTEN, *WEIGHTING_DC) if not rgb and quality > FLAT_UP_TO and jpeg_quality < 100 else None
 
 
+def twelve_bit_luma(quality: int) -> np.ndarray:
+    """The quantisation steps, in sample units, of the frequencies of a 12-bit grey payload at ``quality``:
+    libjpeg's luma table at its JPEG quality, through its frequency weighting where it has one."""
+    luma, weighting = _standard_tables(twelve_bit_setting(quality)[0])[0], twelve_bit_weighting(quality, rgb=False)
+    return luma.astype(np.float64) if weighting is None else effective_table(luma, *weighting)
+
+
 def encode_levels12(plane: np.ndarray, quality: int, subsampling: str = "4:2:0",
                     weighting: Weighting = None) -> bytes:
     """A plane already on its levels (uint16 0..L, :func:`twelve_bit_setting`) as the 12-bit payload
@@ -361,7 +368,9 @@ def encode(
             plane = _to_levels(plane, lo, hi, levels, np.uint16 if bits == 12 else np.uint8)
             lows.append(lo)
             highs.append(hi)
-        if bits == 12:  # 12-bit models are decoder-only
+        if bits == 12:  # a 12-bit model's encoder works on grey planes only
+            if not rgb:
+                plane = stages.pre(plane, int(quality), twelve_bit_luma(int(quality)), levels)
             payload = encode_levels12(plane, int(quality), subsampling, weighting)
         else:
             payload = encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables,

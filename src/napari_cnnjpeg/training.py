@@ -326,8 +326,10 @@ class Trainer:
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device")
         self.device = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
-        if cfg.bits not in (8, 12) or (cfg.bits == 12 and (cfg.recipe != "restore" or cfg.jpeg != "real")):
-            raise ValueError(f"bits {cfg.bits!r}: use 8, or 12 with the restore recipe and real JPEG")
+        if cfg.bits not in (8, 12) or (cfg.bits == 12 and (cfg.recipe == "compact" or cfg.jpeg != "real"
+                                                          or cfg.photo_rgb or cfg.tables)):
+            raise ValueError(f"bits {cfg.bits!r}: use 8, or 12 with the restore or joint recipe, real JPEG, grey "
+                             "planes and libjpeg's tables")
         if cfg.trellis and (cfg.bits != 8 or cfg.jpeg != "real" or cfg.variants):
             raise ValueError("trellis needs 8-bit real JPEG and no variants (mozjpeg codes the payloads)")
         if cfg.variants:
@@ -444,26 +446,35 @@ class Trainer:
         clean = _to_tensor(b["clean"], dev)
         if cfg.recipe == "joint":
             enc, dec = self.nets["encoder"], self.nets["decoder"]
-            conds = np.stack([_quality_features(int(q), g, cfg.tables) for q, g in zip(b["quality"], b["gray"])])
+            twelve = cfg.bits == 12
+            conds = np.stack([_quality_features12(int(q)) if twelve else _quality_features(int(q), g, cfg.tables)
+                              for q, g in zip(b["quality"], b["gray"])])
             conds = torch.from_numpy(conds).to(dev)
             with torch.set_grad_enabled(not cfg.freeze_encoder):
                 pre_ycc = enc(rgb_to_ycc(clean), conds)
             gray = torch.from_numpy(b["gray"]).to(dev)[:, None, None, None]
             pre_ycc = torch.where(gray & (torch.arange(3, device=dev) > 0).view(1, 3, 1, 1), 0.5, pre_ycc)
             pre = ycc_to_rgb(pre_ycc).clamp(0, 1)
+            if twelve:  # plain 12-bit JPEG of other writers has no encoder in front of it
+                coded = torch.tensor([s != PLAIN12 for s in b["sub"]], device=dev)[:, None, None, None]
+                pre = torch.where(coded, pre, clean)
             if cfg.jpeg == "emulated":
                 real = emulated_batch(pre.detach(), b["gray"], b["quality"], b["sub"], cfg.tables)
             else:
-                pre_u8 = (pre.detach() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-                u8, _ = _jpeg_batch(pre_u8, b["gray"], b["quality"], b["sub"], pool=self.pool, tables=cfg.tables,
-                                    trellis=cfg.trellis)
-                real = _to_tensor(u8, dev)
+                top, dtype = (MAX12, np.uint16) if twelve else (255, np.uint8)
+                samples = (pre.detach() * top).round().permute(0, 2, 3, 1).cpu().numpy().astype(dtype)
+                decoded, stream_conds = _jpeg_batch(samples, b["gray"], b["quality"], b["sub"], pool=self.pool,
+                                                    tables=cfg.tables, trellis=cfg.trellis)
+                real = _to_tensor(decoded, dev)
+                if twelve:  # plain 12-bit payloads have other tables than the codec's: the decoder reads the stream's
+                    conds = torch.from_numpy(stream_conds).to(dev)
             if cfg.freeze_encoder:
                 jpeg, rate = real, None
             else:
                 from .nn.jpeg_proxy import straight_through
 
-                proxy, rate = _proxy_batch(pre, b["quality"], cfg.tables)
+                proxy, rate = _proxy_batch12(pre, b["quality"]) if twelve else _proxy_batch(pre, b["quality"],
+                                                                                             cfg.tables)
                 jpeg = straight_through(real, proxy)
         else:
             dec = self.nets["decoder"]
@@ -518,11 +529,14 @@ class Trainer:
             net.eval()
         result = {}
         for q in VAL_QUALITIES_12 if self.cfg.bits == 12 else ():  # through the codec, as files are
-            gains = []
+            gains, ratios = [], []
             for crop in self.val_crops:
                 blob = encode(crop, quality=q, model=stages, mapping=(0, MAX12))
-                gains.append(psnr(crop, decode(blob, model=stages), MAX12) - psnr(crop, decode(blob, model="jpeg"), MAX12))
-            result[str(q)] = {"gain_db": round(float(np.mean(gains)), 3)}
+                # against the payload of no encoder, decoded with no network
+                ref = encode(crop, quality=q, model=ModelStages(bits=12), mapping=(0, MAX12)) if stages.encoder else blob
+                gains.append(psnr(crop, decode(blob, model=stages), MAX12) - psnr(crop, decode(ref, model="jpeg"), MAX12))
+                ratios.append(len(blob) / len(ref))
+            result[str(q)] = {"gain_db": round(float(np.mean(gains)), 3), "size_ratio": round(float(np.mean(ratios)), 3)}
         for q in VAL_QUALITIES if self.cfg.bits == 8 else ():
             gains, views, ratios = [], [], []
             for crop in self.val_crops:
@@ -601,6 +615,27 @@ def _quality_features(quality: int, gray: bool, tables: dict | None = None) -> n
 
     luma, chroma = tables_for_quality(quality, tables)
     return table_features(luma, None if gray else chroma)
+
+
+def _quality_features12(quality: int) -> np.ndarray:
+    """The conditioning of a 12-bit grey payload at ``quality``, as its decoder gets it from the stream."""
+    from .codec import twelve_bit_luma, twelve_bit_setting
+    from .nn.nets import table_features
+
+    return table_features(twelve_bit_luma(quality) / ((twelve_bit_setting(quality)[1] + 1) / 256), None)
+
+
+def _proxy_batch12(pre, qualities):
+    """The JPEG proxy of a batch of grey 12-bit payloads (RGB in [0, 1] of 4095), each at its own quality."""
+    import torch
+
+    from .codec import twelve_bit_luma, twelve_bit_setting
+    from .nn.jpeg_proxy import grey_proxy
+
+    tables = torch.from_numpy(np.stack([twelve_bit_luma(int(q)) for q in qualities])).float()
+    levels = torch.tensor([twelve_bit_setting(int(q))[1] for q in qualities], dtype=torch.float32)
+    out, rate = grey_proxy(pre[:, 0], tables, levels, (MAX12 + 1) / 2)
+    return out[:, None].expand(-1, 3, -1, -1), rate
 
 
 def emulated_batch(x, gray, qualities, subsampling, tables: dict | None = None):

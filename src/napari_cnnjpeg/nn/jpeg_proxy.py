@@ -1,4 +1,5 @@
-"""A differentiable stand-in for baseline JPEG, used to train the encoder network.
+"""A differentiable stand-in for baseline JPEG (8-bit colour, or grey at any precision), used to
+train the encoder network.
 
 Colour transform, 4:2:0 chroma subsampling, 8x8 DCT, quantisation with the real
 tables and a straight-through estimator for rounding, and a rate proxy (log
@@ -45,16 +46,18 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
-def _code_plane(p: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _code_plane(p: torch.Tensor, table: torch.Tensor, dead: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantise one plane (B, H, W, level-shifted 0..255 scale); returns it and its bit proxy.
 
-    ``table`` is one (8, 8) table or one per image, (B, 8, 8).
+    ``table`` is one (8, 8) table or one per image, (B, 8, 8). The bit proxy of a coefficient
+    of ``q`` steps is log2(1 + max(|q| - dead, 0)): with ``dead`` near 0.5, coefficients that
+    round to zero cost nothing, and no gradient pushes them further down.
     """
     d = _D.to(p)
     table = table.to(p).reshape(-1, 1, 1, 8, 8)
     coef = d @ _blocks(p) @ d.T
     q = coef / table
-    rate = torch.log2(1 + q.abs()).sum(dim=(1, 2, 3, 4))
+    rate = torch.log2(1 + (q.abs() - dead).clamp(min=0)).sum(dim=(1, 2, 3, 4))
     rec = _unblocks(d.T @ (_round_ste(q) * table) @ d)
     return rec, rate
 
@@ -77,6 +80,23 @@ def jpeg_proxy(
     out = ycc_to_rgb((torch.cat([y[:, None], c], 1) + 128) / 255)
     pixels = rgb.shape[-1] * rgb.shape[-2]
     return out.clamp(0, 1), (rate_y + rate_cb + rate_cr) / pixels
+
+
+#: Steps of a coefficient that :func:`grey_proxy`'s rate leaves uncharged (those round to zero).
+DEAD_ZONE = 0.3
+
+
+def grey_proxy(
+    y: torch.Tensor, table: torch.Tensor, levels: torch.Tensor, shift: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable JPEG of grey planes (B, H, W) in [0, 1], mapped onto 0..``levels`` (B,) and
+    level-shifted by ``shift`` (2048 for 12-bit samples), with one (B, 8, 8) table of steps in
+    sample units each. Returns the decoded planes in [0, 1] and a per-image rate proxy per pixel
+    that counts only what exceeds :data:`DEAD_ZONE` steps: on 12-bit planes most coefficients are
+    a fraction of a step, and a proxy that charged them steered the encoder by what costs no bits."""
+    scale = levels.to(y).view(-1, 1, 1)
+    rec, rate = _code_plane(y * scale - shift, table, DEAD_ZONE)
+    return ((rec + shift) / scale).clamp(0, 1), rate / (y.shape[-1] * y.shape[-2])
 
 
 def straight_through(real: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:

@@ -276,15 +276,20 @@ class ModelStages:
             runner = self._runners[key]
         return inference.run_network(net, plane, luma, chroma, self.tile, runner, rounded=rounded, levels=levels)
 
-    def pre(self, plane: np.ndarray, quality: int) -> np.ndarray:
-        """Encoder stage on a uint8 plane, for JPEG at ``quality``; returns uint8."""
+    def pre(self, plane: np.ndarray, quality: int, luma: np.ndarray | None = None,
+            levels: int | None = None) -> np.ndarray:
+        """Encoder stage on a uint8 plane, for JPEG at ``quality``; returns uint8. A grey uint16
+        plane of 12-bit samples 0..``levels`` comes with ``luma``, the steps its payload's
+        frequencies get (in sample units), and returns as uint16."""
         plane = resample.downscale(plane, self.downscale)
         if self.encoder is None:
             return plane
-        from ..format.jpeg import tables_for_quality
+        chroma = None
+        if luma is None:
+            from ..format.jpeg import tables_for_quality
 
-        luma, chroma = tables_for_quality(int(quality), self.tables)
-        return self._run("encoder", plane, luma, None if plane.ndim == 2 else chroma, rounded=True)
+            luma, chroma = tables_for_quality(int(quality), self.tables)
+        return self._run("encoder", plane, luma, None if plane.ndim == 2 else chroma, rounded=True, levels=levels)
 
     def post(self, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, rounded: bool = False,
              levels: int | None = None, layout: str | None = None) -> np.ndarray:
