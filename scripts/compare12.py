@@ -3,7 +3,8 @@
 Usage: python scripts/compare12.py [--data FOLDER | --rgb] [MODEL ...]   (default: the 12-bit default model)
 
 A MODEL is a registered id or a training config (``configs/*.json``), whose run is loaded
-from its checkpoint (qualities 1-100: a run has no measured quality range yet).
+from its checkpoint and codes the qualities of ``--run-range`` (a run has no measured quality
+range yet; those outside it are coded at its nearest end, as a registered model's are).
 
 With ``--data``, the planes of a folder of 12/16-bit or float TIFFs, as ``cnnjpeg bench``
 takes them. Without, dense textures as 16-bit planes: ``../shared/data/micro`` holds
@@ -56,11 +57,11 @@ def dense_planes(rgb: bool = False) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def curve(plane: np.ndarray, **options) -> np.ndarray:
+def curve(plane: np.ndarray, quality_range: tuple[int, int] = (1, 100), **options) -> np.ndarray:
     rng = metrics.value_range(plane)
     pts = []
     for q in QUALITIES:
-        blob = encode(plane, quality=q, **options)
+        blob = encode(plane, quality=min(max(q, quality_range[0]), quality_range[1]), **options)
         model = options.get("model")
         decoded = decode(blob, model=None if isinstance(model, str) else model)  # a run's stages decode their files
         pts.append((len(blob) * 8 / plane.shape[0] / plane.shape[1], metrics.psnr(plane, decoded, rng)))
@@ -94,6 +95,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="a folder of 12/16-bit or float TIFFs")
     p.add_argument("--rgb", action="store_true", help="colour images in 16 bits instead of grey textures")
+    p.add_argument("--run-range", type=int, nargs=2, default=(1, 100), metavar=("LO", "HI"),
+                   help="qualities a training run codes (default 1 100)")
     p.add_argument("models", nargs="*")
     args = p.parse_args()
     models = args.models or [default_model(12)]
@@ -102,7 +105,7 @@ def main() -> None:
     for name, plane in load_planes(args.data) if args.data else dense_planes(args.rgb):
         base = curve(plane, model="jpeg", bits=8, mapping="plane")
         for m in models:
-            mine = curve(plane, model=stages[m])
+            mine = curve(plane, tuple(args.run_range) if m.endswith(".json") else (1, 100), model=stages[m])
             ceiling = metrics.psnr(plane, decode(encode(plane, quality=100, model=stages[m]), model=stages[m]),
                                    metrics.value_range(plane))
             rows[m].append((name, bd_rate(base[:, 0], base[:, 1], mine[:, 0], mine[:, 1]), worst_deficit(base, mine),

@@ -46,18 +46,23 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
-def _code_plane(p: torch.Tensor, table: torch.Tensor, dead: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def _code_plane(p: torch.Tensor, table: torch.Tensor, dead: float = 0.0,
+                ac_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantise one plane (B, H, W, level-shifted 0..255 scale); returns it and its bit proxy.
 
     ``table`` is one (8, 8) table or one per image, (B, 8, 8). The bit proxy of a coefficient
     of ``q`` steps is log2(1 + max(|q| - dead, 0)): with ``dead`` near 0.5, coefficients that
-    round to zero cost nothing, and no gradient pushes them further down.
+    round to zero cost nothing, and no gradient pushes them further down. ``ac_only`` leaves
+    the block means out (JPEG codes them as differences, nearly free on flat backgrounds).
     """
     d = _D.to(p)
     table = table.to(p).reshape(-1, 1, 1, 8, 8)
     coef = d @ _blocks(p) @ d.T
     q = coef / table
-    rate = torch.log2(1 + (q.abs() - dead).clamp(min=0)).sum(dim=(1, 2, 3, 4))
+    bits = torch.log2(1 + (q.abs() - dead).clamp(min=0))
+    if ac_only:
+        bits = bits * (torch.arange(64, device=p.device) > 0).view(8, 8).to(p)
+    rate = bits.sum(dim=(1, 2, 3, 4))
     rec = _unblocks(d.T @ (_round_ste(q) * table) @ d)
     return rec, rate
 
@@ -84,6 +89,9 @@ def jpeg_proxy(
 
 #: Steps of a coefficient that :func:`grey_proxy`'s rate leaves uncharged (those round to zero).
 DEAD_ZONE = 0.3
+#: Bits of a grey JPEG block that no coefficient decides: a few for its mean's difference, a few for
+#: its end of block (a sparse plane's empty blocks cost about 4, 0.06 bpp).
+BLOCK_BITS = 4.0
 
 
 def grey_proxy(
@@ -92,11 +100,13 @@ def grey_proxy(
     """Differentiable JPEG of grey planes (B, H, W) in [0, 1], mapped onto 0..``levels`` (B,) and
     level-shifted by ``shift`` (2048 for 12-bit samples), with one (B, 8, 8) table of steps in
     sample units each. Returns the decoded planes in [0, 1] and a per-image rate proxy per pixel
-    that counts only what exceeds :data:`DEAD_ZONE` steps: on 12-bit planes most coefficients are
-    a fraction of a step, and a proxy that charged them steered the encoder by what costs no bits."""
+    of the AC coefficients beyond :data:`DEAD_ZONE` steps: on 12-bit planes most coefficients are
+    a fraction of a step and the block means are large, and a proxy that charged either steered
+    the encoder by what costs (almost) no bits. :data:`BLOCK_BITS` stand for what every block
+    costs all the same (its mean's difference, its end of block)."""
     scale = levels.to(y).view(-1, 1, 1)
-    rec, rate = _code_plane(y * scale - shift, table, DEAD_ZONE)
-    return ((rec + shift) / scale).clamp(0, 1), rate / (y.shape[-1] * y.shape[-2])
+    rec, rate = _code_plane(y * scale - shift, table, DEAD_ZONE, ac_only=True)
+    return ((rec + shift) / scale).clamp(0, 1), rate / (y.shape[-1] * y.shape[-2]) + BLOCK_BITS / 64
 
 
 def straight_through(real: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:

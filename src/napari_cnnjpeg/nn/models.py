@@ -280,9 +280,11 @@ class ModelStages:
             levels: int | None = None) -> np.ndarray:
         """Encoder stage on a uint8 plane, for JPEG at ``quality``; returns uint8. A grey uint16
         plane of 12-bit samples 0..``levels`` comes with ``luma``, the steps its payload's
-        frequencies get (in sample units), and returns as uint16."""
+        frequencies get (in sample units), and returns as uint16; where those steps are as fine
+        as :attr:`identity_step`'s, the decoder leaves the payload as it is and so does the encoder."""
         plane = resample.downscale(plane, self.downscale)
-        if self.encoder is None:
+        fine = luma is not None and luma.mean() / (((levels or 4095) + 1) / 256) <= self._identity_step("grey")
+        if self.encoder is None or fine:
             return plane
         chroma = None
         if luma is None:
