@@ -117,7 +117,10 @@ def test_info_fields(tmp_path):
     assert i["stock_viewer"] == cj.codec.TWELVE_BIT_VIEWERS
     weighted = cj.info(cj.encode(img, quality=80))  # the default model's, above quality 60
     assert weighted["weighting"] == cj.codec.FLATTEN
-    assert weighted["stock_viewer"] == cj.codec.TWELVE_BIT_VIEWERS + cj.codec.WEIGHTED_VIEWERS
+    assert weighted["stock_viewer"] == (cj.codec.TWELVE_BIT_VIEWERS
+                                        + (cj.codec.ARITHMETIC_VIEWERS if weighted["arithmetic"] else "")
+                                        + cj.codec.WEIGHTED_VIEWERS)
+    assert not i["arithmetic"]  # plain JPEG's 12-bit payloads stay Huffman coded
     for k, v in meta.items():
         assert i[k] == v
 

@@ -223,6 +223,34 @@ def test_bad_weighting_is_refused(change, match):
         cj.decode(rewrite_meta(BLOB12, change))
 
 
+#: A sparse 12-bit plane (a few bright spots on zero), whose payload is arithmetic coded.
+BLOB_ARITH = cj.encode(np.kron(np.eye(8, dtype=np.uint16) * 3000, np.ones((16, 16), np.uint16)), quality=40)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda m: m.update(arithmetic=False), "'arithmetic'"),
+        (lambda m: m.update(arithmetic="yes"), "'arithmetic'"),
+        (lambda m: m.update(required=[r for r in m["required"] if r != "arithmetic"]), "listed under 'required'"),
+    ],
+)
+def test_bad_arithmetic_field_is_refused(change, match):
+    assert cj.info(BLOB_ARITH)["arithmetic"]
+    with pytest.raises(cj.CjpgError, match=match):
+        cj.decode(rewrite_meta(BLOB_ARITH, change))
+
+
+def test_arithmetic_field_only_on_12_bit_files_and_unknown_to_older_readers(monkeypatch):
+    import napari_cnnjpeg.format.container as container
+
+    with pytest.raises(cj.CjpgError, match="on 12-bit payloads"):
+        cj.decode(rewrite_meta(BLOB16, lambda m: m.update(arithmetic=True, required=["arithmetic"])))
+    monkeypatch.setattr(container, "KNOWN_OPTIONAL", container.KNOWN_OPTIONAL - {"arithmetic"})
+    with pytest.raises(cj.CjpgError, match=r"does not know: \['arithmetic'\]"):
+        cj.decode(BLOB_ARITH)
+
+
 def test_weighted_stack_with_a_colour_plane_is_a_clear_error():
     """A crafted stack: weighted grey planes, one of them replaced by a 12-bit colour stream."""
     grey = cj.encode(np.full((2, 32, 32), 900, np.uint16) + np.arange(32, dtype=np.uint16) * 50, quality=80)

@@ -264,6 +264,7 @@ def test_files_weighted_before_the_dc_pair_still_decode(cells, monkeypatch):
     import napari_cnnjpeg.codec as codec
 
     monkeypatch.setattr(codec, "WEIGHTING_DC", (1.0, 1.0))
+    monkeypatch.setattr(codec, "smallest_coding12", lambda data: data)  # nor arithmetic coding then
     blob = cj.encode(cells[1], quality=80)
     old = rewrite_meta(blob, lambda m: (m.pop("weighting_dc"), m.update(required=["bits", "levels", "weighting"])))
     assert cj.info(old)["weighting_dc"] == [1.0, 1.0]
@@ -394,3 +395,36 @@ def test_restoring_12_bit_colour_histology_is_never_worse(subsampling):
         stream = encode_jpeg12(image, quality, subsampling)
         plain = _plane_psnr(image, decode_jpeg12(stream))
         assert _plane_psnr(image, cj.restore(stream)) > plain - 0.05, (quality, plain)
+
+
+def test_12_bit_payloads_are_arithmetic_coded_where_that_is_smaller(monkeypatch):
+    """The default path recodes each 12-bit payload with arithmetic coding (SOF9/SOF10) where that
+    is smaller: the same samples, fewer bytes, a field older readers must refuse; plain JPEG
+    (``model="jpeg"``) stays Huffman coded, as every 12-bit decoder reads it."""
+    import napari_cnnjpeg.codec as codec
+    from napari_cnnjpeg.format.container import Container
+    from napari_cnnjpeg.format.jpeg import ARITHMETIC_FRAMES, _frame
+
+    plane = _sparse_cells()
+    blob = cj.encode(plane, quality=50)
+    with Container.open(blob) as c:
+        assert _frame(c.payload(0))[0] in ARITHMETIC_FRAMES and "arithmetic" in c.meta["required"]
+    assert cj.info(blob)["arithmetic"] and "arithmetic coded" in cj.info(blob)["stock_viewer"]
+    monkeypatch.setattr(codec, "smallest_coding12", lambda data: data)
+    huffman = cj.encode(plane, quality=50)
+    assert not cj.info(huffman)["arithmetic"] and len(blob) < 0.9 * len(huffman)
+    np.testing.assert_array_equal(cj.decode(blob, model="jpeg"), cj.decode(huffman, model="jpeg"))
+    np.testing.assert_array_equal(cj.decode(blob), cj.decode(huffman))
+    monkeypatch.undo()
+    with Container.open(cj.encode(plane, quality=50, model="jpeg")) as c:
+        assert _frame(c.payload(0))[0] == 0xC1 and "arithmetic" not in c.meta["required"]
+
+
+def test_12_bit_coding_stays_huffman_without_turbojpeg(monkeypatch):
+    import sys
+
+    from napari_cnnjpeg.format.jpeg import encode_jpeg12, smallest_coding12
+
+    data = encode_jpeg12(_sparse_cells() >> 4, 50)
+    monkeypatch.setitem(sys.modules, "turbojpeg", None)  # import fails
+    assert smallest_coding12(data) is data

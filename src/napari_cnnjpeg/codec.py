@@ -22,9 +22,11 @@ from .format.jpeg import (
     encode_jpeg,
     encode_jpeg12,
     estimate_quality,
+    is_arithmetic,
     is_lossless,
     jpeg_precision,
     quant_tables,
+    smallest_coding12,
     strip_jfif,
 )
 from .format.weighting import effective_table, unweight, weight
@@ -48,6 +50,9 @@ Source = bytes | str | os.PathLike
 #: What ordinary viewers do with a 12-bit file.
 TWELVE_BIT_VIEWERS = ("12-bit JPEG: opens in libjpeg-turbo 3 and imagecodecs (exact plain JPEG); "
                       "Pillow, web browsers and most image viewers cannot open it")
+#: Added for a 12-bit file with arithmetic-coded payloads (:func:`jpeg.smallest_coding12`).
+ARITHMETIC_VIEWERS = ("; some of its planes are arithmetic coded (standard JPEG that libjpeg-turbo 3 and imagecodecs "
+                      "decode; 12-bit readers built without arithmetic decoding refuse them)")
 #: Added for a frequency-weighted 12-bit file (:mod:`format.weighting`).
 WEIGHTED_VIEWERS = ("; its planes are frequency weighted, which only this package undoes: other decoders show "
                     "them with their low frequencies attenuated (flat and washed out)")
@@ -372,6 +377,7 @@ def encode(
             if not rgb:
                 plane = stages.pre(plane, int(quality), twelve_bit_luma(int(quality)), levels)
             payload = encode_levels12(plane, int(quality), subsampling, weighting)
+            payload = payload if model_id == BASELINE else smallest_coding12(payload)
         else:
             payload = encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables,
                                   stages.trellis, progressive)
@@ -391,6 +397,8 @@ def encode(
         if weighting is not None:  # nor may readers that cannot undo the weighting read it
             meta.update(weighting=weighting[0], weighting_dc=list(weighting[1:]),
                         required=["bits", "levels", "weighting", "weighting_dc"])
+        if any(is_arithmetic(p) for p in payloads):  # nor those that know only Huffman-coded payloads
+            meta.update(arithmetic=True, required=[*meta["required"], "arithmetic"])
     if stages.downscale > 1:  # readers that cannot enlarge the payload must refuse the file
         meta.update(downscale=stages.downscale, required=["downscale"])
     return pack({**meta, "image": image_meta}, payloads)
@@ -575,7 +583,9 @@ def describe(c: Container) -> dict:
         "bits": m.get("bits", 8), "levels": m.get("levels", MAX12 if m.get("bits", 8) == 12 else 255),
         "weighting": m.get("weighting"),
         "weighting_dc": m.get("weighting_dc", [1.0, 1.0] if "weighting" in m else None),
-        "stock_viewer": (TWELVE_BIT_VIEWERS + (WEIGHTED_VIEWERS if m.get("weighting") else "")
+        "arithmetic": m.get("arithmetic", False),
+        "stock_viewer": (TWELVE_BIT_VIEWERS + (ARITHMETIC_VIEWERS if m.get("arithmetic") else "")
+                         + (WEIGHTED_VIEWERS if m.get("weighting") else "")
                          if m.get("bits", 8) == 12 else _stock_viewer(m["model"])),
     }
     image = m.get("image") if isinstance(m.get("image"), dict) else {}

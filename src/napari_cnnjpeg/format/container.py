@@ -38,7 +38,7 @@ DEFAULTS = {"model_sha256": None, "subsampling": "4:2:0", "dtype": "uint8", "rgb
 #: the installation's own models); a reader accepts 16 to 64 and compares that many.
 HASH_DIGITS = 16
 #: Optional fields this reader understands; a file listing others under "required" is refused.
-KNOWN_OPTIONAL = frozenset({"downscale", "bits", "levels", "weighting", "weighting_dc"})
+KNOWN_OPTIONAL = frozenset({"downscale", "bits", "levels", "weighting", "weighting_dc", "arithmetic"})
 #: Largest factor by which a payload may be smaller than the image (``downscale``).
 MAX_DOWNSCALE = 4
 #: Dtypes a file may declare: uint8 is stored as is, the others through a linear mapping to 8 or 12 bits.
@@ -87,7 +87,8 @@ def pack(meta: dict, payloads: list[bytes]) -> bytes:
     return b"".join([first[:at], _segments(blob), first[at:], *payloads[1:]])
 
 
-_SOF = (0xC0, 0xC1, 0xC2)  # the frames the codec writes and reads: baseline, extended, progressive
+#: The frames the codec writes and reads: baseline, extended, progressive; arithmetic extended and progressive.
+_SOF = (0xC0, 0xC1, 0xC2, 0xC9, 0xCA)
 _MAX_SEGMENTS = 1000  # marker segments before the frame header (encoders write a handful)
 
 
@@ -327,6 +328,10 @@ def _check_meta(meta) -> dict:
         raise CjpgError("corrupt .cjpg header: 'levels' is for 12-bit payloads")
     if "weighting" in meta or "weighting_dc" in meta:
         _check_weighting(meta, bits)
+    if "arithmetic" in meta and (meta["arithmetic"] is not True or bits != 12
+                                 or "arithmetic" not in meta.get("required", [])):
+        raise CjpgError("corrupt .cjpg header: 'arithmetic' (arithmetic-coded payloads) must be true, on 12-bit "
+                        "payloads, and listed under 'required'")
     if meta["dtype"] not in DTYPES:
         raise CjpgError(f"corrupt .cjpg header: unknown dtype {meta['dtype']!r}; known: {', '.join(DTYPES)}")
     sha = meta["model_sha256"]

