@@ -218,9 +218,11 @@ def markdown(result: dict) -> str:
     if result.get("command"):
         lines += [f"Command: `{result['command']}`", ""]
     if result.get("default_model"):
-        lines += [f"`default` is 12-bit JPEG decoded by `{result['default_model']}`; `{WEIGHTED12}` is the same "
-                  "payload without a network (its frequency weighting above quality 60 undone); `jpeg-12bit` is "
-                  "plain 12-bit JPEG (`model=\"jpeg\"`, unweighted: what any 12-bit decoder shows).", ""]
+        lines += [f"`default` is 12-bit JPEG decoded by `{result['default_model']}`, each payload arithmetic coded "
+                  "where that is smaller (with the `turbojpeg` package installed; `docs/format.md`); "
+                  f"`{WEIGHTED12}` is the same payload without a network (its frequency weighting above quality 60 "
+                  "undone); `jpeg-12bit` is plain 12-bit JPEG (`model=\"jpeg\"`, Huffman coded, unweighted: what "
+                  "any 12-bit decoder shows).", ""]
     lines += ["| path | BD-rate | BD-PSNR | planes |", "|---|---:|---:|---:|"]
     for path, v in result["bd"].items():
         lines.append(f"| `{path}` | {v['bd_rate']:+.2f} % | {v['bd_psnr']:+.3f} dB | {v['planes']} |")
