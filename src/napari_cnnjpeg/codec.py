@@ -374,7 +374,7 @@ def encode(
             lows.append(lo)
             highs.append(hi)
         if bits == 12:  # a 12-bit model's encoder works on grey planes only
-            if not rgb:
+            if not rgb and stages.encoder is not None:
                 plane = stages.pre(plane, int(quality), twelve_bit_luma(int(quality)), levels)
             payload = encode_levels12(plane, int(quality), subsampling, weighting)
             payload = payload if model_id == BASELINE else smallest_coding12(payload)
