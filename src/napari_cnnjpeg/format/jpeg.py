@@ -235,8 +235,8 @@ def smallest_coding12(data: bytes) -> bytes:
     readers of 12-bit JPEG, decode it; on a sparse fluorescence plane's empty blocks it costs a
     fraction of Huffman's bits. It decodes more slowly, most on dense planes at high qualities,
     where it saves least, hence the threshold. On the micro set (``scripts/arithmetic_study.py``)
-    it saves 26 % of the bytes at quality 20 and 6 % at 90, and decodes at 450 and 28 MP/s
-    against Huffman's 720 and 180. A recoded stream is kept only if it decodes to the same
+    it saves 26 % of the bytes at quality 20 and 6 % at 90, and decodes at about 440 and 28 MP/s
+    against Huffman's 710 and 180. A recoded stream is kept only if it decodes to the same
     samples. Returns ``data`` where turbojpeg is not installed.
     """
     try:
