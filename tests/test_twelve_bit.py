@@ -428,3 +428,51 @@ def test_12_bit_coding_stays_huffman_without_turbojpeg(monkeypatch):
     data = encode_jpeg12(_sparse_cells() >> 4, 50)
     monkeypatch.setitem(sys.modules, "turbojpeg", None)  # import fails
     assert smallest_coding12(data) is data
+
+
+def test_deadzone_levels_survive_the_encoder():
+    """Dead-zone quantisation puts each whole block's AC coefficients on the encoder's own levels,
+    floor(|c| / T + rounding) steps, so libjpeg codes them as they are: decoding the payload gives
+    back the dead-zoned plane up to sample rounding. Block means and partial edge blocks stay."""
+    from napari_cnnjpeg.format.deadzone import deadzone
+    from napari_cnnjpeg.format.jpeg import _standard_tables, decode_jpeg12
+    from napari_cnnjpeg.format.weighting import DCT2
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:70, 0:83]
+    plane = np.clip(2000 + 900 * np.sin(x / 5) * np.cos(y / 9) + rng.normal(0, 60, (70, 83)), 0, 4095)
+    plane = plane.astype(np.uint16)
+    table = _standard_tables(40)[0]  # every step 2 or more
+    dz = deadzone(plane, table, 0.3)
+    assert dz.dtype == np.uint16 and np.abs(dz.astype(int) - plane).max() > 20
+    np.testing.assert_array_equal(dz[64:], plane[64:])
+    np.testing.assert_array_equal(dz[:, 80:], plane[:, 80:])
+    blocks = lambda a: a[:64, :80].astype(np.float64).reshape(8, 8, 10, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
+    np.testing.assert_allclose(blocks(dz).mean(1), blocks(plane).mean(1), atol=0.5)  # DC: the encoder's rounding
+    coef = (blocks(dz) - 2048) @ DCT2.T / table.reshape(64)
+    assert np.abs(coef[:, 1:] - np.rint(coef[:, 1:])).max() < 0.3  # on the levels
+    zeros = lambda a: np.mean(np.rint(((blocks(a) - 2048) @ DCT2.T / table.reshape(64))[:, 1:]) == 0)
+    assert zeros(dz) > zeros(plane)  # the dead zone: more zero coefficients than rounding to nearest
+    decoded = decode_jpeg12(encode_jpeg12(dz, 40))
+    assert np.abs(decoded[:64, :80].astype(int) - dz[:64, :80]).max() <= 2
+    nearest = deadzone(plane, table, 0.5)  # to nearest, as the encoder (whose integer DCT may tip near-ties)
+    same = np.abs(decode_jpeg12(encode_jpeg12(nearest, 40)).astype(int) - decode_jpeg12(encode_jpeg12(plane, 40))) <= 2
+    assert same.mean() > 0.9
+
+
+def test_a_dead_zone_model_codes_smaller_grey_payloads(cells):
+    """A 12-bit model trained on dead-zone payloads gets them from the codec: fewer bytes than
+    rounding to nearest, the same file fields (any 12-bit decoder reads them), and RGB planes
+    are left to the encoder."""
+    from napari_cnnjpeg.nn.models import ModelStages
+
+    for q in (40, 80):
+        nearest = cj.encode(cells[1], quality=q, model=ModelStages(bits=12))
+        dead = cj.encode(cells[1], quality=q, model=ModelStages(bits=12, rounding=0.3))
+        assert len(dead) < 0.95 * len(nearest), q
+        assert cj.info(dead)["weighting"] == cj.info(nearest)["weighting"]
+        loss = _plane_psnr(cells[1], cj.decode(nearest, model="jpeg")) - _plane_psnr(cells[1], cj.decode(dead, model="jpeg"))
+        assert 0 < loss < 2, q  # a coarser trade, not a broken payload
+    rgb = np.stack([cells[1]] * 3, -1)
+    assert cj.encode(rgb, quality=50, model=ModelStages(bits=12, rounding=0.3)) == cj.encode(
+        rgb, quality=50, model=ModelStages(bits=12))
