@@ -274,10 +274,6 @@ def test_12_bit_training_holds_out_whole_stacks_and_validates_to_quality_100(tmp
     assert set(val) == {str(q) for q in VAL_QUALITIES_12}
     with pytest.raises(ValueError, match="bits"):
         Trainer(TrainConfig(recipe="compact", bits=12, out=str(tmp_path / "c"), data=str(folder)))
-    with pytest.raises(ValueError, match="rounding"):  # dead-zone payloads are 12-bit only
-        Trainer(TrainConfig(recipe="restore", rounding=0.3, out=str(tmp_path / "d"), data=str(folder)))
-    cfg.rounding, cfg.out, cfg.steps = 0.3, str(tmp_path / "dz"), 1  # the run's stages code dead-zone payloads
-    assert Trainer(cfg).stages().rounding == 0.3
 
 
 def test_12_bit_joint_training_conditions_and_proxies_as_the_codec_codes(tmp_path):

@@ -29,7 +29,6 @@ from .format.jpeg import (
     smallest_coding12,
     strip_jfif,
 )
-from .format.deadzone import deadzone
 from .format.weighting import effective_table, unweight, weight
 from .nn.models import (
     BASELINE,
@@ -184,17 +183,12 @@ def twelve_bit_luma(quality: int) -> np.ndarray:
 
 
 def encode_levels12(plane: np.ndarray, quality: int, subsampling: str = "4:2:0",
-                    weighting: Weighting = None, rounding: float = 0.5) -> bytes:
+                    weighting: Weighting = None) -> bytes:
     """A plane already on its levels (uint16 0..L, :func:`twelve_bit_setting`) as the 12-bit payload
-    of ``quality``, frequency weighted with ``weighting`` (:func:`twelve_bit_weighting`) unless None;
-    a grey plane's AC coefficients rounded with offset ``rounding`` (:mod:`format.deadzone`; 0.5:
-    to nearest, as libjpeg does)."""
+    of ``quality``, frequency weighted with ``weighting`` (:func:`twelve_bit_weighting`) unless None."""
     jpeg_quality = twelve_bit_setting(quality)[0]
-    luma = _standard_tables(jpeg_quality)[0]
     if weighting is not None:
-        plane = weight(plane, luma, *weighting)
-    if rounding < 0.5 and plane.ndim == 2:
-        plane = deadzone(plane, luma, rounding)
+        plane = weight(plane, _standard_tables(jpeg_quality)[0], *weighting)
     return encode_jpeg12(plane, jpeg_quality, subsampling)
 
 
@@ -382,7 +376,7 @@ def encode(
         if bits == 12:  # a 12-bit model's encoder works on grey planes only
             if not rgb and stages.encoder is not None:
                 plane = stages.pre(plane, int(quality), twelve_bit_luma(int(quality)), levels)
-            payload = encode_levels12(plane, int(quality), subsampling, weighting, stages.rounding)
+            payload = encode_levels12(plane, int(quality), subsampling, weighting)
             payload = payload if model_id == BASELINE else smallest_coding12(payload)
         else:
             payload = encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables,

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .format.container import write_atomic
-from .format.deadzone import ROUNDING_RANGE
 from .format.jpeg import (
     MAX12,
     SUBSAMPLING,
@@ -118,9 +117,6 @@ class TrainConfig:
     #: joint recipe: train the decoder alone on the payloads of a fixed encoder (from ``init``);
     #: the payload, its bytes and its stock view stay as they are, so only the restoration's loss counts.
     freeze_encoder: bool = False
-    #: bits 12: rounding offset of the codec's grey payloads' AC coefficients (:mod:`format.deadzone`);
-    #: 0.5 rounds to nearest. The model's zoo entry records it, and its files are coded so.
-    rounding: float = 0.5
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
@@ -188,8 +184,7 @@ PLANES_PER_FILE = 8
 
 
 def _jpeg_pair(
-    img: np.ndarray, quality: int, subsampling: str, tables: dict | None = None, trellis: bool = False,
-    rounding: float = 0.5,
+    img: np.ndarray, quality: int, subsampling: str, tables: dict | None = None, trellis: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decoded JPEG of an image and the conditioning features of its tables (8-bit steps).
 
@@ -197,8 +192,7 @@ def _jpeg_pair(
     writes it, at the quality's JPEG quality and levels (:func:`codec.twelve_bit_setting`); its
     decode comes back as float32 in [0, 1]. ``subsampling`` may name a variant of the
     robustness grid (:data:`jpeg_grid.VARIANTS`) instead. ``trellis``: 8-bit JPEG by mozjpeg's
-    trellis quantisation (:func:`jpeg.encode_trellis`). ``rounding``: that of the codec's 12-bit
-    grey payloads (:func:`codec.encode_levels12`).
+    trellis quantisation (:func:`jpeg.encode_trellis`).
     """
     from .format.jpeg_grid import VARIANTS, encode_variant
     from .nn.nets import table_features
@@ -225,8 +219,7 @@ def _jpeg_pair(
         )
 
         levels, weighting = twelve_bit_setting(quality)[1], twelve_bit_weighting(quality, rgb=img.ndim == 3)
-        data = encode_levels12(_to_levels(img, 0, MAX12, levels, np.uint16), quality, subsampling, weighting,
-                               rounding)
+        data = encode_levels12(_to_levels(img, 0, MAX12, levels, np.uint16), quality, subsampling, weighting)
         pixels, luma, chroma = decode_levels12(data, weighting, levels)
         unit = (levels + 1) / 256
         return (pixels.astype(np.float32) / levels,
@@ -296,7 +289,7 @@ def _to_tensor(a: np.ndarray, device="cpu"):
 
 def _jpeg_batch(
     clean: np.ndarray, gray, quality, sub, factor: int = 1, pool=None, tables: dict | None = None,
-    trellis: bool = False, rounding: float = 0.5,
+    trellis: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each image through real JPEG (at 1/``factor`` resolution, enlarged back), and its table features.
 
@@ -306,7 +299,7 @@ def _jpeg_batch(
 
     def one(img, g, q, s):
         plane = img[..., 0] if g else img
-        d, c = _jpeg_pair(downscale(plane, factor), int(q), s, tables, trellis, rounding)
+        d, c = _jpeg_pair(downscale(plane, factor), int(q), s, tables, trellis)
         return _as_rgb(upscale(d, plane.shape[:2])), c
 
     done = list((pool.map if pool else map)(one, clean, gray, quality, sub))
@@ -337,8 +330,6 @@ class Trainer:
                                                           or cfg.photo_rgb or cfg.tables)):
             raise ValueError(f"bits {cfg.bits!r}: use 8, or 12 with the restore or joint recipe, real JPEG, grey "
                              "planes and libjpeg's tables")
-        if cfg.rounding != 0.5 and (cfg.bits != 12 or not ROUNDING_RANGE[0] <= cfg.rounding < 0.5):
-            raise ValueError(f"rounding {cfg.rounding!r} needs bits 12 and a number from {ROUNDING_RANGE[0]} to 0.5")
         if cfg.trellis and (cfg.bits != 8 or cfg.jpeg != "real" or cfg.variants):
             raise ValueError("trellis needs 8-bit real JPEG and no variants (mozjpeg codes the payloads)")
         if cfg.variants:
@@ -473,7 +464,7 @@ class Trainer:
                 top, dtype = (MAX12, np.uint16) if twelve else (255, np.uint8)
                 samples = (pre.detach() * top).round().permute(0, 2, 3, 1).cpu().numpy().astype(dtype)
                 decoded, stream_conds = _jpeg_batch(samples, b["gray"], b["quality"], b["sub"], pool=self.pool,
-                                                    tables=cfg.tables, trellis=cfg.trellis, rounding=cfg.rounding)
+                                                    tables=cfg.tables, trellis=cfg.trellis)
                 real = _to_tensor(decoded, dev)
                 if twelve:  # plain 12-bit payloads have other tables than the codec's: the decoder reads the stream's
                     conds = torch.from_numpy(stream_conds).to(dev)
@@ -492,7 +483,7 @@ class Trainer:
                 c = np.stack([_quality_features(int(q), g, cfg.tables) for q, g in zip(b["quality"], b["gray"])])
             else:
                 u8, c = _jpeg_batch(b["clean"], b["gray"], b["quality"], b["sub"], self.downscale, self.pool,
-                                    cfg.tables, cfg.trellis, cfg.rounding)
+                                    cfg.tables, cfg.trellis)
                 jpeg = _to_tensor(u8, dev)
             conds, rate = torch.from_numpy(c).to(dev), None
         out = ycc_to_rgb(dec(rgb_to_ycc(jpeg), conds))
@@ -525,8 +516,7 @@ class Trainer:
         from .nn.models import ModelStages
 
         return ModelStages(encoder=self.nets.get("encoder"), decoder=self.nets["decoder"], downscale=self.downscale,
-                           tables=self.cfg.tables or None, trellis=self.cfg.trellis, bits=self.cfg.bits,
-                           rounding=self.cfg.rounding)
+                           tables=self.cfg.tables or None, trellis=self.cfg.trellis, bits=self.cfg.bits)
 
     def validate(self) -> dict:
         """PSNR gain (dB) and size ratio of the model over JPEG on held-out crops, per quality."""
@@ -724,7 +714,6 @@ def register(
         "trellis": cfg.trellis,
         "default": default,
         "bits": cfg.bits,
-        **({"rounding": cfg.rounding} if cfg.rounding != 0.5 else {}),
         "card": {
             "architecture": {k: type(v).__name__ for k, v in trainer.nets.items()},
             "parameters": int(n_params),

@@ -55,26 +55,17 @@ def effective_table(luma: np.ndarray, flatten: float, dc: float = 1.0, dc_cap: f
     return table / weights(table, flatten, dc, dc_cap)
 
 
-#: Row-major vec(D @ B @ D.T) = DCT2 @ vec(B): each whole block's 64 DCT coefficients at once.
-DCT2 = np.kron(_D, _D)
-
-
-def map_blocks(plane: np.ndarray, op) -> np.ndarray:
-    """``op`` applied to the level-shifted samples of each whole 8x8 block on JPEG's grid, as rows
-    of 64 (row-major) in float32; the partial blocks at the right and bottom edges stay as they are."""
+def _apply(plane: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Scale each whole 8x8 block's DCT frequencies by ``w``: one (64, 64) operator, in float32."""
     out = plane.astype(np.float32)
     h, wd = (plane.shape[0] // 8) * 8, (plane.shape[1] // 8) * 8
     if h and wd:
+        dd = np.kron(_D, _D)  # row-major vec(D @ B @ D.T) = kron(D, D) @ vec(B)
+        op = (dd.T @ (w.reshape(64, 1) * dd)).T.astype(np.float32)
         rows = out[:h, :wd].reshape(h // 8, 8, wd // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64) - CENTRE
-        rows = op(rows) + CENTRE
+        rows = rows @ op + CENTRE
         out[:h, :wd] = rows.reshape(h // 8, wd // 8, 8, 8).transpose(0, 2, 1, 3).reshape(h, wd)
     return out
-
-
-def _apply(plane: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Scale each whole 8x8 block's DCT frequencies by ``w``: one (64, 64) operator, in float32."""
-    op = (DCT2.T @ (w.reshape(64, 1) * DCT2)).T.astype(np.float32)
-    return map_blocks(plane, lambda rows: rows @ op)
 
 
 def weight(plane: np.ndarray, luma: np.ndarray, flatten: float, dc: float = 1.0, dc_cap: float = 1.0) -> np.ndarray:

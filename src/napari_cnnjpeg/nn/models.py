@@ -60,9 +60,6 @@ class ModelInfo:
     #: quantisation step (in 8-bit units) the decoder returns its input unchanged (measured: on
     #: finer tables it stops helping). A layout not listed, or not known, gets the largest step.
     identity_step: dict | None = None
-    #: 12-bit grey payloads: rounding offset of their AC coefficients (:mod:`format.deadzone`), as the
-    #: decoder was trained; 0.5 rounds to nearest, as libjpeg does.
-    rounding: float = 0.5
     card: dict = field(default_factory=dict, compare=False, hash=False)
 
     def effective_quality(self, quality: int) -> int:
@@ -94,7 +91,6 @@ def registry() -> dict[str, ModelInfo]:
             trellis=e.get("trellis", False) is True, superseded_by=e.get("superseded_by"), quality_range=_quality_range(e.get("quality_range")),
             stock_viewer=e.get("stock_viewer", ModelInfo.stock_viewer), bits=_bits(e.get("bits", 8)),
             tier=_tier(e.get("tier", "s")), identity_step=_identity_steps(e.get("identity_step")),
-            rounding=_rounding(e.get("rounding", 0.5)),
             card=e.get("card", {}),
         )
     return models
@@ -110,15 +106,6 @@ def _identity_steps(value) -> dict | None:
         raise CjpgError(f"a model's identity_step maps chroma layouts ({', '.join(LAYOUTS)}) to steps of at "
                         f"least 0, got {value!r}")
     return {k: float(v) for k, v in value.items()}
-
-
-def _rounding(value) -> float:
-    from ..format.deadzone import ROUNDING_RANGE
-
-    lo, hi = ROUNDING_RANGE
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise CjpgError(f"a model's rounding must be a number from {lo} to {hi}, got {value!r}")
-    return float(value)
 
 
 def _tier(value) -> str:
@@ -272,7 +259,6 @@ class ModelStages:
     trellis: bool = False  # payloads by mozjpeg's trellis quantisation (jpeg.encode_trellis)
     bits: int = 8  # payload precision the networks work on
     identity_step: dict | None = None  # see ModelInfo.identity_step
-    rounding: float = 0.5  # see ModelInfo.rounding
     #: Shipped, frozen networks may run under NNPACK or ONNX Runtime on the CPU; networks in training never do.
     frozen: bool = False
     _runners: dict = field(default_factory=dict, repr=False, compare=False)
@@ -345,7 +331,7 @@ def load_stages(model_id: str) -> ModelStages:
         net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         nets[name] = net.eval().to(inference.device())
     return ModelStages(**nets, downscale=info.downscale, tables=info.tables, trellis=info.trellis, bits=info.bits,
-                       identity_step=info.identity_step, rounding=info.rounding, frozen=True)
+                       identity_step=info.identity_step, frozen=True)
 
 
 def _retired_successor(info: ModelInfo) -> str:
