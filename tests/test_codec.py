@@ -112,7 +112,7 @@ def test_info_fields(tmp_path):
     assert i["shape"] == (2, 32, 48) and i["planes"] == 2 and i["axes"] == "ZYX"
     assert i["bytes"] == path.stat().st_size
     assert i["bpp"] == pytest.approx(path.stat().st_size * 8 / (32 * 48 * 2))
-    assert i["format_version"] == 3 and i["downscale"] == 1
+    assert i["format_version"] == 4 and i["downscale"] == 1
     assert i["bits"] == 12 and i["weighting"] is None  # 16-bit data: 12-bit payloads, plain JPEG's unweighted
     assert i["stock_viewer"] == cj.codec.TWELVE_BIT_VIEWERS
     weighted = cj.info(cj.encode(img, quality=80))  # the default model's, above quality 60

@@ -85,9 +85,10 @@ def test_bad_metadata(change, match):
 
 def test_big_metadata_spans_segments():
     planes = np.zeros((3000, 8, 8), np.uint8)
-    blob = cj.encode(planes, model="jpeg", metadata={"name": "x" * 70000})
+    name = np.random.default_rng(0).integers(0, 2**62, 8000).astype(str).tobytes().hex()  # deflates little
+    blob = cj.encode(planes, model="jpeg", metadata={"name": name})
     assert blob.count(container.MAGIC) >= 2
-    assert cj.info(blob)["name"] == "x" * 70000
+    assert cj.info(blob)["name"] == name
     assert cj.decode(blob).shape == planes.shape
 
 
@@ -97,8 +98,8 @@ def test_checksums():
     bad[-10] ^= 0xFF
     with pytest.raises(cj.CjpgError, match="checksum"):
         cj.decode(bytes(bad))
-    # flip a byte inside the metadata JSON
-    i = BLOB.index(b'"model"')
+    # flip a byte inside the stored metadata
+    i = BLOB.index(container.MAGIC) + container._HEAD.size
     bad = bytearray(BLOB)
     bad[i + 2] ^= 0x01
     with pytest.raises(cj.CjpgError, match="checksum"):
@@ -312,9 +313,10 @@ def test_nan_in_mapping_is_refused(monkeypatch):
 
 
 def _json(blob: bytes) -> dict:
+    """The metadata document of a one-segment file, as stored (inflated)."""
     i = blob.index(container.MAGIC) + container._HEAD.size
     n = struct.unpack(">H", blob[i - container._HEAD.size - 2 : i - container._HEAD.size])[0]
-    return json.loads(blob[i : i - container._HEAD.size - 2 + n])
+    return json.loads(container._inflate(blob[i : i - container._HEAD.size - 2 + n]))
 
 
 def test_fields_at_their_defaults_are_left_out_and_read_back():
@@ -323,7 +325,7 @@ def test_fields_at_their_defaults_are_left_out_and_read_back():
     assert not set(meta) & {"axes", "mapping", "required", "image", "dtype", "subsampling", "rgb", "model_sha256"}
     i = cj.info(BLOB)
     assert (i["axes"], i["mapping"], i["dtype"], i["subsampling"], i["rgb"]) == (None, None, "uint8", "4:2:0", False)
-    assert i["model_sha256"] is None and i["format_version"] == container.VERSION == 3
+    assert i["model_sha256"] is None and i["format_version"] == container.VERSION == 4
 
 
 @pytest.mark.parametrize("image", [_stack()[0], np.dstack([_stack()[0], _stack()[1], _stack()[2]])],
@@ -374,21 +376,23 @@ def _raw_file(meta: dict, blob: bytes, version: int) -> bytes:
     start = blob.index(container.MAGIC) - 4
     end = start + 2 + struct.unpack(">H", blob[start + 2 : start + 4])[0]
     doc = json.dumps(meta, separators=(",", ":")).encode()
+    doc = container._deflate(doc) if version >= 4 else doc  # version 4 stores it deflated
     body = container._HEAD.pack(container.MAGIC, version, 0, 1, zlib.crc32(doc)) + doc
     return blob[:start] + container.APP9 + struct.pack(">H", len(body) + 2) + body + blob[end:]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_older_versions_still_read(version):
-    """Version 1 holds every field; version 2 leaves out defaults but keeps version, shape and index."""
+    """Version 1 holds every field; version 2 leaves out defaults but keeps version, shape and index;
+    version 3 leaves out the version (the segments' header holds it) and stores the JSON as is."""
     with Container.open(BLOB) as c:
         payloads = [c.payload(k) for k in range(len(c))]
     full = {"version": version, "model": "jpeg", "model_sha256": None, "quality": 70, "subsampling": "4:2:0",
             "shape": [4, 24, 32], "dtype": "uint8", "rgb": False, "axes": None, "mapping": None, "required": [],
             "image": {}}
-    if version == 2:
-        full = {k: full[k] for k in ("version", "model", "quality", "shape")}
-    full["planes"] = [{"length": len(p), "crc32": f"{zlib.crc32(p):08x}" if version == 2 else zlib.crc32(p)}
+    if version >= 2:
+        full = {k: full[k] for k in ("version", "model", "quality", "shape") if version == 2 or k != "version"}
+    full["planes"] = [{"length": len(p), "crc32": f"{zlib.crc32(p):08x}" if version >= 2 else zlib.crc32(p)}
                       for p in payloads]
     blob = _raw_file(full, BLOB, version)
     assert np.array_equal(cj.decode(blob), cj.decode(BLOB))
@@ -438,3 +442,48 @@ def test_plane_crc_is_fixed_width_hex():
     meta["planes"] = [{"length": 10, "crc32": "xyzxyzxy"}]  # not hex
     with pytest.raises(cj.CjpgError, match="bad plane index entry"):
         container._check_meta(meta)
+
+
+def test_metadata_is_stored_deflated_and_small():
+    """Version 4 deflates the JSON document with the format's preset dictionary: a photo's
+    metadata segment takes under 64 bytes, a 12-bit microscopy plane's under 112."""
+    size = lambda blob: struct.unpack(">H", blob[blob.index(container.MAGIC) - 2 : blob.index(container.MAGIC)])[0] + 2
+    photo = cj.encode(_stack()[0], quality=70)
+    assert size(photo) < 64 and _json(photo)["model"] == cj.info(photo)["model"]
+    y, x = np.mgrid[0:64, 0:64]
+    plane = (400 + 3000 * np.exp(-((x - 30) ** 2 + (y - 20) ** 2) / 200)).astype(np.uint16)
+    for q in (30, 80):
+        blob = cj.encode(plane, quality=q)
+        assert size(blob) < 112 and set(_json(blob)["required"]) >= {"bits", "levels"}
+
+
+@pytest.mark.parametrize("stored, message", [
+    (b"\x00\x01\x02not deflate", "does not inflate"),
+    (container._deflate(b'{"model":"jpeg"}')[:-2], "cut short"),
+    (container._deflate(b'{"model":"jpeg"}') + b"more", "runs on"),
+])
+def test_a_corrupt_deflated_document_is_refused(stored, message):
+    start = BLOB.index(container.MAGIC) - 4
+    end = start + 2 + struct.unpack(">H", BLOB[start + 2 : start + 4])[0]
+    body = container._HEAD.pack(container.MAGIC, 4, 0, 1, zlib.crc32(stored)) + stored
+    blob = BLOB[:start] + container.APP9 + struct.pack(">H", len(body) + 2) + body + BLOB[end:]
+    with pytest.raises(cj.CjpgError, match=message):
+        cj.decode(blob)
+
+
+def test_a_deflate_bomb_is_refused(monkeypatch):
+    """A small stored document may inflate to gigabytes: inflating stops past MAX_META."""
+    monkeypatch.setattr(container, "MAX_META", 10_000)
+    blob = rewrite_meta(BLOB, lambda m: m.update(image={"name": " " * 20_000}))
+    assert len(blob) < len(BLOB) + 1000
+    with pytest.raises(cj.CjpgError, match="inflates beyond"):
+        cj.decode(blob)
+
+
+def test_segments_of_mixed_versions_are_refused():
+    name = np.random.default_rng(1).integers(0, 2**62, 8000).astype(str).tobytes().hex()
+    blob = bytearray(cj.encode(np.zeros((2, 8, 8), np.uint8), model="jpeg", metadata={"name": name}))
+    second = blob.index(container.MAGIC, blob.index(container.MAGIC) + 1) + len(container.MAGIC)
+    blob[second] = 3
+    with pytest.raises(cj.CjpgError, match="out of order"):
+        cj.decode(bytes(blob))
