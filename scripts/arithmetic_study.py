@@ -7,8 +7,8 @@ default ``../shared/data/micro``) is mapped from its min/max and coded as the co
 at each quality (``codec.encode_levels12``: levels, frequency weighting), then recoded
 losslessly by libjpeg-turbo 3 (``turbojpeg.transform``) with arithmetic coding, sequential
 (SOF9) and progressive (SOF10). Prints, per quality, the mean size of each against the Huffman
-stream, the share of planes whose payload :func:`jpeg.smallest_coding12` recodes (it saves
-``jpeg.ARITHMETIC_MIN_SAVING`` or more), the decode speed of each coding through imagecodecs
+stream, the share of planes whose payload :func:`jpeg.smallest_coding12` recodes (where
+arithmetic coding is smaller), the decode speed of each coding through imagecodecs
 (pixels of all planes over the time to decode them all, best of three), and the speed of the
 Huffman encode alone and of :func:`jpeg.smallest_coding12` (the recoding and its check), which
 the codec adds to it.

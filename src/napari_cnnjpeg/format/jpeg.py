@@ -221,23 +221,22 @@ def encode_jpeg12(plane: np.ndarray, quality: int = 75, subsampling: str = "4:2:
 ARITHMETIC_FRAMES = (0xC9, 0xCA)
 
 
-#: Share of the bytes arithmetic coding must save for a 12-bit payload to use it (:func:`smallest_coding12`).
-ARITHMETIC_MIN_SAVING = 0.03
-
-
 def smallest_coding12(data: bytes) -> bytes:
     """A 12-bit JPEG stream, losslessly recoded with arithmetic coding where that is smaller.
 
     libjpeg-turbo 3 (through the ``turbojpeg`` package) recodes the same coefficients with
-    arithmetic coding, sequential (SOF9) and progressive (SOF10); the smaller is returned if
-    it saves at least :data:`ARITHMETIC_MIN_SAVING` of ``data`` (Huffman, SOF1), else ``data``.
-    Arithmetic coding is part of the JPEG standard and libjpeg-turbo 3 and imagecodecs, the
-    readers of 12-bit JPEG, decode it; on a sparse fluorescence plane's empty blocks it costs a
-    fraction of Huffman's bits. It decodes more slowly, most on dense planes at high qualities,
-    where it saves least, hence the threshold. On the micro set (``scripts/arithmetic_study.py``)
-    it saves 26 % of the bytes at quality 20 and 6 % at 90, and decodes at about 440 and 28 MP/s
-    against Huffman's 710 and 180. A recoded stream is kept only if it decodes to the same
-    samples. Returns ``data`` where turbojpeg is not installed.
+    arithmetic coding, sequential (SOF9) and progressive (SOF10); the smallest of those and
+    ``data`` (Huffman, SOF1) is returned. Arithmetic coding is part of the JPEG standard and
+    libjpeg-turbo 3 and imagecodecs, the readers of 12-bit JPEG, decode it; on a sparse
+    fluorescence plane's empty blocks it costs a fraction of Huffman's bits. It decodes more
+    slowly, most on dense planes at high qualities, where it saves least; yet no threshold on
+    the saving is applied: each coding's size rises with quality, and so does the smallest of
+    them, whereas with a threshold a payload could shrink from one quality to the next where the
+    choice switches (a Huffman stream just short of it, then an arithmetic one past it). On the
+    micro set (``scripts/arithmetic_study.py``) it saves 26 % of the bytes at quality 20 and 6 %
+    at 90, and decodes at about 440 and 28 MP/s against Huffman's 710 and 180. A recoded
+    stream is kept only if it decodes to the same samples. Returns ``data`` where turbojpeg is
+    not installed.
     """
     try:
         import turbojpeg
@@ -251,8 +250,7 @@ def smallest_coding12(data: bytes) -> bytes:
             continue
         if len(out) < len(best):
             best = out
-    if len(best) > (1 - ARITHMETIC_MIN_SAVING) * len(data) or not np.array_equal(decode_jpeg12(best),
-                                                                               decode_jpeg12(data)):
+    if best is data or not np.array_equal(decode_jpeg12(best), decode_jpeg12(data)):
         return data
     return best
 
