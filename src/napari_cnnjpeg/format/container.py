@@ -8,7 +8,7 @@ plane is read without touching the others. A single-plane file whose array is wh
 its JPEG frame holds leaves out what the frame says (shape, RGB) and the index (its
 payload runs to the end of the file). From version 4 the JSON document is stored deflated
 with a preset dictionary of the format's own field names (:data:`DICTIONARY`), so a photo's
-metadata costs about 60 bytes and a 12-bit plane's about 90.
+metadata costs about 50 bytes and a 12-bit plane's about 90.
 """
 
 from __future__ import annotations
