@@ -487,3 +487,13 @@ def test_segments_of_mixed_versions_are_refused():
     blob[second] = 3
     with pytest.raises(cj.CjpgError, match="out of order"):
         cj.decode(bytes(blob))
+
+
+def test_the_format_document_quotes_the_dictionary():
+    """The preset dictionary is part of the format: docs/format.md quotes it byte for byte."""
+    from pathlib import Path
+
+    spec = Path(__file__).resolve().parents[1] / "docs" / "format.md"
+    if not spec.is_file():
+        pytest.skip("docs/ is not beside the tests")
+    assert "\n" + container.DICTIONARY.decode() + "\n" in spec.read_text()
