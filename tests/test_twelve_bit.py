@@ -236,6 +236,32 @@ def test_flat_background_aligned_to_dc_grid():
         assert _plane_psnr(plane, aligned) > _plane_psnr(plane, plain) + 1
 
 
+def test_dc_alignment_weighs_what_a_wider_range_costs():
+    """Widening the range downward aligns the block means but spreads the plane over fewer
+    levels: the codec's choice leaves no more error than the best of the shifts it could have
+    made (each given as a range), on a textured plane and on a mostly flat one, and it records
+    a short number."""
+    from napari_cnnjpeg.codec import twelve_bit_setting
+    from napari_cnnjpeg.format.jpeg import _standard_tables
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:96, 0:128]
+    textured = (1500 + 900 * np.sin(x / 5) * np.cos(y / 7) + rng.normal(0, 60, (96, 128))).astype(np.uint16)
+    sparse = np.full((96, 128), 310, np.uint16) + rng.poisson(4, (96, 128)).astype(np.uint16)
+    sparse[30:60, 40:80] += 2500
+    for plane in (textured, sparse):
+        lo, hi = float(plane.min()), float(plane.max())
+        for quality in (5, 30, 55):
+            jpeg_quality, levels = twelve_bit_setting(quality)
+            data = cj.encode(plane, quality=quality, model="jpeg")
+            chosen = np.mean((cj.decode(data).astype(float) - plane) ** 2)
+            grid = _standard_tables(jpeg_quality)[0][0, 0] / 8 * (hi - lo) / levels
+            shifts = [np.mean((cj.decode(cj.encode(plane, quality=quality, model="jpeg", mapping=(lo - t * grid, hi)))
+                               .astype(float) - plane) ** 2) for t in np.arange(16) / 16]
+            assert chosen <= 1.03 * min(shifts), (quality, chosen, min(shifts))
+            assert len(repr(cj.info(data)["mapping"]["min"][0])) <= 7
+
+
 def test_frequency_weighting_flattens_the_effective_steps():
     """Weights scale each DCT frequency so that its effective step is max(T, flatten * max(T))."""
     from napari_cnnjpeg.format.jpeg import _standard_tables

@@ -29,7 +29,7 @@ from .format.jpeg import (
     smallest_coding12,
     strip_jfif,
 )
-from .format.weighting import effective_table, unweight, weight
+from .format.weighting import block_dct, blocks, effective_table, unweight, weight
 from .nn.models import (
     BASELINE,
     ModelStages,
@@ -216,23 +216,35 @@ def _dc_aligned_low(plane: np.ndarray, lo: float, hi: float, levels: int, jpeg_q
     flat background lands anywhere between two of them, and on planes that are mostly
     background that error dominates: without this, PSNR could fall as quality rose. The
     low end is chosen among 32 shifts within one grid step, none below ``floor`` (the least
-    value a file's mapping may hold for the dtype), by the mean squared
-    distance of the block means to the grid (the DC part of the error).
+    value a file's mapping may hold for the dtype), by the squared error JPEG's quantisation
+    would leave in the plane's own units: the block means' distance to the grid, plus the
+    other frequencies' rounding (estimated on up to :data:`ALIGN_BLOCKS` blocks), which grows
+    as a lower low end spreads the plane over fewer levels. Shifts are rounded to a
+    ten-thousandth of the range or finer, so that the file records a short number.
     """
-    h, w = plane.shape[0] - plane.shape[0] % 8, plane.shape[1] - plane.shape[1] % 8
-    if hi <= lo or h == 0 or w == 0:
+    if hi <= lo or min(plane.shape) < 8:
         return lo
     luma = _standard_tables(jpeg_quality)[0]  # libjpeg's steps, the same at 12 bits
-    grid = float(luma[0, 0] if weighting is None else effective_table(luma, *weighting)[0, 0]) / 8
-    means = plane[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3), dtype=np.float64).ravel()
+    steps = (luma if weighting is None else effective_table(luma, *weighting)).astype(np.float64).ravel()
+    rows = blocks(plane)
+    means = rows.mean(axis=1, dtype=np.float64)
+    ac = block_dct(rows[:: -(-len(rows) // ALIGN_BLOCKS)])[:, 1:]
+    grid, unit = steps[0] / 8, 10.0 ** np.floor(np.log10((hi - lo) * 1e-4))
     best, best_err = lo, np.inf
     for t in np.arange(32) / 32:
-        low = max(floor, lo - t * grid * (hi - lo) / levels)
-        pos = ((means - low) * levels / (hi - low) - (MAX12 + 1) / 2) / grid  # JPEG level-shifts by 2048
-        err = float(np.mean((pos - np.rint(pos)) ** 2))
+        low = max(floor, lo - np.round(t * grid * (hi - lo) / levels / unit) * unit)
+        scale = levels / (hi - low)
+        pos = ((means - low) * scale - (MAX12 + 1) / 2) / grid  # JPEG level-shifts by 2048
+        x = ac * (scale / steps[1:])
+        err = (np.mean((pos - np.rint(pos)) ** 2) * grid**2
+               + np.mean(((x - np.rint(x)) ** 2) @ steps[1:] ** 2) / 64) / scale**2
         if err < best_err - 1e-12:
             best, best_err = low, err
     return best
+
+
+#: Blocks :func:`_dc_aligned_low` estimates the rounding of the other frequencies on.
+ALIGN_BLOCKS = 4096
 
 
 def _to_levels(plane: np.ndarray, lo: float, hi: float, levels: int, dtype) -> np.ndarray:

@@ -228,14 +228,19 @@ def _jpeg_pair(
     return decode_jpeg(data), table_features(*quant_tables(data))
 
 
-def _dc_aligned(plane: np.ndarray, quality: int) -> np.ndarray:
-    """A 12-bit grey crop as the codec maps it at ``quality``: its range widened downward so that
-    its block means sit nearest the DC grid (:func:`codec._dc_aligned_low`), back in 0-4095."""
+def _aligned_low(image: np.ndarray, quality: int) -> float:
+    """The low end the codec maps a whole 12-bit grey plane (0-4095) from at ``quality``
+    (:func:`codec._dc_aligned_low`): at or below 0, so that its block means sit near the DC grid."""
     from .codec import _dc_aligned_low, twelve_bit_setting, twelve_bit_weighting
 
     jpeg_quality, levels = twelve_bit_setting(quality)
-    low = _dc_aligned_low(plane, 0.0, float(MAX12), levels, jpeg_quality, weighting=twelve_bit_weighting(quality, False))
-    return np.rint((plane - low) * (MAX12 / (MAX12 - low))).astype(np.uint16)
+    return _dc_aligned_low(image, 0.0, float(MAX12), levels, jpeg_quality,
+                           weighting=twelve_bit_weighting(quality, False))
+
+
+def _remapped(crop: np.ndarray, low: float) -> np.ndarray:
+    """A crop of a 12-bit plane with the plane's range widened down to ``low``, back in 0-4095."""
+    return np.rint((crop - low) * (MAX12 / (MAX12 - low))).astype(np.uint16)
 
 
 def _as_rgb(a: np.ndarray) -> np.ndarray:
@@ -251,6 +256,14 @@ class PatchSampler:
         if not self.images:
             raise ValueError(f"no training image is at least {cfg.patch} pixels a side")
         self.cfg = cfg
+        self._lows: dict[tuple[int, int], float] = {}
+
+    def _low(self, image: np.ndarray, quality: int) -> float:
+        """The codec's low end for a whole plane at ``quality``, so that a crop is aligned as its plane is."""
+        key = (id(image), quality)
+        if key not in self._lows:
+            self._lows[key] = _aligned_low(image, quality)
+        return self._lows[key]
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
         cfg = self.cfg
@@ -272,7 +285,7 @@ class PatchSampler:
             if crop.dtype == np.uint16 and cfg.plain12_fraction and rng.random() < cfg.plain12_fraction:
                 variant = PLAIN12
             elif crop.dtype == np.uint16 and crop.ndim == 2:
-                crop = _dc_aligned(crop, q)
+                crop = _remapped(crop, self._low(im, q))
             clean.append(_as_rgb(crop if crop.ndim == 2 else luma(crop)) if g else np.ascontiguousarray(crop))
             gray.append(g)
             quality.append(q)

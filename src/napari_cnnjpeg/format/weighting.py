@@ -40,6 +40,18 @@ def _dct_matrix() -> np.ndarray:
 _D = _dct_matrix()
 
 
+def blocks(plane: np.ndarray) -> np.ndarray:
+    """The whole 8x8 blocks of a grey plane on JPEG's grid, one per row: (blocks, 64), row-major."""
+    h, wd = (plane.shape[0] // 8) * 8, (plane.shape[1] // 8) * 8
+    return plane[:h, :wd].reshape(h // 8, 8, wd // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
+
+
+def block_dct(rows: np.ndarray) -> np.ndarray:
+    """The orthonormal DCT (JPEG's, before quantisation) of :func:`blocks` rows, in float64:
+    frequencies row-major, not level-shifted (column 0 is 8 times the block mean)."""
+    return rows.astype(np.float64) @ np.kron(_D, _D).T
+
+
 def weights(luma: np.ndarray, flatten: float, dc: float = 1.0, dc_cap: float = 1.0) -> np.ndarray:
     """The (8, 8) weights of each DCT frequency for a stream's (natural order) luma table
     (``dc``, ``dc_cap``: the block mean's own factor and largest weight, see the module's text)."""
@@ -62,8 +74,7 @@ def _apply(plane: np.ndarray, w: np.ndarray) -> np.ndarray:
     if h and wd:
         dd = np.kron(_D, _D)  # row-major vec(D @ B @ D.T) = kron(D, D) @ vec(B)
         op = (dd.T @ (w.reshape(64, 1) * dd)).T.astype(np.float32)
-        rows = out[:h, :wd].reshape(h // 8, 8, wd // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64) - CENTRE
-        rows = rows @ op + CENTRE
+        rows = (blocks(out) - CENTRE) @ op + CENTRE
         out[:h, :wd] = rows.reshape(h // 8, wd // 8, 8, 8).transpose(0, 2, 1, 3).reshape(h, wd)
     return out
 
