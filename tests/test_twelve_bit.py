@@ -30,7 +30,7 @@ def cells() -> np.ndarray:
                      for k in (1, 1.5, 2)]).astype(np.uint16)
 
 
-@pytest.mark.parametrize("dtype", ["uint16", "int16", "float32"])
+@pytest.mark.parametrize("dtype", ["uint16", "int16", "int32", "float32", "float64"])
 def test_12_bit_round_trip(cells, dtype):
     data = cells.astype(dtype) - (1000 if dtype != "uint16" else 0)
     blob = cj.encode(data[0], quality=97)
@@ -234,6 +234,13 @@ def test_flat_background_aligned_to_dc_grid():
         aligned = cj.decode(cj.encode(plane, quality=q, model="jpeg"))
         plain = cj.decode(cj.encode(plane, quality=q, model="jpeg", mapping=(lo, hi)))
         assert _plane_psnr(plane, aligned) > _plane_psnr(plane, plain) + 1
+
+
+def test_a_range_too_wide_for_float64_is_refused():
+    plane = np.zeros((16, 16))
+    plane[0, 0], plane[1, 1] = 1e308, -1e308
+    with pytest.raises(cj.CjpgError, match="too wide"):
+        cj.encode(plane, quality=50)
 
 
 def test_dc_alignment_weighs_what_a_wider_range_costs():

@@ -377,6 +377,8 @@ def encode(
         _check_finite(plane)
         if dtype != "uint8":
             lo, hi = fixed or (float(plane.min()), float(plane.max()))
+            if not np.isfinite(hi - lo):
+                raise CjpgError(f"the value range {lo:g} to {hi:g} is too wide to map: max - min overflows float64")
             if align and (fixed is None or i == 0):  # a stack's planes share the first plane's low end
                 kind = np.dtype(dtype)  # an integer dtype's range may widen below its least value by its span
                 floor = 2.0 * np.iinfo(kind).min - np.iinfo(kind).max if kind.kind in "iu" else -np.inf

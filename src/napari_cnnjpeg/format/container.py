@@ -419,7 +419,9 @@ def _check_mapping(mapping, dtype: str, planes: int) -> None:
         values = mapping.get(key)
         if not isinstance(values, list) or len(values) != planes:
             raise CjpgError(f"corrupt .cjpg header: mapping {key!r} needs one value per plane ({planes})")
-        least = float(info.min) - (float(info.max) - float(info.min)) * (key == "min" and info.dtype.kind in "iu")
+        least = float(info.min)
+        if key == "min" and info.dtype.kind in "iu":  # an integer min may lie below the dtype by its span
+            least -= float(info.max) - float(info.min)
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not least <= v <= float(info.max):
                 raise CjpgError(f"corrupt .cjpg header: mapping {key} {v!r} is not a finite {dtype} value")
