@@ -335,10 +335,28 @@ def test_auto_runtime_leaves_a_core_under_limit_threads(monkeypatch):
         pytest.skip("this torch has no NNPACK here")
     monkeypatch.delenv("CNNJPEG_RUNTIME", raising=False)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(inference, "avx512_cpu", lambda: False)
     net = models.load_stages(models.default_model()).decoder
     assert inference.choose_runtime(net, "cpu") == "nnpack"
     with inference.limit_threads(1):
         assert inference.choose_runtime(net, "cpu") == "onnxruntime"
+
+
+def test_auto_runtime_is_onnxruntime_on_avx512_cpus(monkeypatch):
+    """NNPACK's kernels stop at AVX2; where the CPU has AVX-512, ONNX Runtime's convolutions are faster."""
+    import torch
+
+    from napari_cnnjpeg.nn import inference
+
+    pytest.importorskip("onnxruntime")
+    monkeypatch.delenv("CNNJPEG_RUNTIME", raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    net = models.load_stages(models.default_model()).decoder
+    monkeypatch.setattr(inference, "avx512_cpu", lambda: True)
+    assert inference.choose_runtime(net, "cpu") == "onnxruntime"
+    monkeypatch.setenv("CNNJPEG_RUNTIME", "nnpack")
+    if inference.nnpack_available():
+        assert inference.choose_runtime(net, "cpu") == "nnpack"  # asked for by name, it still runs
 
 
 def test_every_shipped_architecture_has_a_graph():

@@ -3,7 +3,8 @@
 A plane goes to the device once (in its dtype), colour conversion and clipping run there,
 tiles of equal shape run in batches, and the result comes back in one copy. On the CPU,
 shipped models run through NNPACK's Winograd convolutions where torch has them
-(:mod:`.nnpack_runtime`), else under ONNX Runtime when it is installed: the
+(:mod:`.nnpack_runtime`) and the CPU has no AVX-512 (NNPACK's kernels stop at AVX2, and
+on AVX-512 CPUs ONNX Runtime's are faster), else under ONNX Runtime when it is installed: the
 architecture's graph ships in ``graphs/`` (no weights in it) and the hash-checked
 safetensors weights are handed to it in memory. Both match torch's output to float
 rounding. Elsewhere, and for networks being trained, torch runs them.
@@ -27,7 +28,8 @@ TILE = {"cpu": 512, "onnxruntime": 1024, "nnpack": 1792, "cuda": 2048}
 OVERLAP = 48
 #: Pixels (including overlaps) run together in one batch of tiles on a GPU.
 GPU_BATCH_PIXELS = 4 * 2144**2
-#: Runtimes: "auto" picks NNPACK, else ONNX Runtime, on the CPU for shipped models, else torch.
+#: Runtimes: "auto" picks NNPACK (ONNX Runtime first on AVX-512 CPUs), else ONNX Runtime, on the
+#: CPU for shipped models, else torch.
 RUNTIMES = ("auto", "torch", "onnxruntime", "nnpack")
 
 
@@ -141,11 +143,21 @@ def nnpack_available() -> bool:
     return nnpack_runtime.available()
 
 
+def avx512_cpu() -> bool:
+    """Whether torch runs its CPU kernels with AVX-512 here (``torch.backends.cpu.get_cpu_capability``)."""
+    import torch
+
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", None)
+    return capability is not None and capability().startswith("AVX512")
+
+
 def choose_runtime(net, dev: str) -> str:
     """The runtime for a shipped (frozen) network on ``dev`` (``CNNJPEG_RUNTIME`` overrides).
 
-    NNPACK's thread pool keeps the size it first had, so under :class:`limit_threads`
-    (fewer threads than torch's) ONNX Runtime runs instead.
+    NNPACK's Winograd kernels are the fastest on AVX2 CPUs; on AVX-512 CPUs ONNX Runtime's
+    are (``cnnjpeg bench --speed`` measures both), so it runs there. NNPACK's thread pool
+    keeps the size it first had, so under :class:`limit_threads` (fewer threads than
+    torch's) ONNX Runtime runs instead.
     """
     import torch
 
@@ -164,7 +176,7 @@ def choose_runtime(net, dev: str) -> str:
         raise CjpgError(f"CNNJPEG_RUNTIME={want}, but it is not installed or cannot run this model here")
     if want != "auto":
         return want
-    if nnpack_usable and runtime_threads() >= torch.get_num_threads():
+    if nnpack_usable and runtime_threads() >= torch.get_num_threads() and not (ort_usable and avx512_cpu()):
         return "nnpack"
     return "onnxruntime" if ort_usable else "torch"
 
