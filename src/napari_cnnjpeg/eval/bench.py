@@ -306,7 +306,7 @@ def _sanity(points: list[dict], models: list[str], names: list[str], qualities: 
     return out
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -322,7 +322,7 @@ def _machine() -> dict:
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return {
-        "platform": platform.platform(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+        "platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
         "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "imagecodecs": imagecodecs.__version__,
         "peak_rss_mib": round(rss / 2**20 if sys.platform == "darwin" else rss / 2**10, 1),

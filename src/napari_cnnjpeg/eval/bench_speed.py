@@ -204,8 +204,11 @@ def devices() -> list[str]:
 def machine() -> dict:
     import torch
 
-    out = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-           "torch_threads": torch.get_num_threads()}
+    from ..nn.inference import avx512_cpu
+    from .bench import cpu_name
+
+    out = {"platform": platform.platform(), "cpu": cpu_name(), "avx512": avx512_cpu(), "cpu_count": os.cpu_count(),
+           "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
     if torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name(0)
     try:
