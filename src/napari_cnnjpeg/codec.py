@@ -226,9 +226,9 @@ def _dc_aligned_low(plane: np.ndarray, lo: float, hi: float, levels: int, jpeg_q
         return lo
     luma = _standard_tables(jpeg_quality)[0]  # libjpeg's steps, the same at 12 bits
     steps = (luma if weighting is None else effective_table(luma, *weighting)).astype(np.float64).ravel()
-    rows = blocks(plane)
-    means = rows.mean(axis=1, dtype=np.float64)
-    ac = block_dct(rows[:: -(-len(rows) // ALIGN_BLOCKS)])[:, 1:]
+    h, w = plane.shape[0] // 8 * 8, plane.shape[1] // 8 * 8
+    means = plane[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3), dtype=np.float64).ravel()
+    ac = block_dct(blocks(plane, int(np.ceil(np.sqrt(means.size / ALIGN_BLOCKS)))))[:, 1:]
     grid, unit = steps[0] / 8, 10.0 ** np.floor(np.log10((hi - lo) * 1e-4))
     best, best_err = lo, np.inf
     for t in np.arange(32) / 32:

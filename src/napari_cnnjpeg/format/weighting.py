@@ -40,10 +40,12 @@ def _dct_matrix() -> np.ndarray:
 _D = _dct_matrix()
 
 
-def blocks(plane: np.ndarray) -> np.ndarray:
-    """The whole 8x8 blocks of a grey plane on JPEG's grid, one per row: (blocks, 64), row-major."""
+def blocks(plane: np.ndarray, step: int = 1) -> np.ndarray:
+    """The whole 8x8 blocks of a grey plane on JPEG's grid, one per row: (blocks, 64), row-major
+    (``step``: every step-th block down and across only)."""
     h, wd = (plane.shape[0] // 8) * 8, (plane.shape[1] // 8) * 8
-    return plane[:h, :wd].reshape(h // 8, 8, wd // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
+    grid = plane[:h, :wd].reshape(h // 8, 8, wd // 8, 8)[::step, :, ::step]
+    return grid.transpose(0, 2, 1, 3).reshape(-1, 64)
 
 
 def block_dct(rows: np.ndarray) -> np.ndarray:
