@@ -189,7 +189,7 @@ def test_write_interrupted_midway_keeps_old_file(tmp_path, astronaut, monkeypatc
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(cj.CjpgError, match=r"cannot write .*keep\.cjpg: disk full"):
         cj.imwrite(path, astronaut[::2], model="jpeg")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["keep.cjpg"]

@@ -49,6 +49,8 @@ def _cmd_encode(args) -> int:
     from .nn.models import default_model, quality_note
 
     dest = _single_output(args, ".cjpg")
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        raise CjpgError(f"quality must be an integer from 1 to 100, got {args.quality}")
     if note := quality_note(args.model or default_model(), args.quality):
         print(f"cnnjpeg: note: {note}", file=sys.stderr)
     if len(args.inputs) > 1 or Path(args.inputs[0]).is_dir():
@@ -259,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnnjpeg: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"cnnjpeg: error: {exc}", file=sys.stderr)
+        what = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
+        print(f"cnnjpeg: error: {what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnnjpeg: interrupted", file=sys.stderr)

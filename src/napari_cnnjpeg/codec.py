@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CjpgError
-from .format.container import DTYPES, HASH_DIGITS, Container, pack, write_atomic
+from .format.container import DTYPES, HASH_DIGITS, Container, is_cjpg, pack, write_atomic
 from .format.jpeg import (
     BITS,
     MAX12,
@@ -276,8 +276,39 @@ def _check_image_meta(meta: dict | None) -> dict:
             v = v.tolist()
         elif isinstance(v, (tuple, list)):
             v = [x.item() if isinstance(x, np.generic) else x for x in v]
+        elif isinstance(v, np.generic):
+            v = v.item()
+        if problem := image_meta_problem(k, v):
+            raise CjpgError(f"image metadata {k!r}: {problem}")
         out[k] = v
     return out
+
+
+def _finite_numbers(v) -> bool:
+    return isinstance(v, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v)
+
+
+def image_meta_problem(key: str, value) -> str | None:
+    """What is wrong with one image metadata field (:data:`IMAGE_KEYS`) as stored, or None.
+
+    The reader leaves out fields with a problem (a crafted file's), so napari never gets them.
+    """
+    if key == "name":
+        return None if isinstance(value, str) else f"a name is a string, got {value!r}"
+    if key in ("scale", "translate"):
+        return None if _finite_numbers(value) else f"needs a list of finite numbers, got {value!r}"
+    if key in ("axis_labels", "units"):
+        ok = isinstance(value, list) and all(isinstance(x, str) for x in value)
+        return None if ok else f"needs a list of strings, got {value!r}"
+    if key == "contrast_limits":
+        ok = _finite_numbers(value) and len(value) == 2 and value[0] <= value[1]
+        return None if ok else f"needs two finite numbers, low then high, got {value!r}"
+    if key == "colormap":
+        return None if isinstance(value, str) else f"a colormap is stored by name, got {value!r}"
+    if key == "rgba":
+        return None if isinstance(value, bool) else f"needs True or False, got {value!r}"
+    return f"unknown image metadata; known: {', '.join(IMAGE_KEYS)}"
 
 
 def encode(
@@ -351,7 +382,7 @@ def encode(
     rgb = _plane_layout(image, rgb)
     if subsampling is not None and subsampling not in SUBSAMPLING:
         raise CjpgError(f"unknown chroma subsampling {subsampling!r}; use one of {sorted(SUBSAMPLING)}")
-    if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise CjpgError(f"quality must be an integer from 1 to 100, got {quality!r}")
     if axes is not None and (not isinstance(axes, str) or len(axes) != image.ndim):
         raise CjpgError(f"axes {axes!r} must name each of the image's {image.ndim} axes")
@@ -529,10 +560,16 @@ class Reader:
 
     def read(self, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """The whole image or stack."""
-        out = np.empty(self.shape, self.dtype)
+        first = self.plane(0) if len(self) else None  # a forged header's shape fails here, before the allocation
+        try:
+            out = np.empty(self.shape, self.dtype)
+        except MemoryError:
+            gib = np.prod(self.shape, dtype=np.float64) * np.dtype(self.dtype).itemsize / 2**30
+            raise CjpgError(f"the image needs {gib:.1f} GiB of memory, more than is free: read it plane by plane "
+                            "(Reader.plane)") from None
         flat = out.reshape((-1,) + self.plane_shape)
         for k in range(len(self)):
-            flat[k] = self.plane(k)
+            flat[k] = first if k == 0 else self.plane(k)
             if progress:
                 progress(k + 1, len(self))
         return out
@@ -579,7 +616,7 @@ def info(src: Source) -> dict:
     ``stock_viewer`` says what an ordinary image viewer (no network) shows of it.
     Reads only the header.
     """
-    with Container.open(src if isinstance(src, (bytes, bytearray)) else Path(src)) as c:
+    with Container.open(src) as c:
         return describe(c)
 
 
@@ -649,8 +686,21 @@ def restore(
     from .format.jpeg import tables_for_quality
     from .nn.models import default_restore_model
 
-    data = None if isinstance(jpeg, np.ndarray) else bytes(jpeg) if isinstance(jpeg, (bytes, bytearray)) \
-        else _read_file(jpeg)
+    if isinstance(jpeg, (bytes, bytearray, memoryview)):
+        data = bytes(jpeg)
+    elif isinstance(jpeg, (str, os.PathLike)):
+        data = _read_file(jpeg)
+    elif isinstance(jpeg, np.ndarray):
+        data = None
+    else:
+        raise CjpgError(f"restore takes a JPEG file's bytes or path, or a decoded array, got {type(jpeg).__name__}")
+    if data is not None and quality is not None:
+        raise CjpgError("quality applies to decoded arrays: a JPEG file's own quantisation tables are used")
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, (int, np.integer))
+                                or not 1 <= quality <= 100):
+        raise CjpgError(f"quality must be an integer from 1 to 100, got {quality!r}")
+    if data is not None and is_cjpg(data):
+        raise CjpgError("this is a .cjpg file, not a plain JPEG: open it with napari_cnnjpeg.decode (cnnjpeg decode)")
     if data is not None and is_lossless(data):  # no quantisation: nothing lost, nothing to restore
         return decode_lossless(data)
     bits = 8 if data is None else jpeg_precision(data) or 8

@@ -287,11 +287,12 @@ def _known_colormap(name) -> bool:
 
 
 def _read_one(path: Path) -> tuple:
-    from ..codec import Reader, describe
+    from ..codec import IMAGE_KEYS, Reader, describe, image_meta_problem
 
     reader = Reader(path)
     try:
         info = describe(reader.container)
+        info = {k: v for k, v in info.items() if k not in IMAGE_KEYS or image_meta_problem(k, v) is None}
         if len(reader) == 1:
             data = reader.read()
             reader.close()

@@ -14,7 +14,10 @@ metadata costs about 50 bytes and a 12-bit plane's about 90.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -161,6 +164,8 @@ class _Source:
         if isinstance(src, (bytes, bytearray, memoryview)):
             self._data = bytes(src)
             self.size = len(self._data)
+        elif not isinstance(src, (str, os.PathLike)):  # an int would be taken as a file number, and closed
+            raise CjpgError(f"a .cjpg source is bytes or a path, got {type(src).__name__}")
         else:
             try:
                 self._fh = open(src, "rb")
@@ -258,6 +263,8 @@ class Container:
 
     def payload(self, k: int) -> bytes:
         """The JPEG stream of plane ``k``, checked against its CRC-32."""
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise CjpgError(f"a plane index is an integer, got {k!r}")
         if not 0 <= k < len(self):
             raise CjpgError(f"plane {k} out of range: the file has {len(self)} planes")
         entry = self.meta["planes"][k]
@@ -427,23 +434,51 @@ def _check_mapping(mapping, dtype: str, planes: int) -> None:
                 raise CjpgError(f"corrupt .cjpg header: mapping {key} {v!r} is not a finite {dtype} value")
     if any(lo > hi for lo, hi in zip(mapping["min"], mapping["max"])):
         raise CjpgError("corrupt .cjpg header: a mapping min exceeds its max")
+    if any(not math.isfinite(float(hi) - float(lo)) for lo, hi in zip(mapping["min"], mapping["max"])):
+        raise CjpgError("corrupt .cjpg header: a mapping range (max - min) overflows float64")
+
+
+def is_cjpg(data: bytes) -> bool:
+    """Whether bytes hold a readable ``.cjpg`` (a JPEG stream with its CJPG metadata segment)."""
+    try:
+        Container.open(data).close()
+    except CjpgError:
+        return False
+    return True
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file and a rename: never half-written."""
-    path = Path(path)
-    if not (path.parent or Path(".")).is_dir():
+    """Write bytes to ``path`` through a temporary file and a rename: never half-written.
+
+    A symbolic link's target is written (the link stays), and an existing file keeps its
+    permissions. Failures are :class:`CjpgError` naming ``path``, not the temporary file.
+    """
+    if not str(path):
+        raise CjpgError("cannot write: no file name given")
+    path = Path(os.path.realpath(path))
+    if path.is_dir():
+        raise CjpgError(f"cannot write {path}: it is a folder")
+    if not path.parent.is_dir():
         raise CjpgError(f"cannot write {path}: there is no folder {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        mode = 0o666 & ~umask
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise CjpgError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise CjpgError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise

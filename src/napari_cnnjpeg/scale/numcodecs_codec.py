@@ -9,6 +9,8 @@ where it is installed reads such arrays, with the model the chunk names.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_bytes, ndarray_copy
@@ -27,7 +29,7 @@ def check_config(quality: int, model: str | None, mapping, channel_axis: int | N
         model = model_info(model).id  # an unknown model id is refused here, not at the first chunk
     if mapping not in (None, "plane"):
         if not (isinstance(mapping, (list, tuple)) and len(mapping) == 2
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mapping)
+                and all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in mapping)
                 and np.isfinite(mapping).all() and mapping[0] < mapping[1]):
             raise CjpgError(f"cnnjpeg codec: mapping must be 'plane' or a finite [min, max], got {mapping!r}")
         mapping = [float(mapping[0]), float(mapping[1])]
@@ -100,6 +102,10 @@ class CnnJpeg(Codec):
         return {"id": self.codec_id, **self._cfg()}
 
     def encode(self, buf) -> bytes:
+        buf = np.asarray(buf)
+        if not buf.dtype.isnative:  # zarr 2 reads the decoded bytes in the array's byte order
+            raise CjpgError(f"cnnjpeg codec: arrays of non-native byte order ({buf.dtype.str}) cannot be stored "
+                            f"with zarr format 2; use {buf.dtype.newbyteorder('=').str} or zarr format 3")
         return encode_chunk(buf, self._cfg())
 
     def decode(self, buf, out=None):

@@ -1,0 +1,139 @@
+"""Paths a benchmark does not walk: odd arguments, crafted headers, awkward destinations.
+Each gets a CjpgError naming the problem, never another library's exception or silent garbage."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+import napari_cnnjpeg as cj
+from napari_cnnjpeg.format.container import write_atomic
+
+from helpers import rewrite_meta
+
+PLANE = (np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 7) % 4000
+
+
+@pytest.fixture(scope="module")
+def blob() -> bytes:
+    return cj.encode(PLANE, quality=60, model="jpeg")
+
+
+def test_an_int_source_is_refused_and_no_file_number_is_closed(blob):
+    r, w = os.pipe()
+    try:
+        for call in (cj.decode, cj.info, lambda s: cj.read_plane(s, 0)):
+            with pytest.raises(cj.CjpgError, match="bytes or a path"):
+                call(r)
+        os.fstat(r)  # still open
+    finally:
+        os.close(r)
+        os.close(w)
+    assert tuple(cj.info(memoryview(blob))["shape"]) == (48, 64)
+
+
+@pytest.mark.parametrize("index", [1.5, "0", True])
+def test_a_plane_index_must_be_an_integer(blob, index):
+    with pytest.raises(cj.CjpgError, match="plane index"):
+        cj.read_plane(blob, index)
+
+
+def test_a_forged_huge_shape_fails_on_its_first_plane_before_allocating(blob):
+    forged = rewrite_meta(blob, lambda m: m.update(shape=[3, 60000, 60000], dtype="float64",
+                                                   mapping={**m["mapping"], "min": [0.0] * 3, "max": [1.0] * 3}))
+    with pytest.raises(cj.CjpgError):
+        cj.decode(forged)
+
+
+def test_a_mapping_range_that_overflows_is_refused(blob):
+    f64 = cj.encode(PLANE.astype(np.float64), quality=60, model="jpeg")
+    crafted = rewrite_meta(f64, lambda m: m["mapping"].update(min=[-1.7e308], max=[1.7e308]))
+    with pytest.raises(cj.CjpgError, match="overflows"):
+        cj.decode(crafted)
+
+
+@pytest.mark.parametrize("meta, match", [
+    ({"contrast_limits": [5]}, "two finite numbers"),
+    ({"contrast_limits": ["a", "b"]}, "two finite numbers"),
+    ({"scale": [float("nan"), 1.0]}, "finite numbers"),
+    ({"scale": ("a", "b")}, "finite numbers"),
+    ({"name": object()}, "string"),
+    ({"axis_labels": (1, 2)}, "strings"),
+    ({"rgba": "yes"}, "True or False"),
+])
+def test_image_metadata_is_checked_when_written(meta, match):
+    with pytest.raises(cj.CjpgError, match=match):
+        cj.encode(PLANE, quality=60, metadata=meta)
+
+
+def test_the_reader_leaves_out_crafted_image_metadata(tmp_path, blob):
+    from napari_cnnjpeg._napari._reader import read_cjpg
+
+    path = tmp_path / "m.cjpg"
+    image = {"contrast_limits": [5], "scale": ["a", "b"], "name": 7, "units": ["um", "um"]}
+    path.write_bytes(rewrite_meta(blob, lambda m: m.update(image=image)))
+    (data, kwargs, kind), = read_cjpg(str(path))
+    assert kind == "image" and data.shape == PLANE.shape
+    assert kwargs["name"] == "m" and "scale" not in kwargs and kwargs["units"] == ("um", "um")
+    assert kwargs["contrast_limits"][1] > kwargs["contrast_limits"][0]
+
+
+def test_writes_name_the_destination_and_keep_links_and_permissions(tmp_path, blob):
+    with pytest.raises(cj.CjpgError, match="it is a folder"):
+        cj.imwrite(tmp_path, PLANE)
+    with pytest.raises(cj.CjpgError, match="no file name"):
+        write_atomic("", blob)
+    target = tmp_path / "target.cjpg"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o600)
+    link = tmp_path / "link.cjpg"
+    link.symlink_to(target)
+    cj.imwrite(link, PLANE, quality=60, model="jpeg")
+    assert link.is_symlink() and cj.decode(target).shape == PLANE.shape
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        os.chmod(ro, 0o500)
+        with pytest.raises(cj.CjpgError, match=r"cannot write .*ro/x\.cjpg"):
+            cj.imwrite(ro / "x.cjpg", PLANE)
+
+
+def test_restore_refuses_what_is_not_a_plain_jpeg(blob):
+    with pytest.raises(cj.CjpgError, match="napari_cnnjpeg.decode"):
+        cj.restore(blob)
+    with pytest.raises(cj.CjpgError, match="bytes or path"):
+        cj.restore([[1, 2], [3, 4]])
+    grey = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)
+    for quality in ("x", 1.5, True, 0):
+        with pytest.raises(cj.CjpgError, match="quality"):
+            cj.restore(grey, quality=quality)
+    from PIL import Image
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, format="JPEG", quality=30)
+    with pytest.raises(cj.CjpgError, match="decoded arrays"):
+        cj.restore(buf.getvalue(), quality=30)
+
+
+def test_zarr2_refuses_a_non_native_byte_order():
+    from napari_cnnjpeg.scale.numcodecs_codec import CnnJpeg
+
+    swapped = PLANE.astype(PLANE.dtype.newbyteorder())
+    with pytest.raises(cj.CjpgError, match="byte order"):
+        CnnJpeg(quality=90, model="jpeg").encode(swapped)
+
+
+def test_the_cli_refuses_quality_0_before_any_note(tmp_path, capsys):
+    from napari_cnnjpeg.cli import main
+    from PIL import Image
+
+    src = tmp_path / "a.png"
+    Image.fromarray((np.arange(32 * 32) % 256).astype(np.uint8).reshape(32, 32)).save(src)
+    assert main(["encode", str(src), "-q", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "quality must be an integer from 1 to 100" in err and "note" not in err
