@@ -137,3 +137,32 @@ def test_the_cli_refuses_quality_0_before_any_note(tmp_path, capsys):
     assert main(["encode", str(src), "-q", "0"]) == 2
     err = capsys.readouterr().err
     assert "quality must be an integer from 1 to 100" in err and "note" not in err
+
+
+def test_an_image_ending_in_2_or_4_channels_is_not_taken_for_narrow_planes():
+    rgba = np.zeros((32, 40, 4), np.uint8)
+    with pytest.raises(cj.CjpgError, match="ends in 4 channels"):
+        cj.encode(rgba)
+    planes = np.moveaxis(rgba, -1, -3)
+    assert cj.decode(cj.encode(planes, model="jpeg")).shape == (4, 32, 40)
+    assert cj.decode(cj.encode(rgba, rgb=False, model="jpeg")).shape == rgba.shape  # asked for by name
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_cli_restore_turns_the_image_as_its_exif_says(tmp_path, orientation):
+    from PIL import Image, ImageOps
+
+    from napari_cnnjpeg.cli import main
+
+    y, x = np.mgrid[0:48, 0:80]
+    photo = np.stack([(x * 3) % 256, (y * 5) % 256, (x + y) % 256], -1).astype(np.uint8)
+    src = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(photo).save(src, quality=40, exif=exif)
+    assert main(["restore", str(src), "-o", str(tmp_path / "out.png")]) == 0
+    with Image.open(src) as im:
+        shown = np.asarray(ImageOps.exif_transpose(im))
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert out.shape == shown.shape
+    assert np.abs(out.astype(int) - shown).mean() < 6  # the same picture, restored

@@ -62,6 +62,10 @@ def _plane_layout(image: np.ndarray, rgb: bool | None) -> bool:
     if image.ndim < 2:
         raise CjpgError(f"image must have at least 2 dimensions, got shape {image.shape}")
     if rgb is None:
+        if image.ndim >= 3 and image.shape[-1] in (2, 4):  # RGBA or two channels, not planes 2 or 4 pixels wide
+            raise CjpgError(
+                f"an image of shape {image.shape} ends in {image.shape[-1]} channels: store each channel as a "
+                f"plane (np.moveaxis(image, -1, -3)), or pass rgb=False to store planes {image.shape[-1]} pixels wide")
         rgb = image.ndim >= 3 and image.shape[-1] == 3
     if rgb and (image.ndim < 3 or image.shape[-1] != 3):
         raise CjpgError(f"an RGB image must end in an axis of length 3, got shape {image.shape}")

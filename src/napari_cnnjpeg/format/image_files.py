@@ -33,6 +33,22 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise CjpgError(f"cannot read image {path}: {exc}") from None
 
 
+def exif_oriented(image: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """``image`` (the pixels of the JPEG file at ``path``, as stored) turned as its EXIF
+    orientation tells viewers to show it, for image files written without EXIF."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - no readable EXIF: shown as stored
+        return image
+    turn = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+            5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+            8: lambda a: np.rot90(a, 1)}.get(orientation)
+    return image if turn is None else np.ascontiguousarray(turn(image))
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write PNG (2D uint8/uint16 gray or uint8 RGB) or TIFF (anything) atomically."""
     import io

@@ -82,7 +82,7 @@ def process_file(op: str, src: str, dest: str, quality: int, model: str | None, 
         import torch
 
         from ..codec import imread, imwrite, restore
-        from ..format.image_files import read_image, write_image
+        from ..format.image_files import exif_oriented, read_image, write_image
 
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
@@ -91,7 +91,7 @@ def process_file(op: str, src: str, dest: str, quality: int, model: str | None, 
         elif op == "decode":
             write_image(dest, imread(src, model=model))
         elif op == "restore":
-            write_image(dest, restore(Path(src), model))
+            write_image(dest, exif_oriented(restore(Path(src), model), src))
         else:
             raise CjpgError(f"unknown operation {op!r}; use one of {', '.join(OPS)}")
         return {"input": src, "output": dest, "bytes_in": os.path.getsize(src), "bytes_out": os.path.getsize(dest),
