@@ -166,3 +166,21 @@ def test_cli_restore_turns_the_image_as_its_exif_says(tmp_path, orientation):
     out = np.asarray(Image.open(tmp_path / "out.png"))
     assert out.shape == shown.shape
     assert np.abs(out.astype(int) - shown).mean() < 6  # the same picture, restored
+
+
+def test_image_files_keep_grey_grey_and_refuse_transparency(tmp_path):
+    from PIL import Image
+
+    from napari_cnnjpeg.format.image_files import read_image
+
+    grey = (np.arange(24 * 32) % 256).astype(np.uint8).reshape(24, 32)
+    for mode in ("1", "LA", "P"):
+        Image.fromarray(grey).convert(mode).save(tmp_path / f"{mode}.png")
+        assert read_image(tmp_path / f"{mode}.png").ndim == 2, mode
+    opaque = Image.fromarray(np.stack([grey] * 3, -1)).convert("RGBA")
+    opaque.save(tmp_path / "opaque.png")
+    assert read_image(tmp_path / "opaque.png").shape == (24, 32, 3)
+    opaque.putalpha(Image.fromarray((grey > 100).astype(np.uint8) * 255))
+    opaque.save(tmp_path / "holes.png")
+    with pytest.raises(cj.CjpgError, match="transparent"):
+        read_image(tmp_path / "holes.png")

@@ -25,12 +25,22 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
         with Image.open(p) as im:
             if im.mode not in ("L", "RGB", "I;16", "I;16B", "I", "F"):
-                im = im.convert("RGB")
+                if im.has_transparency_data and im.convert("RGBA").getextrema()[3][0] < 255:
+                    raise CjpgError(f"{path} has transparent pixels, which JPEG cannot store: flatten it first")
+                grey = im.mode in ("1", "L", "LA", "La") or (im.mode == "P" and _grey_palette(im))
+                im = im.convert("L" if grey else "RGB")
             return np.asarray(im)
     except FileNotFoundError:
         raise CjpgError(f"no such file: {path}") from None
+    except CjpgError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear line
         raise CjpgError(f"cannot read image {path}: {exc}") from None
+
+
+def _grey_palette(im) -> bool:
+    rgb = np.asarray(im.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
 def exif_oriented(image: np.ndarray, path: str | os.PathLike) -> np.ndarray:
