@@ -38,3 +38,14 @@ def test_bpp():
 def test_shape_mismatch():
     with pytest.raises(CjpgError, match="shape"):
         psnr(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+def test_psnr_of_another_dtype_is_not_cast_to_the_reference():
+    """A float or wider-integer test image against a uint16 reference: no truncation, no wrap-around."""
+    rng = np.random.default_rng(0)
+    ref = (rng.random((40, 50)) * 1000).astype(np.uint16)
+    noise = rng.random(ref.shape)
+    expected = 10 * np.log10(999.0**2 / np.mean(noise**2))
+    assert psnr(ref, ref + noise, 999.0) == pytest.approx(expected, abs=1e-6)
+    shifted = ref.astype(np.int32) - 500
+    assert psnr(ref, shifted, 999.0) == pytest.approx(10 * np.log10(999.0**2 / 500**2), abs=1e-6)

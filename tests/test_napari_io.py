@@ -244,6 +244,26 @@ def test_rgba_and_two_channel_layers_are_stored_as_planes(make_napari_viewer, tm
     assert back2.data.shape == stack16[:2].shape and back2.dtype == np.uint16
 
 
+def test_an_rgba_stack_reopens_lazily(make_napari_viewer, tmp_path, photo):
+    """Its planes are decoded as napari slices them (a ProgressiveStack behind a channels-last
+    view), not all at once on the GUI thread; saved again, it keeps its restored planes."""
+    from napari_cnnjpeg._napari._reader import ChannelsLast
+
+    viewer = make_napari_viewer()
+    alpha = np.linspace(0, 255, photo.shape[1]).astype(np.uint8)[None, :].repeat(photo.shape[0], 0)
+    rgba = np.stack([np.dstack([np.roll(photo, 7 * k, axis=1), alpha]) for k in range(3)])
+    layer = viewer.add_image(rgba, name="rgba stack", rgb=True)
+    path = tmp_path / "rgba-stack.cjpg"
+    assert layer.save(str(path), plugin=PLUGIN) == [str(path)]
+    [back] = viewer.open(path, plugin=PLUGIN)
+    assert isinstance(back.data, ChannelsLast) and back.rgb and back.data.shape == rgba.shape
+    assert back.data.stack._cache == {} or len(back.data.stack._cache) < 12  # not every plane decoded
+    exact = np.asarray(back.data.exact)
+    assert exact.shape == rgba.shape and metrics.psnr(rgba, exact) > 28
+    np.testing.assert_array_equal(back.data.exact[1], exact[1])
+    np.testing.assert_array_equal(back.data.exact[2, 5:9, :, 3], exact[2, 5:9, :, 3])
+
+
 def test_multiscale_layer_is_refused_not_crashing(make_napari_viewer, tmp_path, photo, notifications):
     viewer = make_napari_viewer()
     layer = viewer.add_image([photo, photo[::2, ::2]], multiscale=True, rgb=True)

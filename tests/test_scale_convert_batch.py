@@ -67,6 +67,30 @@ def test_convert_tiff_stack_and_cjpg(tmp_path, stack16):
     assert psnr(decode(cj), z[:]) > 38
 
 
+def test_convert_keeps_ome_tiff_pixel_sizes_and_odd_levels_line_up(tmp_path):
+    """Level i's pixel is 2**i level-0 pixels (odd edges are trimmed, not stretched), centred
+    (2**i - 1) / 2 of them in, both in the OME-TIFF's physical units."""
+    import tifffile
+    import zarr
+
+    from napari_cnnjpeg.scale.ome_zarr import convert
+
+    y, x = np.mgrid[0:70, 0:90]
+    stack = np.stack([(1000 + 500 * np.sin(x / 5 + k) * np.cos(y / 7)) for k in range(3)]).astype(np.float32)
+    tif = tmp_path / "cells.ome.tif"
+    tifffile.imwrite(tif, stack, ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeZ": 2.0})
+    convert(tif, tmp_path / "cells.ome.zarr", quality=90, chunk=33)
+    attrs = zarr.open_group(str(tmp_path / "cells.ome.zarr"), mode="r").attrs.asdict()
+    datasets = (attrs.get("ome") or attrs)["multiscales"][0]["datasets"]
+    assert len(datasets) == 3
+    for i, ds in enumerate(datasets):
+        scale, shift = (t[{"scale": "scale", "translation": "translation"}[t["type"]]]
+                        for t in ds["coordinateTransformations"])
+        assert scale == pytest.approx([2.0, 0.5 * 2**i, 0.5 * 2**i])
+        assert shift == pytest.approx([0.0, 0.25 * (2**i - 1), 0.25 * (2**i - 1)])
+
+
 def test_convert_refuses_existing_output_and_bad_input(tmp_path, photo_png):
     from napari_cnnjpeg.scale.ome_zarr import convert
 

@@ -184,3 +184,17 @@ def test_image_files_keep_grey_grey_and_refuse_transparency(tmp_path):
     opaque.save(tmp_path / "holes.png")
     with pytest.raises(cj.CjpgError, match="transparent"):
         read_image(tmp_path / "holes.png")
+
+
+def test_cli_info_reports_every_file_and_names_the_bad_one(tmp_path, blob, capsys):
+    import json
+
+    from napari_cnnjpeg.cli import main
+
+    good, bad = tmp_path / "a.cjpg", tmp_path / "b.png"
+    good.write_bytes(blob)
+    bad.write_bytes(b"\x89PNG not really")
+    assert main(["info", str(good), str(bad)]) == 1
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out[str(good)]["shape"] == [48, 64] and "error" in out[str(bad)] and str(bad) in captured.err

@@ -74,9 +74,19 @@ def _cmd_decode(args) -> int:
 def _cmd_info(args) -> int:
     from .codec import info
 
-    out = {str(p): info(p) for p in args.inputs}
-    print(json.dumps(out if len(out) > 1 else next(iter(out.values())), indent=2, default=str))
-    return 0
+    if len(args.inputs) == 1:
+        print(json.dumps(info(args.inputs[0]), indent=2, default=str))
+        return 0
+    out, failed = {}, 0
+    for p in args.inputs:  # one bad file does not hide the others
+        try:
+            out[str(p)] = info(p)
+        except CjpgError as exc:
+            out[str(p)] = {"error": str(exc)}
+            print(f"cnnjpeg: error: {p}: {exc}", file=sys.stderr)
+            failed += 1
+    print(json.dumps(out, indent=2, default=str))
+    return 1 if failed else 0
 
 
 def _cmd_restore(args) -> int:

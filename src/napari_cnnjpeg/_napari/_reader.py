@@ -213,6 +213,49 @@ class _ExactView:
         return self.stack.__array__(dtype)
 
 
+class ChannelsLast:
+    """A stack stored as (..., C, Y, X) grey planes (an RGBA layer is written as four) shown as
+    (..., Y, X, C), as lazily as the stack it wraps (a :class:`ProgressiveStack` or its exact view)."""
+
+    def __init__(self, stack) -> None:
+        self.stack = stack
+        s = tuple(stack.shape)
+        self.shape, self.dtype, self.ndim = (*s[:-3], s[-2], s[-1], s[-3]), stack.dtype, len(s)
+
+    @property
+    def size(self) -> int:
+        import math
+
+        return math.prod(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def exact(self) -> "ChannelsLast":
+        """The same with indexing that always waits for the restored planes."""
+        return ChannelsLast(self.stack.exact if isinstance(self.stack, ProgressiveStack) else self.stack)
+
+    def __getitem__(self, key):
+        import numpy as np
+
+        key = key if isinstance(key, tuple) else (key,)
+        if len(key) > self.ndim or not all(isinstance(k, (int, np.integer, slice)) for k in key):
+            return np.asarray(self)[key]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        lead, (y, x, c) = key[:-3], key[-3:]
+        out = self.stack[(*lead, c, y, x)]
+        if isinstance(c, slice):  # the channel axis, kept, goes last
+            out = np.moveaxis(out, sum(isinstance(k, slice) for k in lead), -1)
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        import numpy as np
+
+        out = np.moveaxis(np.asarray(self.stack), -3, -1)
+        return out if dtype is None else out.astype(dtype)
+
+
 def _close(reader, pool) -> None:
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -235,7 +278,7 @@ def _refresh_layers_showing(stack: ProgressiveStack) -> None:
 
         viewer = current_viewer()
         for layer in viewer.layers if viewer is not None else ():
-            if layer.data is stack:
+            if layer.data is stack or getattr(layer.data, "stack", None) is stack:  # ChannelsLast wraps it
                 layer.refresh()
 
     refresh()
@@ -305,7 +348,7 @@ def _read_one(path: Path) -> tuple:
     if rgba:  # written from an RGBA layer as four grey planes
         import numpy as np
 
-        data = np.moveaxis(data, -3, -1)
+        data = ChannelsLast(data) if isinstance(data, ProgressiveStack) else np.moveaxis(data, -3, -1)
         info = {**info, "rgb": True, "shape": [*info["shape"][:-3], *info["shape"][-2:], 4]}
     kwargs = {
         "name": info.get("name") or path.stem,

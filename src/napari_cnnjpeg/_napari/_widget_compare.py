@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -150,7 +151,7 @@ def rd_job(task, plane, rgb: bool, model: str, qualities=RD_QUALITIES, marker=No
     from ._workers import apply_runtime_settings
 
     apply_runtime_settings(model)
-    plane = np.asarray(plane)
+    plane = np.asarray(plane() if callable(plane) else plane)  # a .cjpg plane is decoded here, off the GUI thread
     rng = metrics.value_range(plane)
     models = ["jpeg"] if model == "jpeg" else ["jpeg", model]
     total, done = len(models) * len(qualities), 0
@@ -167,6 +168,7 @@ def rd_job(task, plane, rgb: bool, model: str, qualities=RD_QUALITIES, marker=No
     mark = None
     if marker is not None:
         test_plane, bpp_value, label = marker
+        test_plane = test_plane() if callable(test_plane) else test_plane
         mark = (float(bpp_value), metrics.psnr(plane, np.asarray(test_plane), rng), label)
     return {"curves": curves, "mark": mark}
 
@@ -355,14 +357,14 @@ class CompareWidget(Container):
         try:
             check_layer(ref, "reference layer")
             index = current_index(self._viewer, ref)
-            plane = layer_plane(ref.data, index)
+            plane = partial(layer_plane, ref.data, index)  # read in the worker: restored, and off the GUI thread
             marker = None
             test = self.test.value
             bpp_value = (getattr(test, "metadata", None) or {}).get("bpp") if test is not None else None
             if bpp_value is not None and test is not ref:
                 try:
                     pair = self._pair(all_planes=False)
-                    tplane = pair["test"][pair["test_index"]] if pair["test_index"] else pair["test"]
+                    tplane = partial(layer_plane, pair["test"], pair["test_index"])
                     meta = test.metadata
                     label = f"{test.name}: {meta.get('model', '?')} q{meta.get('quality', '?')}"
                     marker = (tplane, bpp_value, label)

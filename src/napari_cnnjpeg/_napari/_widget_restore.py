@@ -216,15 +216,16 @@ class RestoreWidget(Container):
         index = current_index(self._viewer, layer)
         all_planes = self.planes.value == ALL_PLANES
         self.status.value = "restoring…"
+        quality = int(self.quality.value)  # the quality this run uses, whatever the spin box says by its end
         return self._job.start(
             restore_layer_job, layer.data, None if all_planes else index, bool(layer.rgb), model,
-            int(self.quality.value), tables_from_metadata(layer.metadata),
-            on_result=lambda r: self._show_layer(layer, index, all_planes, model, r),
+            quality, tables_from_metadata(layer.metadata),
+            on_result=lambda r: self._show_layer(layer, index, all_planes, model, quality, r),
         )
 
-    def _show_layer(self, layer, index, all_planes: bool, model: str, restored: np.ndarray) -> None:
+    def _show_layer(self, layer, index, all_planes: bool, model: str, quality: int, restored: np.ndarray) -> None:
         kwargs = {"name": f"{layer.name} (restored, {model})", "rgb": bool(layer.rgb),
-                  "metadata": {"model": model, "jpeg_quality": int(self.quality.value), "source_layer": layer.name,
+                  "metadata": {"model": model, "jpeg_quality": quality, "source_layer": layer.name,
                                "plane": None if all_planes else index}}
         if all_planes:
             kwargs.update(scale=tuple(layer.scale), translate=tuple(layer.translate))

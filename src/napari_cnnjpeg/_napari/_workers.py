@@ -131,10 +131,12 @@ def plane_transform(layer) -> dict:
 def layer_plane(data, index: tuple[int, ...] | None) -> np.ndarray:
     """The plane of a layer's data at ``index`` (None or (): all of it), restored where the
     data is a ``.cjpg`` stack (never the preview its GUI-thread slicing may show)."""
-    from ._reader import ProgressiveStack
+    from ._reader import ChannelsLast, ProgressiveStack
 
     if isinstance(data, ProgressiveStack) and index:
         return data.plane(int(np.ravel_multi_index(index, data.lead)))
+    if isinstance(data, ChannelsLast):
+        data = data.exact
     return np.asarray(data[index] if index else data)
 
 

@@ -76,9 +76,9 @@ def _write_image(path: str, data: Any, attributes: dict) -> list[str]:
     if attributes.get("multiscale"):
         raise CjpgError("multiscale (pyramid) layers cannot be saved as .cjpg; save the full-resolution level")
     rgb = bool(attributes.get("rgb", False))
-    from ._reader import ProgressiveStack
+    from ._reader import ChannelsLast, ProgressiveStack
 
-    if isinstance(data, ProgressiveStack):  # a reopened .cjpg stack: its restored planes, not the previews
+    if isinstance(data, (ProgressiveStack, ChannelsLast)):  # a reopened .cjpg stack: restored planes, not previews
         data = data.exact
     image = data if hasattr(data, "shape") and hasattr(data, "dtype") else np.asarray(data)  # dask stays lazy
     metadata = layer_image_metadata(attributes)

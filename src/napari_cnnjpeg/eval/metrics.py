@@ -52,12 +52,13 @@ def _pair(reference: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def psnr(reference: np.ndarray, test: np.ndarray, data_range_: float | None = None) -> float:
-    """Peak signal-to-noise ratio in dB over all channels (inf for identical images)."""
+    """Peak signal-to-noise ratio in dB over all channels (inf for identical images), computed in
+    float64: a test image of another dtype (float, or a wider integer) is not cast to the reference's."""
     reference, test = _pair(reference, test)
     rng = data_range(reference.dtype) if data_range_ is None else data_range_
     if np.array_equal(reference, test):
         return float("inf")
-    return float(peak_signal_noise_ratio(reference, test.astype(reference.dtype, copy=False), data_range=rng))
+    return float(peak_signal_noise_ratio(reference.astype(np.float64), test.astype(np.float64), data_range=rng))
 
 
 def ssim(

@@ -42,8 +42,9 @@ def open_lazy(path: str | os.PathLike):
             with tifffile.TiffFile(p) as tif:
                 series = tif.series[0]
                 axes = series.axes
+                sizes = _tiff_pixel_sizes(tif)
             arr = da.from_zarr(zarr.open_array(tifffile.imread(p, aszarr=True), mode="r"))
-            return arr, axes, "S" in axes and arr.shape[axes.index("S")] == 3, {}
+            return arr, axes, "S" in axes and arr.shape[axes.index("S")] == 3, sizes
         from PIL import Image
 
         with Image.open(p) as im:
@@ -56,6 +57,35 @@ def open_lazy(path: str | os.PathLike):
         raise CjpgError(f"cannot read image {path}: {exc}") from None
     rgb = a.ndim == 3
     return da.from_array(a), "YXS" if rgb else "YX", rgb, {}
+
+
+def _tiff_pixel_sizes(tif) -> dict:
+    """Physical pixel sizes by axis letter ("Z", "Y", "X") that an OME-TIFF or ImageJ TIFF records."""
+    sizes = {}
+    if tif.ome_metadata:
+        import xml.etree.ElementTree as ET
+
+        try:
+            pixels = next(e for e in ET.fromstring(tif.ome_metadata).iter() if e.tag.endswith("Pixels"))
+        except (ET.ParseError, StopIteration):
+            return {}
+        for letter in "ZYX":
+            value = pixels.get(f"PhysicalSize{letter}")
+            try:
+                if value is not None and float(value) > 0 and np.isfinite(float(value)):
+                    sizes[letter] = float(value)
+            except ValueError:
+                pass
+    elif tif.imagej_metadata:
+        spacing = tif.imagej_metadata.get("spacing")
+        if isinstance(spacing, (int, float)) and spacing > 0:
+            sizes["Z"] = float(spacing)
+        page = tif.pages[0]
+        for letter, tag in (("X", "XResolution"), ("Y", "YResolution")):
+            res = page.tags.get(tag)
+            if res is not None and res.value[0] > 0 and res.value[1] > 0:
+                sizes[letter] = res.value[1] / res.value[0]
+    return sizes
 
 
 def _open_cjpg(p: Path):
@@ -113,6 +143,19 @@ def pyramid(level0, ome_axes: str, chunk: int, max_levels: int = 8) -> list:
             mean = da.clip(da.round(mean), info.min, info.max)
         levels.append(mean.astype(prev.dtype))
     return levels
+
+
+def level_transforms(n: int, ome_axes: str, scale: dict) -> list[list[dict]]:
+    """OME-Zarr coordinate transformations of ``n`` pyramid levels: level i halves Y and X i times
+    (2x2 means, odd edges trimmed), so its pixel is 2**i level-0 pixels and its centre lies
+    (2**i - 1) / 2 of them in; both in physical units (``scale``: size per axis letter)."""
+    out = []
+    for i in range(n):
+        factor = [2.0**i if a in "yx" else 1.0 for a in ome_axes]
+        size = [float(scale.get(_letter(a), 1.0)) for a in ome_axes]
+        out.append([{"type": "scale", "scale": [f * d for f, d in zip(factor, size)]},
+                    {"type": "translation", "translation": [(f - 1) / 2 * d for f, d in zip(factor, size)]}])
+    return out
 
 
 def convert(
@@ -193,10 +236,7 @@ def convert(
             stores.append(da.store(level.rechunk(chunks), target, lock=False, compute=False))
         _compute(stores, progress)
         fmt = FormatV05()
-        shapes = [lv.shape for lv in levels]
-        transforms = fmt.generate_coordinate_transformations(shapes)
-        for t in transforms:
-            t[0]["scale"] = [s * float(scale.get(_letter(a), 1.0)) for s, a in zip(t[0]["scale"], ome_axes)]
+        transforms = level_transforms(len(levels), ome_axes, scale)
         write_multiscales_metadata(
             group, [{"path": str(i), "coordinateTransformations": t} for i, t in enumerate(transforms)],
             fmt=fmt, axes=[_axis_meta(a) for a in ome_axes], name=Path(src).stem,
@@ -208,7 +248,7 @@ def convert(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    return {"path": str(out), "axes": ome_axes, "shapes": [list(s) for s in shapes], "dtype": str(level0.dtype),
+    return {"path": str(out), "axes": ome_axes, "shapes": [list(lv.shape) for lv in levels], "dtype": str(level0.dtype),
             "mapping": mapping, "bytes": size}
 
 
