@@ -198,3 +198,26 @@ def test_cli_info_reports_every_file_and_names_the_bad_one(tmp_path, blob, capsy
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert out[str(good)]["shape"] == [48, 64] and "error" in out[str(bad)] and str(bad) in captured.err
+
+
+def test_cli_decode_of_a_stack_without_a_format_writes_tif(tmp_path, capsys):
+    import tifffile
+
+    from napari_cnnjpeg.cli import main
+
+    src = tmp_path / "stack.cjpg"
+    cj.imwrite(src, np.stack([PLANE, PLANE[::-1]]), quality=60, model="jpeg")
+    assert main(["decode", str(src)]) == 0
+    assert tifffile.imread(tmp_path / "stack.tif").shape == (2, 48, 64)
+
+
+def test_a_training_config_that_is_not_json_names_the_file(tmp_path):
+    from napari_cnnjpeg.training import TrainConfig
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("not json")
+    with pytest.raises(ValueError, match="bad.json is not valid JSON"):
+        TrainConfig.load(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        TrainConfig.load(bad)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import CjpgError
 from .eval.demo import DEFAULT_QUALITY as DEMO_QUALITY
-from .format.image_files import exif_oriented, read_image, write_image
+from .format.image_files import exif_oriented, png_holds, read_image, write_image
 
 
 def _images_for_demo(files: list[str]) -> list[tuple[str, np.ndarray]]:
@@ -63,10 +63,12 @@ def _cmd_encode(args) -> int:
 def _cmd_decode(args) -> int:
     from .codec import imread
 
-    dest = _single_output(args, "." + args.format)
+    _single_output(args, ".png")  # its checks of -o against the inputs
     if len(args.inputs) > 1 or Path(args.inputs[0]).is_dir():
-        return _many(args, "decode", "." + args.format)
-    write_image(dest, imread(args.inputs[0], model=args.model))
+        return _many(args, "decode", "." + (args.format or "png"))
+    image = imread(args.inputs[0], model=args.model)
+    dest = _single_output(args, "." + (args.format or ("png" if png_holds(image) else "tif")))
+    write_image(dest, image)
     print(dest)
     return 0
 
@@ -184,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     many = ("several inputs (or a folder) run on all cores, or the GPU, through the engine of "
             "'cnnjpeg batch'; outputs are overwritten")
     e = sub.add_parser("encode", help="compress images (PNG, TIFF, JPEG, ...) to .cjpg", description=many)
-    e.add_argument("inputs", nargs="+", help="image files or folders")
+    e.add_argument("inputs", nargs="+", help="image files or folders (their files, not subfolders)")
     e.add_argument("-o", "--output", help="output file (one input)")
     e.add_argument("--out-dir", help="folder for the .cjpg files (default: beside each input)")
     e.add_argument("-q", "--quality", type=int, default=75)
@@ -195,10 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_encode)
 
     d = sub.add_parser("decode", help="decode .cjpg files to PNG or TIFF", description=many)
-    d.add_argument("inputs", nargs="+", help=".cjpg files or folders")
+    d.add_argument("inputs", nargs="+", help=".cjpg files or folders (their files, not subfolders)")
     d.add_argument("-o", "--output", help="output .png or .tif (one input)")
     d.add_argument("--out-dir", help="folder for the outputs (default: beside each input)")
-    d.add_argument("--format", choices=("png", "tif"), default="png", help="with --out-dir or no -o (stacks: tif)")
+    d.add_argument("--format", choices=("png", "tif"), default=None,
+                   help="with --out-dir or no -o (default: png, or tif for what PNG cannot hold: stacks, other "
+                        "dtypes; png for folders)")
     d.add_argument("-m", "--model", default=None, help="override the file's model, e.g. 'jpeg' for the plain payload")
     d.add_argument("--workers", type=int, default=None, help="worker processes for several inputs (default: CPUs)")
     d.set_defaults(func=_cmd_decode)
@@ -209,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("restore", help="remove artefacts from ordinary JPEG files with a decoder-only model",
                        description=many)
-    r.add_argument("inputs", nargs="+", help=".jpg files or folders")
+    r.add_argument("inputs", nargs="+", help=".jpg files or folders (their files, not subfolders)")
     r.add_argument("-o", "--output", help="output .png or .tif (one input)")
     r.add_argument("--out-dir", help="folder for the outputs (default: beside each input)")
     r.add_argument("--format", choices=("png", "tif"), default="png", help="with --out-dir or no -o")
@@ -243,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_convert)
 
     bt = sub.add_parser("batch", help="compress many files and folders to DIR/<name>.cjpg on a dask cluster")
-    bt.add_argument("inputs", nargs="+", help="image files and folders")
+    bt.add_argument("inputs", nargs="+", help="image files and folders (their files, not subfolders)")
     bt.add_argument("--out", required=True, help="output folder")
     bt.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default: CPUs)")
     bt.add_argument("--scheduler", default=None, help="address of a running dask scheduler, e.g. tcp://host:8786")

@@ -120,7 +120,14 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
-        raw = json.loads(Path(path).read_text())
+        try:
+            raw = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ValueError(f"cannot read training config {path}: {exc.strerror or exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"training config {path} is not valid JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"training config {path} must be a JSON object of settings, got {type(raw).__name__}")
         unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown training settings: {sorted(unknown)}")

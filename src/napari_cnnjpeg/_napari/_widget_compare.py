@@ -247,7 +247,10 @@ class CompareWidget(Container):
             self.test.value = images[-1]
 
     def _on_destroyed(self, *_):
-        self._region_timer.stop()
+        try:
+            self._region_timer.stop()
+        except RuntimeError:  # at interpreter exit Qt may have deleted the timer already
+            pass
         for job in (self._job, self._region_job, self._rd_job):
             job.close()
         self._watch_shapes(None)

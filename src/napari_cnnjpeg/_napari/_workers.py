@@ -87,7 +87,7 @@ def apply_runtime_settings(model: str | None, settings: Settings | None = None) 
 def check_layer(layer, what: str = "image layer") -> None:
     """Refuse what the codec cannot take, with a message for the user."""
     if layer is None:
-        raise CjpgError(f"choose an {what} first")
+        raise CjpgError(f"choose {'an' if what[0] in 'aeiou' else 'a'} {what} first")
     if getattr(layer, "multiscale", False):
         raise CjpgError(
             f"layer {layer.name!r} is multiscale (a pyramid); napari-cnnjpeg works on single-scale "

@@ -59,6 +59,12 @@ def exif_oriented(image: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     return image if turn is None else np.ascontiguousarray(turn(image))
 
 
+def png_holds(image: np.ndarray) -> bool:
+    """Whether a PNG keeps ``image`` as it is: a 2D uint8 or uint16 plane, or uint8 RGB."""
+    return (image.ndim == 2 and image.dtype in (np.uint8, np.uint16)) or (
+        image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8)
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write PNG (2D uint8/uint16 gray or uint8 RGB) or TIFF (anything) atomically."""
     import io
@@ -74,11 +80,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     elif suffix == ".png":
         from PIL import Image
 
-        ok = (image.ndim == 2 and image.dtype in (np.uint8, np.uint16)) or (
-            image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8
-        )
-        if not ok:
-            raise CjpgError(f"PNG cannot hold {image.dtype} {image.shape}; write a .tif instead")
+        if not png_holds(image):
+            raise CjpgError(f"PNG cannot hold {image.dtype} {image.shape}; write a .tif instead (--format tif)")
         Image.fromarray(image).save(buf, format="PNG")
     else:
         raise CjpgError(f"unsupported output format {suffix!r}; use .png or .tif")

@@ -29,6 +29,8 @@ def open_lazy(path: str | os.PathLike):
     import dask.array as da
 
     p = Path(path)
+    if p.is_dir():
+        raise CjpgError(f"{path} is a folder: convert takes an image file, a TIFF stack or a .cjpg")
     if not p.is_file():
         raise CjpgError(f"no such file: {path}")
     suffix = p.suffix.lower()
@@ -203,6 +205,8 @@ def convert(
     out = Path(out)
     if out.exists() and not overwrite:
         raise CjpgError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    if not (out.parent or Path(".")).is_dir():
+        raise CjpgError(f"cannot write {out}: there is no folder {out.parent}")
     if not isinstance(chunk, int) or not 16 <= chunk <= 8192:
         raise CjpgError(f"chunk must be an integer from 16 to 8192, got {chunk!r}")
     check_config(quality, model, None, None, "4:2:0")
