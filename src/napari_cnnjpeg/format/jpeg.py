@@ -323,7 +323,9 @@ def _open(data: bytes) -> Image.Image:
         im = Image.open(io.BytesIO(data), formats=["JPEG"])
     except Image.DecompressionBombError as exc:
         raise CjpgError(f"JPEG declares absurd dimensions: {exc}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise CjpgError("not a JPEG file: Pillow does not recognise it as JPEG") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise CjpgError(f"not a readable JPEG stream: {exc}") from None
     return im
 
