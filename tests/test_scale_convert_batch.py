@@ -89,6 +89,12 @@ def test_convert_keeps_ome_tiff_pixel_sizes_and_odd_levels_line_up(tmp_path):
                         for t in ds["coordinateTransformations"])
         assert scale == pytest.approx([2.0, 0.5 * 2**i, 0.5 * 2**i])
         assert shift == pytest.approx([0.0, 0.25 * (2**i - 1), 0.25 * (2**i - 1)])
+    saved = tmp_path / "from-napari.cjpg"  # as napari's writer makes it: a scale, no axes
+    imwrite(saved, stack, quality=90, metadata={"scale": [2.0, 0.5, 0.5]})
+    convert(saved, tmp_path / "from-napari.ome.zarr", quality=90, chunk=64)
+    attrs = zarr.open_group(str(tmp_path / "from-napari.ome.zarr"), mode="r").attrs.asdict()
+    level0 = (attrs.get("ome") or attrs)["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]
+    assert level0["scale"] == pytest.approx([2.0, 0.5, 0.5])
 
 
 def test_convert_refuses_existing_output_and_bad_input(tmp_path, photo_png):

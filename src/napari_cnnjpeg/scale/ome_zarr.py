@@ -113,6 +113,13 @@ def _open_cjpg(p: Path):
 
 def to_ome_axes(arr, axes: str):
     """Transpose to OME-Zarr order (t, c, z, y, x subset); unnamed leading axes become z or t."""
+    names = ome_names(axes)
+    order = sorted(range(len(names)), key=lambda i: OME_ORDER.index(names[i]))
+    return arr.transpose(order), "".join(names[i] for i in order)
+
+
+def ome_names(axes: str) -> list[str]:
+    """The OME-Zarr name (t, c, z, y or x) of each input axis letter, in the input's order."""
     names = []
     for a in axes:
         if a in AXIS_NAMES:
@@ -125,8 +132,7 @@ def to_ome_axes(arr, axes: str):
             raise CjpgError(f"cannot map the axes {axes!r} to OME-Zarr's t, c, z, y, x")
     if len(set(names)) != len(names) or names[-2:] != ["y", "x"] and not (names[-3:] == ["y", "x", "c"]):
         raise CjpgError(f"cannot map the axes {axes!r} to OME-Zarr's t, c, z, y, x")
-    order = sorted(range(len(names)), key=lambda i: OME_ORDER.index(names[i]))
-    return arr.transpose(order), "".join(names[i] for i in order)
+    return names
 
 
 def pyramid(level0, ome_axes: str, chunk: int, max_levels: int = 8) -> list:
@@ -147,14 +153,14 @@ def pyramid(level0, ome_axes: str, chunk: int, max_levels: int = 8) -> list:
     return levels
 
 
-def level_transforms(n: int, ome_axes: str, scale: dict) -> list[list[dict]]:
+def level_transforms(n: int, ome_axes: str, sizes: dict) -> list[list[dict]]:
     """OME-Zarr coordinate transformations of ``n`` pyramid levels: level i halves Y and X i times
     (2x2 means, odd edges trimmed), so its pixel is 2**i level-0 pixels and its centre lies
-    (2**i - 1) / 2 of them in; both in physical units (``scale``: size per axis letter)."""
+    (2**i - 1) / 2 of them in; both in physical units (``sizes``: pixel size per OME axis name)."""
     out = []
     for i in range(n):
         factor = [2.0**i if a in "yx" else 1.0 for a in ome_axes]
-        size = [float(scale.get(_letter(a), 1.0)) for a in ome_axes]
+        size = [float(sizes.get(a, 1.0)) for a in ome_axes]
         out.append([{"type": "scale", "scale": [f * d for f, d in zip(factor, size)]},
                     {"type": "translation", "translation": [(f - 1) / 2 * d for f, d in zip(factor, size)]}])
     return out
@@ -240,7 +246,8 @@ def convert(
             stores.append(da.store(level.rechunk(chunks), target, lock=False, compute=False))
         _compute(stores, progress)
         fmt = FormatV05()
-        transforms = level_transforms(len(levels), ome_axes, scale)
+        sizes = {name: scale[a] for a, name in zip(axes, ome_names(axes)) if a in scale}  # by OME axis name
+        transforms = level_transforms(len(levels), ome_axes, sizes)
         write_multiscales_metadata(
             group, [{"path": str(i), "coordinateTransformations": t} for i, t in enumerate(transforms)],
             fmt=fmt, axes=[_axis_meta(a) for a in ome_axes], name=Path(src).stem,
@@ -254,10 +261,6 @@ def convert(
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return {"path": str(out), "axes": ome_axes, "shapes": [list(lv.shape) for lv in levels], "dtype": str(level0.dtype),
             "mapping": mapping, "bytes": size}
-
-
-def _letter(ome_axis: str) -> str:
-    return {"t": "T", "c": "C", "z": "Z", "y": "Y", "x": "X"}[ome_axis]
 
 
 def _axis_meta(a: str) -> dict:
