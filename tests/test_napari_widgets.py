@@ -452,3 +452,17 @@ def test_restore_widget_takes_tables_from_cjpg_layer_metadata():
     assert tables_from_metadata({"model": "jpeg-tuned"}) == TUNED_TABLES
     assert tables_from_metadata({"model": "jpeg"}) is None
     assert tables_from_metadata({"model": "no-such-model"}) is None and tables_from_metadata({}) is None
+
+
+def test_widgets_never_docked_let_python_exit_cleanly():
+    """Their destroyed handlers run at interpreter exit, after Qt deleted their timers: no abort."""
+    import subprocess
+    import sys
+
+    script = ("import napari\n"
+              "from napari_cnnjpeg._napari._widget_compress import CompressWidget\n"
+              "from napari_cnnjpeg._napari._widget_compare import CompareWidget\n"
+              "v = napari.Viewer(show=False)\n"
+              "w, c = CompressWidget(v), CompareWidget(v)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -281,7 +281,10 @@ class CompressWidget(Container):
             self.run()
 
     def _on_destroyed(self, *_):
-        self._timer.stop()
+        try:
+            self._timer.stop()
+        except RuntimeError:  # at interpreter exit Qt may have deleted the timer already
+            pass
         self._job.close()
         self._save_job.close()
 
