@@ -221,3 +221,9 @@ def test_a_training_config_that_is_not_json_names_the_file(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(ValueError, match="JSON object"):
         TrainConfig.load(bad)
+
+
+def test_a_given_range_narrower_than_the_data_warns_of_the_clipped_values():
+    with pytest.warns(UserWarning, match=r"\d+ values lie outside the given range"):
+        out = cj.decode(cj.encode(PLANE, quality=90, mapping=(0.0, 2000.0)))
+    assert out.max() <= 2001

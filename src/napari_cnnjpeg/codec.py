@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -430,10 +431,12 @@ def encode(
     weighting = twelve_bit_weighting(int(quality), rgb) if bits == 12 and model_id != BASELINE else None
     fixed = _stack_range(image, lead) if mapping == "stack" else mapping if isinstance(mapping, tuple) else None
     align = bits == 12 and not rgb and not isinstance(mapping, tuple)  # a range the user gives stays as given
-    payloads, lows, highs = [], [], []
+    payloads, lows, highs, clipped = [], [], [], 0
     for i, index in enumerate(np.ndindex(*lead)):
         plane = np.asarray(image[index])  # one plane at a time: dask, zarr and memory maps stay lazy
         _check_finite(plane)
+        if isinstance(mapping, tuple):
+            clipped += int(np.count_nonzero((plane < mapping[0]) | (plane > mapping[1])))
         if dtype != "uint8":
             lo, hi = fixed or (float(plane.min()), float(plane.max()))
             if not np.isfinite(hi - lo):
@@ -465,6 +468,9 @@ def encode(
         payloads.append(payload if model_id == BASELINE else strip_jfif(payload))
         if progress:
             progress(i + 1, total)
+    if clipped:
+        warnings.warn(f"{clipped} values lie outside the given range {mapping} and are stored clipped to it",
+                      stacklevel=2)
     meta = {
         "model": model_id, "model_sha256": sha and sha[:HASH_DIGITS], "quality": int(quality), "subsampling": subsampling,
         "shape": list(image.shape), "dtype": dtype, "rgb": rgb, "axes": axes,

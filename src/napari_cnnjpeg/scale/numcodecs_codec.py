@@ -10,6 +10,7 @@ where it is installed reads such arrays, with the model the chunk names.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from numcodecs.abc import Codec
@@ -53,8 +54,10 @@ def encode_chunk(chunk: np.ndarray, cfg: dict) -> bytes:
     if rgb:
         chunk = np.moveaxis(chunk, ax, -1)
     mapping = (tuple(cfg["mapping"]) if cfg["mapping"] else "plane") if chunk.dtype != np.uint8 else None
-    return encode(np.ascontiguousarray(chunk), quality=cfg["quality"], model=cfg["model"],
-                  subsampling=cfg["subsampling"], rgb=rgb, mapping=mapping)
+    with warnings.catch_warnings():  # edge chunks arrive padded with the fill value, outside the range
+        warnings.filterwarnings("ignore", ".* values lie outside the given range", UserWarning)
+        return encode(np.ascontiguousarray(chunk), quality=cfg["quality"], model=cfg["model"],
+                      subsampling=cfg["subsampling"], rgb=rgb, mapping=mapping)
 
 
 def decode_chunk(data: bytes, cfg: dict) -> np.ndarray:
