@@ -30,7 +30,7 @@ from .format.jpeg import (
     smallest_coding12,
     strip_jfif,
 )
-from .format.weighting import _apply, block_dct, blocks, effective_table, unweight, weight, weights
+from .format.weighting import apply_weights, block_dct, blocks, effective_table, unweight, weight, weights
 from .nn.models import (
     BASELINE,
     ModelStages,
@@ -259,14 +259,14 @@ def _weighting_headroom(plane: np.ndarray, jpeg_quality: int, weighting: Weighti
     """
     luma = _standard_tables(jpeg_quality)[0]
     w = weights(luma, *weighting)
-    weighted = _apply(plane, w)
+    weighted = apply_weights(plane, w)
     least, most = float(weighted.min()), float(weighted.max())
     if least >= -0.5 and most <= MAX12 + 0.5:
         return 1.0
     centre = (MAX12 + 1) / 2
     scale = 0.999 * min(1.0, centre / (centre - least), (MAX12 - centre) / (most - centre))
     clipped = np.clip(weighted, 0, MAX12) - weighted
-    clip_err = float(np.mean((_apply(clipped + centre, 1.0 / w) - centre) ** 2))
+    clip_err = float(np.mean((apply_weights(clipped + centre, 1.0 / w) - centre) ** 2))
     steps = effective_table(luma, *weighting)
     quant = float(np.mean(steps**2)) / 12
     return scale if quant / scale**2 < quant + clip_err else 1.0

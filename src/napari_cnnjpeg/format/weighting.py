@@ -69,7 +69,7 @@ def effective_table(luma: np.ndarray, flatten: float, dc: float = 1.0, dc_cap: f
     return table / weights(table, flatten, dc, dc_cap)
 
 
-def _apply(plane: np.ndarray, w: np.ndarray) -> np.ndarray:
+def apply_weights(plane: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Scale each whole 8x8 block's DCT frequencies by ``w``: one (64, 64) operator, in float32."""
     out = plane.astype(np.float32)
     h, wd = (plane.shape[0] // 8) * 8, (plane.shape[1] // 8) * 8
@@ -85,12 +85,12 @@ def weight(plane: np.ndarray, luma: np.ndarray, flatten: float, dc: float = 1.0,
     """A grey plane of 12-bit samples weighted for a JPEG with luma table ``luma``: uint16,
     rounded and clipped to 0..4095 (block means move towards 2048, so a plane mapped onto
     fewer levels may come out above them)."""
-    out = _apply(plane, weights(luma, flatten, dc, dc_cap))
+    out = apply_weights(plane, weights(luma, flatten, dc, dc_cap))
     return np.clip(np.rint(out), 0, 4095).astype(np.uint16)
 
 
 def unweight(plane: np.ndarray, luma: np.ndarray, flatten: float, levels: int = 4095, dc: float = 1.0,
              dc_cap: float = 1.0) -> np.ndarray:
     """Undo :func:`weight` on a decoded plane (its stream's luma table): uint16, 0..``levels``."""
-    out = _apply(plane, 1.0 / weights(luma, flatten, dc, dc_cap))
+    out = apply_weights(plane, 1.0 / weights(luma, flatten, dc, dc_cap))
     return np.clip(np.rint(out), 0, levels).astype(np.uint16)
