@@ -227,3 +227,12 @@ def test_a_given_range_narrower_than_the_data_warns_of_the_clipped_values():
     with pytest.warns(UserWarning, match=r"\d+ values lie outside the given range"):
         out = cj.decode(cj.encode(PLANE, quality=90, mapping=(0.0, 2000.0)))
     assert out.max() <= 2001
+
+
+def test_a_plane_spanning_its_dtype_stays_readable_above_quality_60():
+    """The weighting's headroom and the DC alignment widen a mapping only as far as a file may
+    record it: a float16 plane from -65000 to 65000 once wrote a min of -100023, which no reader takes."""
+    plane = (np.random.default_rng(1).integers(0, 3, (64, 64)) * 65000.0 - 65000).astype(np.float16)
+    for quality in (30, 80):
+        out = cj.decode(cj.encode(plane, quality=quality))
+        assert out.dtype == np.float16 and np.isfinite(out).all()

@@ -431,6 +431,9 @@ def encode(
     weighting = twelve_bit_weighting(int(quality), rgb) if bits == 12 and model_id != BASELINE else None
     fixed = _stack_range(image, lead) if mapping == "stack" else mapping if isinstance(mapping, tuple) else None
     align = bits == 12 and not rgb and not isinstance(mapping, tuple)  # a range the user gives stays as given
+    kind = np.dtype(dtype)  # what a file's mapping may record: an integer min may lie below the dtype by its span
+    floor, ceiling = ((2.0 * np.iinfo(kind).min - np.iinfo(kind).max, float(np.iinfo(kind).max))
+                      if kind.kind in "iu" else (float(np.finfo(kind).min), float(np.finfo(kind).max)))
     payloads, lows, highs, clipped = [], [], [], 0
     for i, index in enumerate(np.ndindex(*lead)):
         plane = np.asarray(image[index])  # one plane at a time: dask, zarr and memory maps stay lazy
@@ -442,19 +445,16 @@ def encode(
             if not np.isfinite(hi - lo):
                 raise CjpgError(f"the value range {lo:g} to {hi:g} is too wide to map: max - min overflows float64")
             if align and (fixed is None or i == 0):  # a stack's planes share the first plane's low end
-                kind = np.dtype(dtype)  # an integer dtype's range may widen below its least value by its span
-                floor = 2.0 * np.iinfo(kind).min - np.iinfo(kind).max if kind.kind in "iu" else -np.inf
                 low = _dc_aligned_low(plane, lo, hi, levels, jpeg_quality, floor, weighting)
             lo = low if align else lo
-            plane = _to_levels(plane, lo, hi, levels, np.uint16 if bits == 12 else np.uint8)
+            values, plane = plane, _to_levels(plane, lo, hi, levels, np.uint16 if bits == 12 else np.uint8)
             if align and weighting is not None:  # room for the weighting's overshoot, where clipping costs more
                 scale = _weighting_headroom(plane, jpeg_quality, weighting)
-                kind = np.dtype(dtype)
                 wide_lo = lo - (MAX12 + 1) / 2 * (1 - scale) * (hi - lo) / (scale * MAX12)
                 wide_hi = wide_lo + (hi - lo) / scale
-                if scale < 1 and (kind.kind == "f" or wide_hi <= np.iinfo(kind).max):
+                if scale < 1 and floor <= wide_lo and wide_hi <= ceiling:  # within what a file may record
                     lo, hi = wide_lo, wide_hi
-                    plane = _to_levels(np.asarray(image[index]), lo, hi, levels, np.uint16)
+                    plane = _to_levels(values, lo, hi, levels, np.uint16)
             lows.append(lo)
             highs.append(hi)
         if bits == 12:  # a 12-bit model's encoder works on grey planes only
