@@ -16,8 +16,12 @@ EXTENSION = ".cjpg"
 
 
 def _is_cjpg(path) -> bool:
+    """Whether ``path`` names a local ``.cjpg`` file (not a folder, not a URL: those are not read)."""
     try:
-        return isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith(EXTENSION)
+        if not isinstance(path, (str, os.PathLike)):
+            return False
+        name = os.fspath(path)
+        return name.lower().endswith(EXTENSION) and "://" not in name and not os.path.isdir(name)
     except Exception:  # noqa: BLE001 - a reader hook must never raise
         return False
 

@@ -29,6 +29,7 @@ from ._workers import (
     default_model_id,
     describe_index,
     format_db,
+    format_ssim,
     layer_choices,
     layer_plane,
     plane_ndim,
@@ -97,6 +98,31 @@ def _get(data, index):
     return layer_plane(data, index)
 
 
+def _check_finite(r: np.ndarray, t: np.ndarray) -> None:
+    """Refuse NaN or infinite values, for which PSNR, SSIM and the error map are undefined."""
+    for name, a in (("reference", r), ("test", t)):
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise CjpgError(f"the {name} layer holds NaN or infinite values here: PSNR and SSIM are not defined")
+
+
+def _ssim(ref: np.ndarray, test: np.ndarray, rgb: bool, rng: float, full: bool = False):
+    """SSIM (and its map with ``full``), NaN for a plane smaller than SSIM's 7x7 window."""
+    from ..eval import metrics
+
+    try:
+        return metrics.ssim(ref, test, rgb=rgb, full=full, data_range_=rng)
+    except CjpgError:  # smaller than the SSIM window
+        return (float("nan"), np.full(ref.shape, np.nan, np.float32)) if full else float("nan")
+
+
+def _dtype_note(ref, test) -> str:
+    """A warning for layers of different dtypes: their values are compared as stored, unscaled."""
+    if np.dtype(ref.dtype) == np.dtype(test.dtype):
+        return ""
+    return (f"\nnote: {test.name} is {np.dtype(test.dtype)}, {ref.name} {np.dtype(ref.dtype)}: values are compared "
+            "as stored (not rescaled), over the reference's range")
+
+
 # -- work (worker thread) ----------------------------------------------------------------
 def compare_job(task, ref, test, ref_index, test_index, rgb: bool):
     """PSNR and SSIM (mean over planes) plus absolute-error and SSIM maps."""
@@ -105,6 +131,7 @@ def compare_job(task, ref, test, ref_index, test_index, rgb: bool):
     r, t = _get(ref, ref_index), _get(test, test_index)
     if r.shape != t.shape:
         raise CjpgError(f"images differ in shape: {r.shape} vs {t.shape}")
+    _check_finite(r, t)
     pd = 3 if rgb else 2
     plane_shape = r.shape[r.ndim - pd :]
     lead = r.shape[: r.ndim - pd]
@@ -115,7 +142,7 @@ def compare_job(task, ref, test, ref_index, test_index, rgb: bool):
     rng = metrics.value_range(r)  # scientific data: figures over its own value range
     yield (0, len(fr))
     for k in range(len(fr)):
-        score, m = metrics.ssim(fr[k], ft[k], rgb=rgb, full=True, data_range_=rng)
+        score, m = _ssim(fr[k], ft[k], rgb, rng, full=True)
         scores.append(float(score))
         smap[k] = m.mean(axis=-1) if rgb else m
         diff = np.abs(fr[k].astype(np.float32) - ft[k].astype(np.float32))
@@ -136,11 +163,9 @@ def region_job(task, ref, test, ref_index, test_index, rgb: bool, rows: slice, c
     full = _get(ref, ref_index)
     rng = metrics.value_range(full)  # the plane's range, as for the whole-plane figures
     r, t = full[rows, cols], _get(test, test_index)[rows, cols]
+    _check_finite(r, t)
     yield (1, 2)
-    try:
-        ssim = float(metrics.ssim(r, t, rgb=rgb, data_range_=rng))
-    except CjpgError:  # smaller than the SSIM window
-        ssim = float("nan")
+    ssim = float(_ssim(r, t, rgb, rng))
     return {"psnr": metrics.psnr(r, t, rng), "ssim": ssim, "shape": r.shape[:2], "rows": rows, "cols": cols}
 
 
@@ -283,8 +308,10 @@ class CompareWidget(Container):
         self.result = result
         where = "all planes" if index is None else (describe_index(geometry, index) or "image")
         self.results.value = (
-            f"PSNR {format_db(result['psnr'])} · SSIM {result['ssim']:.4f}\n{test.name} vs {ref.name}, {where}"
+            f"PSNR {format_db(result['psnr'])} · SSIM {format_ssim(result['ssim'])}\n"
+            f"{test.name} vs {ref.name}, {where}"
             + (f" (SSIM: mean of {result['planes']} planes)" if result["planes"] > 1 else "")
+            + _dtype_note(ref, test)
         )
         self.status.value = ""
         if not self.maps.value:
@@ -347,9 +374,9 @@ class CompareWidget(Container):
     def _show_region(self, result: dict) -> None:
         self.region_result = result
         h, w = result["shape"]
-        ssim = "n/a (< 7 px)" if math.isnan(result["ssim"]) else f"{result['ssim']:.4f}"
         self.region_results.value = (
-            f"PSNR {format_db(result['psnr'])} · SSIM {ssim}\nrows {result['rows'].start}–{result['rows'].stop - 1}, "
+            f"PSNR {format_db(result['psnr'])} · SSIM {format_ssim(result['ssim'])}\n"
+            f"rows {result['rows'].start}–{result['rows'].stop - 1}, "
             f"columns {result['cols'].start}–{result['cols'].stop - 1} ({h}×{w} px)"
         )
 

@@ -34,6 +34,7 @@ from ._workers import (
     describe_index,
     format_bytes,
     format_db,
+    format_ssim,
     get_settings,
     layer_attributes,
     layer_choices,
@@ -272,8 +273,11 @@ class CompressWidget(Container):
         layer = self.image.value
         if layer is None or self.planes.value != PLANE_IN_VIEW or not lead_shape(layer):
             return
-        if self.result is not None and self.result.index == current_index(self._viewer, layer):
-            return
+        try:
+            if self.result is not None and self.result.index == current_index(self._viewer, layer):
+                return
+        except CjpgError:  # the view shows no plane of the layer: a run says so
+            pass
         self._on_input_changed()
 
     def _auto_run(self):
@@ -296,9 +300,10 @@ class CompressWidget(Container):
         model = self.model.value
         if model is None:
             raise CjpgError("no model selected")
-        index = current_index(self._viewer, layer)
         all_planes = self.planes.value == ALL_PLANES
         target = self.rate_mode.value == TARGET
+        # the plane in view: compressed, or measured for a target rate (all planes at a quality need none)
+        index = current_index(self._viewer, layer) if target or not all_planes else None
         mapping = None
         if np.dtype(layer.dtype) != np.uint8:
             mapping = {MAP_STACK: "stack", MAP_PLANE: "plane"}.get(self.mapping.value)
@@ -335,7 +340,8 @@ class CompressWidget(Container):
         over = "" if np.dtype(layer.dtype) == np.uint8 else " (over the layer's value range)"
         self.results.value = (
             f"{format_bytes(result.bytes)} · {result.bpp:.3f} bpp · PSNR {format_db(result.psnr)} · "
-            f"SSIM {result.ssim:.4f}{over}\n{result.model}, quality {result.quality}, {bits}-bit JPEG, {where}"
+            f"SSIM {format_ssim(result.ssim)}{over}\n{result.model}, quality {result.quality}, {bits}-bit JPEG, "
+            f"{layer.name}: {where}"
         )
         self.status.value = result.note
         meta = {

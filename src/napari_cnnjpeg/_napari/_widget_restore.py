@@ -205,16 +205,16 @@ class RestoreWidget(Container):
             self.status.value = f"restoring {path.name}…"
             return self._job.start(restore_file_job, path, model, on_result=lambda r: self._show_file(path, model, r))
         layer = self.image.value
+        all_planes = self.planes.value == ALL_PLANES
         try:
             check_layer(layer)
             if layer.data.dtype != np.uint8:
                 raise CjpgError(f"restoring needs 8-bit data decoded from a JPEG; layer {layer.name!r} is "
                                 f"{layer.data.dtype}")
+            index = None if all_planes else current_index(self._viewer, layer)
         except CjpgError as exc:
             show_error(str(exc), self.status, "Restore JPEG")
             return None
-        index = current_index(self._viewer, layer)
-        all_planes = self.planes.value == ALL_PLANES
         self.status.value = "restoring…"
         quality = int(self.quality.value)  # the quality this run uses, whatever the spin box says by its end
         return self._job.start(

@@ -110,11 +110,31 @@ def lead_shape(layer) -> tuple[int, ...]:
     return shape[: len(shape) - plane_ndim(layer)]
 
 
+def check_plane_displayed(viewer: napari.Viewer, layer) -> None:
+    """Refuse a view that does not show the planes (rows, columns) of ``layer``, e.g. after
+    the axes were rolled or transposed so that a slider moves along rows or columns."""
+    nlead = len(lead_shape(layer))
+    offset = viewer.dims.ndim - layer.ndim  # a layer's axes are the last of the viewer's
+    shown = {d - offset for d in viewer.dims.displayed}
+    if {nlead, nlead + 1} <= shown:
+        return
+    labels = list(getattr(layer, "axis_labels", ()) or ()) or [f"axis {i}" for i in range(layer.ndim)]
+    names = ", ".join(str(labels[d]) for d in sorted(shown) if 0 <= d < len(labels))
+    raise CjpgError(
+        f"the view shows axes ({names}) of layer {layer.name!r}, not its planes (rows, columns): "
+        "reset the axis order (the viewer's transpose and roll buttons) to work on the plane in view"
+    )
+
+
 def current_index(viewer: napari.Viewer, layer) -> tuple[int, ...]:
-    """Index along the stack axes of the plane of ``layer`` shown in ``viewer``."""
+    """Index along the stack axes of the plane of ``layer`` shown in ``viewer``.
+
+    Raises :class:`CjpgError` where the view shows no plane of the layer (:func:`check_plane_displayed`).
+    """
     lead = lead_shape(layer)
     if not lead:
         return ()
+    check_plane_displayed(viewer, layer)
     coords = layer.world_to_data(viewer.dims.point)
     out = []
     for c, n in zip(coords[: len(lead)], lead):
@@ -159,6 +179,11 @@ def format_bytes(n: int) -> str:
 
 def format_db(value: float) -> str:
     return "∞ dB" if not np.isfinite(value) else f"{value:.2f} dB"
+
+
+def format_ssim(value: float) -> str:
+    """SSIM to 4 places; NaN where the planes are smaller than its 7x7 window."""
+    return "n/a (< 7 px)" if np.isnan(value) else f"{value:.4f}"
 
 
 # -- background jobs --------------------------------------------------------------
@@ -247,7 +272,7 @@ class Job:
     def start(self, func: Callable[..., Iterator], *args, on_result: Callable[[Any], None], **kwargs):
         from napari.qt.threading import create_worker
 
-        self.cancel()
+        self._stop()
         self.generation += 1
         gen = self.generation
         task = Task()
@@ -265,15 +290,22 @@ class Job:
         return worker
 
     def cancel(self, *_) -> None:
-        """Stop the current run (at its next plane) and drop its result."""
-        if self.worker is not None:
-            self.worker.quit()
-            self.generation += 1
-            self._idle()
+        """Stop the current run (at its next plane) and drop its result; the status line says so."""
+        if self._stop() and self.status is not None and not self.closed:
+            self.status.value = "cancelled"
+
+    def _stop(self) -> bool:
+        """Stop the current run, if any (returns whether there was one)."""
+        if self.worker is None:
+            return False
+        self.worker.quit()
+        self.generation += 1
+        self._idle()
+        return True
 
     def close(self) -> None:
         self.closed = True
-        self.cancel()
+        self._stop()
 
     def wait(self, timeout_ms: int = 60000) -> None:
         """Block until the current worker is done (tests, screenshots)."""
@@ -301,22 +333,16 @@ class Job:
     def _on_returned(self, gen: int, on_result: Callable[[Any], None], result) -> None:
         if gen != self.generation or self.closed:
             return  # superseded by a newer run, or the widget is gone
+        self._idle()  # the run is over: what on_result changes (e.g. the layer list) no longer cancels it
         if isinstance(result, Failure):
             if result.message:
-                from napari.utils.notifications import show_error
-
-                if self.status is not None:
-                    self.status.value = result.message
-                show_error(f"{self.name}: {result.message}")
+                show_error(result.message, self.status, self.name)
             return
         try:
             on_result(result)
-        except CjpgError as exc:
-            from napari.utils.notifications import show_error
-
-            if self.status is not None:
-                self.status.value = str(exc)
-            show_error(f"{self.name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - raised into a Qt slot, it would abort the process
+            message = str(exc) if isinstance(exc, CjpgError) else f"{type(exc).__name__}: {exc}"
+            show_error(message, self.status, self.name)
 
     def _on_finished(self, gen: int, worker) -> None:
         if worker is self.worker:
