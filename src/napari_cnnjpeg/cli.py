@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import CjpgError
 from .eval.demo import DEFAULT_QUALITY as DEMO_QUALITY
-from .format.image_files import exif_oriented, png_holds, read_image, write_image
+from .format.image_files import png_holds, read_image, write_image, write_restored
 
 
 def _images_for_demo(files: list[str]) -> list[tuple[str, np.ndarray]]:
@@ -97,7 +97,7 @@ def _cmd_restore(args) -> int:
     dest = _single_output(args, "." + args.format)
     if len(args.inputs) > 1 or Path(args.inputs[0]).is_dir():
         return _many(args, "restore", "." + args.format)
-    write_image(dest, exif_oriented(restore(Path(args.inputs[0]), args.model), args.inputs[0]))
+    write_restored(dest, restore(Path(args.inputs[0]), args.model), args.inputs[0])
     print(dest)
     return 0
 

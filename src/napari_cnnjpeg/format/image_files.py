@@ -59,14 +59,33 @@ def exif_oriented(image: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     return image if turn is None else np.ascontiguousarray(turn(image))
 
 
+def write_restored(path: str | os.PathLike, image: np.ndarray, jpeg_path: str | os.PathLike) -> None:
+    """Write ``image``, restored from the JPEG file at ``jpeg_path``, as :func:`write_image` does: turned as
+    its EXIF orientation tells viewers to show it, with its ICC profile where that describes ``image``'s
+    colours (an RGB profile for RGB, a grey one for grey; not a CMYK file's)."""
+    write_image(path, exif_oriented(image, jpeg_path), icc=_icc_profile(jpeg_path, image))
+
+
+def _icc_profile(path: str | os.PathLike, image: np.ndarray) -> bytes | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            icc = im.info.get("icc_profile")
+    except Exception:  # noqa: BLE001 - no readable profile: written without one
+        return None
+    space = b"RGB " if image.ndim == 3 else b"GRAY"  # the profile header's data colour space
+    return icc if icc and icc[16:20] == space else None
+
+
 def png_holds(image: np.ndarray) -> bool:
     """Whether a PNG keeps ``image`` as it is: a 2D uint8 or uint16 plane, or uint8 RGB."""
     return (image.ndim == 2 and image.dtype in (np.uint8, np.uint16)) or (
         image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8)
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write PNG (2D uint8/uint16 gray or uint8 RGB) or TIFF (anything) atomically."""
+def write_image(path: str | os.PathLike, image: np.ndarray, icc: bytes | None = None) -> None:
+    """Write PNG (2D uint8/uint16 gray or uint8 RGB) or TIFF (anything) atomically, with an ICC profile if given."""
     import io
 
     from .container import write_atomic
@@ -76,13 +95,13 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     if suffix in (".tif", ".tiff"):
         import tifffile
 
-        tifffile.imwrite(buf, image)
+        tifffile.imwrite(buf, image, iccprofile=icc)
     elif suffix == ".png":
         from PIL import Image
 
         if not png_holds(image):
             raise CjpgError(f"PNG cannot hold {image.dtype} {image.shape}; write a .tif instead (--format tif)")
-        Image.fromarray(image).save(buf, format="PNG")
+        Image.fromarray(image).save(buf, format="PNG", icc_profile=icc)
     else:
         raise CjpgError(f"unsupported output format {suffix!r}; use .png or .tif")
     write_atomic(path, buf.getvalue())

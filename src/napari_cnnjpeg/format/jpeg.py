@@ -292,17 +292,32 @@ def _imagecodecs_decode(data: bytes, what: str) -> np.ndarray:
 LOSSLESS_FRAMES = (0xC3, 0xC7, 0xCB, 0xCF)
 
 
-def _frame(data: bytes) -> tuple[int, int] | None:
-    """The (marker, sample precision) of a JPEG stream's frame header; None where there is none."""
+def _frame(data: bytes) -> tuple[int, int, int, int] | None:
+    """The (marker, sample precision, height, width) of a JPEG stream's frame header; None where there is none."""
     i = 2
     while i + 9 < len(data) and data[:2] == b"\xff\xd8":
         if data[i] != 0xFF:
             return None
         marker = data[i + 1]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return marker, data[i + 4]
+        if _is_frame(marker):
+            height, width = (int.from_bytes(data[j : j + 2], "big") for j in (i + 5, i + 7))
+            return marker, data[i + 4], height, width
         i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
     return None
+
+
+def _is_frame(marker: int) -> bool:
+    """Whether a marker starts a frame header (SOF0-SOF15; not DHT, JPG or DAC)."""
+    return 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)
+
+
+def check_pixels(data: bytes) -> None:
+    """Refuse a JPEG stream whose frame header declares more pixels than Pillow decodes (twice
+    ``PIL.Image.MAX_IMAGE_PIXELS``: a decompression bomb), before anything is allocated."""
+    frame, limit = _frame(data), Image.MAX_IMAGE_PIXELS
+    if frame and limit and frame[2] * frame[3] > 2 * limit:
+        raise CjpgError(f"JPEG declares absurd dimensions: {frame[2]}x{frame[3]} pixels, more than "
+                        f"{2 * limit} (PIL.Image.MAX_IMAGE_PIXELS guards against decompression bombs)")
 
 
 def jpeg_precision(data: bytes) -> int | None:
@@ -330,16 +345,23 @@ def _open(data: bytes) -> Image.Image:
     return im
 
 
-def decode_jpeg(data: bytes) -> np.ndarray:
-    """Decode a JPEG stream to uint8 (H, W) or (H, W, 3)."""
+def decode_jpeg(data: bytes, cmyk: bool = False) -> np.ndarray:
+    """Decode a JPEG stream to uint8 (H, W) or (H, W, 3); with ``cmyk``, a four-component stream to its
+    (H, W, 4) C, M, Y, K as Pillow reads them (:func:`cmyk_to_rgb` turns them into RGB)."""
     im = _open(data)
     try:
-        if im.mode not in ("L", "RGB"):
+        if im.mode not in ("L", "RGB") and not (cmyk and im.mode == "CMYK"):
             im = im.convert("RGB")
         arr = np.asarray(im)
     except (OSError, SyntaxError, ValueError) as exc:
         raise CjpgError(f"corrupt or truncated JPEG stream: {exc}") from None
     return arr
+
+
+def cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 4) C, M, Y, K as RGB, converted as Pillow converts a CMYK JPEG (no colour management)."""
+    h, w = cmyk.shape[:2]
+    return np.asarray(Image.frombytes("CMYK", (w, h), np.ascontiguousarray(cmyk).tobytes()).convert("RGB"))
 
 
 def quant_tables(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
@@ -366,12 +388,53 @@ LAYOUTS = ("grey", "4:2:0", "4:2:2", "4:4:4", "other")
 
 
 def chroma_layout(data: bytes) -> str:
-    """The stream's chroma layout from its frame header's sampling factors (one of :data:`LAYOUTS`)."""
-    factors = _dqt(data, sampling=True)
+    """The stream's chroma layout from its frame header's sampling factors (one of :data:`LAYOUTS`; of
+    YCCK, that of its YCbCr components)."""
+    factors = _dqt(data, sampling=True)[:3]
     if len(factors) == 1:
         return "grey"
     return {(2, 2): "4:2:0", (2, 1): "4:2:2", (1, 1): "4:4:4"}.get(factors[0], "other") \
         if all(f == (1, 1) for f in factors[1:]) else "other"
+
+
+def component_tables(data: bytes) -> list[np.ndarray]:
+    """The quantisation table (natural order, 8x8) of each of a JPEG stream's components."""
+    tables, components = _dqt(data)
+    if not components or any(c not in tables for c in components):
+        raise CjpgError("the JPEG stream has no quantisation table for each of its components")
+    return [tables[c] for c in components]
+
+
+def colour_coding(data: bytes) -> str:
+    """How a JPEG stream's components code colour, as libjpeg decides it: "grey" (one component), "ycbcr",
+    "ycck" (Adobe's four components: YCbCr and K) or "as is" (R, G, B or C, M, Y, K themselves: an Adobe
+    APP14 segment's transform 0, or, with neither a JFIF nor an Adobe segment, three components numbered
+    'R', 'G', 'B', or four components)."""
+    jfif, transform, ids = False, None, []
+    for marker, seg in _header_segments(data):
+        if marker == 0xE0 and seg[:5] == b"JFIF\x00":
+            jfif = True
+        elif marker == 0xEE and seg[:5] == b"Adobe" and len(seg) >= 12:
+            transform = seg[11]
+        elif _is_frame(marker) and len(seg) >= 6:
+            ids = [seg[6 + 3 * c] for c in range(seg[5]) if 6 + 3 * c < len(seg)]
+    if len(ids) == 4:
+        return "as is" if transform in (0, None) else "ycck"
+    if len(ids) < 3:
+        return "grey"
+    as_is = not jfif and (transform == 0 if transform is not None else ids == list(b"RGB"))
+    return "as is" if as_is else "ycbcr"
+
+
+def _header_segments(data: bytes):
+    """The (marker, payload) of each segment of a JPEG stream before its first scan."""
+    if data[:2] != b"\xff\xd8":
+        raise CjpgError("not a readable JPEG stream: no start-of-image marker")
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] != 0xDA:
+        end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        yield data[i + 1], data[i + 4 : end]
+        i = end
 
 
 def _dqt(data: bytes, sampling: bool = False):
@@ -380,12 +443,7 @@ def _dqt(data: bytes, sampling: bool = False):
     tables: dict[int, np.ndarray] = {}
     components: list[int] = []
     factors: list[tuple[int, int]] = []
-    i = 2
-    if data[:2] != b"\xff\xd8":
-        raise CjpgError("not a readable JPEG stream: no start-of-image marker")
-    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] != 0xDA:
-        marker, end = data[i + 1], i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-        seg = data[i + 4 : end]
+    for marker, seg in _header_segments(data):
         if marker == 0xDB:
             j = 0
             while j < len(seg):
@@ -398,10 +456,9 @@ def _dqt(data: bytes, sampling: bool = False):
                 table[_ZIGZAG] = values
                 tables[tid] = table.reshape(8, 8)
                 j += 1 + n
-        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and len(seg) >= 6:
+        elif _is_frame(marker) and len(seg) >= 6:
             components = [seg[6 + 3 * c + 2] for c in range(seg[5]) if 6 + 3 * c + 2 < len(seg)]
             factors = [(seg[7 + 3 * c] >> 4, seg[7 + 3 * c] & 15) for c in range(seg[5]) if 7 + 3 * c < len(seg)]
-        i = end
     return factors if sampling else (tables, components)
 
 

@@ -34,9 +34,9 @@ def plan(
 ) -> list[tuple[Path, Path]]:
     """(input, output) pairs for files and folders (their files ``op`` reads, not recursive).
 
-    Outputs are ``out_dir/<stem><suffix>`` (beside each input when ``out_dir`` is None).
-    Raises CjpgError, before any work, for a missing input, an empty folder, or two inputs
-    whose outputs would have the same name.
+    Outputs are ``out_dir/<stem><suffix>`` (beside each input when ``out_dir`` is None). A file
+    named twice (e.g. itself and through its folder) is taken once. Raises CjpgError, before any
+    work, for a missing input, an empty folder, or two inputs whose outputs would have the same name.
     """
     accept, default_suffix = OPS[op]
     suffix = suffix or default_suffix
@@ -52,8 +52,11 @@ def plan(
             files.append(p)
         else:
             raise CjpgError(f"no such file or folder: {item}")
-    pairs, seen = [], {}
+    unique: dict[Path, Path] = {}
     for f in files:
+        unique.setdefault(f.resolve(), f)
+    pairs, seen = [], {}
+    for f in unique.values():
         dest = (Path(out_dir) if out_dir is not None else f.parent) / (f.stem + suffix)
         if dest in seen:
             raise CjpgError(f"{seen[dest]} and {f} would both be written to {dest}; rename one or run them apart")
@@ -82,7 +85,7 @@ def process_file(op: str, src: str, dest: str, quality: int, model: str | None, 
         import torch
 
         from ..codec import imread, imwrite, restore
-        from ..format.image_files import exif_oriented, read_image, write_image
+        from ..format.image_files import read_image, write_image, write_restored
 
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
@@ -91,7 +94,7 @@ def process_file(op: str, src: str, dest: str, quality: int, model: str | None, 
         elif op == "decode":
             write_image(dest, imread(src, model=model))
         elif op == "restore":
-            write_image(dest, exif_oriented(restore(Path(src), model), src))
+            write_restored(dest, restore(Path(src), model), src)
         else:
             raise CjpgError(f"unknown operation {op!r}; use one of {', '.join(OPS)}")
         return {"input": src, "output": dest, "bytes_in": os.path.getsize(src), "bytes_out": os.path.getsize(dest),
@@ -168,9 +171,12 @@ def run(
         raise CjpgError(f"workers must be a positive integer, got {workers!r}")
     pairs = plan(inputs, out_dir, op, suffix)
     for folder in {d.parent for _, d in pairs}:
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CjpgError(f"cannot make the output folder {folder}: {exc.strerror or exc}") from None
     stale = sweep_stale(d for _, d in pairs)
-    todo = [(s, d) for s, d in pairs if overwrite or not d.exists()]
+    todo = [(s, d) for s, d in pairs if overwrite or not d.is_file()]  # a folder in the way fails, not skips
     summary = {"files": len(pairs), "done": 0, "skipped": len(pairs) - len(todo), "failed": [],
                "stale_removed": len(stale), "bytes_in": 0, "bytes_out": 0}
     if todo:
