@@ -9,8 +9,8 @@ where it is installed reads such arrays, with the model the chunk names.
 
 from __future__ import annotations
 
+import math
 import numbers
-import warnings
 
 import numpy as np
 from numcodecs.abc import Codec
@@ -22,8 +22,16 @@ from ..format.jpeg import SUBSAMPLING
 from ..nn.models import model_info
 
 
-def check_config(quality: int, model: str | None, mapping, channel_axis: int | None, subsampling: str | None) -> dict:
-    """The codec's settings, checked; a bad one is a CjpgError naming it."""
+#: The codec's settings, in the order of its configuration.
+SETTINGS = ("quality", "model", "mapping", "channel_axis", "subsampling")
+
+
+def check_config(quality: int, model: str | None, mapping, channel_axis: int | None, subsampling: str | None,
+                 unknown: dict | None = None) -> dict:
+    """The codec's settings, checked; a bad one (or an ``unknown`` one) is a CjpgError naming it."""
+    if unknown:
+        raise CjpgError(f"cnnjpeg codec: unknown setting(s) {', '.join(map(repr, sorted(unknown)))}; "
+                        f"known: {', '.join(SETTINGS)}")
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise CjpgError(f"cnnjpeg codec: quality must be an integer from 1 to 100, got {quality!r}")
     if model is not None:
@@ -43,21 +51,40 @@ def check_config(quality: int, model: str | None, mapping, channel_axis: int | N
 
 
 def encode_chunk(chunk: np.ndarray, cfg: dict) -> bytes:
-    """One chunk to ``.cjpg`` bytes: grey planes (..., Y, X), or RGB along ``channel_axis`` where it has length 3."""
+    """One chunk to ``.cjpg`` bytes: grey planes (..., Y, X), or RGB along ``channel_axis`` where it has length 3
+    (a leading axis, or the last one of (..., Y, X, 3) chunks)."""
     chunk = np.asarray(chunk)
     if chunk.ndim < 2:
         raise CjpgError(f"cnnjpeg codec: a chunk needs 2 or more dimensions (..., Y, X), got shape {chunk.shape}")
     ax = cfg["channel_axis"]
-    if ax is not None and not (-chunk.ndim <= ax < chunk.ndim and ax % chunk.ndim < chunk.ndim - 2):
-        raise CjpgError(f"cnnjpeg codec: channel_axis {ax} is not a leading axis of chunks of shape {chunk.shape}")
+    last = chunk.ndim >= 3 and ax is not None and ax % chunk.ndim == chunk.ndim - 1 and chunk.shape[-1] == 3
+    if ax is not None and not (-chunk.ndim <= ax < chunk.ndim and (ax % chunk.ndim < chunk.ndim - 2 or last)):
+        raise CjpgError(f"cnnjpeg codec: channel_axis {ax} is neither a leading axis nor the last axis of "
+                        f"(..., Y, X, 3) RGB chunks; chunks here have shape {chunk.shape}")
+    if chunk.dtype.kind == "f" and not np.isfinite(chunk).all():
+        raise CjpgError("cnnjpeg codec: a chunk holds NaN or infinite values, which JPEG cannot store; replace them "
+                        "(e.g. np.nan_to_num) and give the array a finite fill_value, which pads its edge chunks")
     rgb = ax is not None and chunk.shape[ax] == 3
     if rgb:
         chunk = np.moveaxis(chunk, ax, -1)
     mapping = (tuple(cfg["mapping"]) if cfg["mapping"] else "plane") if chunk.dtype != np.uint8 else None
-    with warnings.catch_warnings():  # edge chunks arrive padded with the fill value, outside the range
-        warnings.filterwarnings("ignore", ".* values lie outside the given range", UserWarning)
-        return encode(np.ascontiguousarray(chunk), quality=cfg["quality"], model=cfg["model"],
-                      subsampling=cfg["subsampling"], rgb=rgb, mapping=mapping)
+    if isinstance(mapping, tuple) and chunk.dtype.kind in "iuf":
+        chunk = _clip_to_range(chunk, *mapping)
+    return encode(np.ascontiguousarray(chunk), quality=cfg["quality"], model=cfg["model"],
+                  subsampling=cfg["subsampling"], rgb=rgb, mapping=mapping)
+
+
+def _clip_to_range(chunk: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``chunk`` clipped to [lo, hi] in its own dtype, as :func:`encode` stores values outside a given range.
+
+    Done here, without encode's warning: zarr pads edge chunks with the fill value, often outside the
+    range, and silencing the warning per chunk is not thread-safe (zarr encodes chunks in threads).
+    """
+    info = np.iinfo(chunk.dtype) if chunk.dtype.kind in "iu" else np.finfo(chunk.dtype)
+    if chunk.dtype.kind in "iu":
+        lo, hi = math.ceil(lo), math.floor(hi)
+    lo, hi = (min(max(v, info.min), info.max) for v in (lo, hi))  # a range beyond the dtype is encode's to refuse
+    return np.clip(chunk, lo, hi)
 
 
 def decode_chunk(data: bytes, cfg: dict) -> np.ndarray:
@@ -84,7 +111,8 @@ class CnnJpeg(Codec):
         Such data is stored as 12-bit JPEG unless ``model`` names a network model
         (see :func:`napari_cnnjpeg.encode`).
     channel_axis : int, optional
-        The chunk axis that holds RGB where its length is 3 (``-3`` for (C, Y, X) chunks).
+        The chunk axis that holds RGB where its length is 3: ``-3`` for (C, Y, X) chunks, ``-1``
+        for (Y, X, 3) chunks. Without it, the last two axes of every chunk are Y and X.
     subsampling : str, optional
         Chroma subsampling of RGB chunks (default: :func:`napari_cnnjpeg.codec.default_subsampling`).
     """
@@ -92,8 +120,8 @@ class CnnJpeg(Codec):
     codec_id = "cnnjpeg"
 
     def __init__(self, quality: int = 75, model: str | None = None, mapping=None, channel_axis: int | None = None,
-                 subsampling: str | None = None):
-        cfg = check_config(quality, model, mapping, channel_axis, subsampling)
+                 subsampling: str | None = None, **unknown):
+        cfg = check_config(quality, model, mapping, channel_axis, subsampling, unknown)
         self.quality, self.model, self.mapping = cfg["quality"], cfg["model"], cfg["mapping"]
         self.channel_axis, self.subsampling = cfg["channel_axis"], cfg["subsampling"]
 

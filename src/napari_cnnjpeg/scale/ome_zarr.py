@@ -183,7 +183,8 @@ def convert(
     src : path
         The input: PNG/JPEG/... image, TIFF (stacks keep their axes) or ``.cjpg``.
     out : path
-        The output folder, e.g. ``image.ome.zarr``; refused if it exists, unless ``overwrite``.
+        The output folder, e.g. ``image.ome.zarr``; refused if it exists, unless ``overwrite``,
+        and always if it holds ``src``.
     quality, model
         As :func:`napari_cnnjpeg.encode`. Data other than uint8 is mapped with one range,
         the array's min and max, for every chunk and level.
@@ -208,9 +209,13 @@ def convert(
     from .numcodecs_codec import check_config
     from .zarr3_codec import CnnJpegCodec
 
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." and ".." named by what they are
+    if not out.name:
+        raise CjpgError(f"cannot write the output to {out}: name a folder inside it")
     if out.exists() and not overwrite:
         raise CjpgError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    if Path(src).resolve().is_relative_to(out.resolve()):
+        raise CjpgError(f"{out} holds the input {src}: write the output elsewhere")
     if not (out.parent or Path(".")).is_dir():
         raise CjpgError(f"cannot write {out}: there is no folder {out.parent}")
     if not isinstance(chunk, int) or not 16 <= chunk <= 8192:
@@ -252,15 +257,31 @@ def convert(
             group, [{"path": str(i), "coordinateTransformations": t} for i, t in enumerate(transforms)],
             fmt=fmt, axes=[_axis_meta(a) for a in ome_axes], name=Path(src).stem,
         )
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        if out.exists() or out.is_symlink():
+            _replace(tmp, out)
+        else:
+            tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return {"path": str(out), "axes": ome_axes, "shapes": [list(lv.shape) for lv in levels], "dtype": str(level0.dtype),
             "mapping": mapping, "bytes": size}
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Put ``tmp`` in the place of ``out`` (a folder, a file or a link): the old one is set aside, then removed."""
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    out.rename(old)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old)
+    else:
+        old.unlink()
 
 
 def _axis_meta(a: str) -> dict:

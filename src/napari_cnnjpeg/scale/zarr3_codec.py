@@ -20,6 +20,7 @@ from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.common import parse_named_configuration
 
 from ..errors import CjpgError
+from ..format.container import DTYPES
 from .numcodecs_codec import check_config, decode_chunk, encode_chunk
 
 if TYPE_CHECKING:
@@ -35,17 +36,17 @@ class CnnJpegCodec(ArrayBytesCodec):
 
     quality: int = 75
     model: str | None = None
-    mapping: list | None = None
+    mapping: tuple[float, float] | None = None  # a tuple, so the codec hashes as zarr's own codecs do
     channel_axis: int | None = None
     subsampling: str | None = None
 
     def __init__(self, *, quality: int = 75, model: str | None = None, mapping=None,
-                 channel_axis: int | None = None, subsampling: str | None = None) -> None:
-        for k, v in check_config(quality, model, mapping, channel_axis, subsampling).items():
-            object.__setattr__(self, k, v)
+                 channel_axis: int | None = None, subsampling: str | None = None, **unknown) -> None:
+        for k, v in check_config(quality, model, mapping, channel_axis, subsampling, unknown).items():
+            object.__setattr__(self, k, tuple(v) if k == "mapping" and v else v)
 
     def _cfg(self) -> dict:
-        return {"quality": self.quality, "model": self.model, "mapping": self.mapping,
+        return {"quality": self.quality, "model": self.model, "mapping": self.mapping and list(self.mapping),
                 "channel_axis": self.channel_axis, "subsampling": self.subsampling}
 
     @classmethod
@@ -59,6 +60,10 @@ class CnnJpegCodec(ArrayBytesCodec):
     def validate(self, *, shape, dtype, chunk_grid) -> None:
         if len(shape) < 2:
             raise CjpgError(f"cnnjpeg codec: arrays need 2 or more dimensions (..., Y, X), got shape {shape}")
+        name = dtype.to_native_dtype().name
+        if name not in DTYPES:
+            hint = ": store masks losslessly (e.g. zarr's bytes codec)" if name == "bool" else ""
+            raise CjpgError(f"cnnjpeg codec: unsupported dtype {name}; use one of {', '.join(DTYPES)}{hint}")
 
     async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
         blob = await asyncio.to_thread(encode_chunk, chunk_array.as_numpy_array(), self._cfg())
