@@ -1,4 +1,4 @@
-"""Measure where a decoder-only model stops helping, on held-out training data (never Kodak).
+"""Measure where a model's networks stop helping, on held-out training data (never Kodak).
 
 Usage: python scripts/identity_step.py MODEL_ID [--data FOLDER] [--val-images 4] [--write]
 
@@ -13,6 +13,12 @@ chroma layout (4:2:0, 4:4:4, grey...) is the largest step of its cells whose mea
 over both sets is below zero (0 where none is): streams of that layout with tables that
 fine or finer are returned unchanged (``ModelInfo.identity_step``), so restoring never
 makes them worse. ``--write`` records it in ``weights/zoo.json``.
+
+An 8-bit model with an encoder network (a joint model) is measured on its own payloads instead:
+each crop is coded at each chroma layout and quality with both networks and with neither (the
+same tables and trellis quantisation; the files' sizes differ by about 1 %), and the change is the
+PSNR of the first minus that of the second. At or below its identity step a layout's payloads
+are coded and decoded without the networks.
 """
 
 import argparse
@@ -25,7 +31,9 @@ import numpy as np
 
 from napari_cnnjpeg.codec import (
     _to_levels,
+    decode,
     decode_levels12,
+    encode,
     encode_levels12,
     twelve_bit_setting,
     twelve_bit_weighting,
@@ -38,6 +46,7 @@ from napari_cnnjpeg.format.jpeg import (
     decode_jpeg,
     luma,
     quant_tables,
+    tables_for_quality,
 )
 from napari_cnnjpeg.format.jpeg_grid import available_variants, encode_variant
 from napari_cnnjpeg.nn.models import load_stages, model_info
@@ -96,6 +105,30 @@ def cells(model: str, crops: list[np.ndarray]) -> list[dict]:
     return out
 
 
+def joint_cells(model: str, crops: list[np.ndarray]) -> list[dict]:
+    """Per (layout, quality) of a joint model: the payload's mean luma step (8-bit units) and the mean PSNR
+    change of coding with both networks over coding with neither."""
+    full = dataclasses.replace(load_stages(model), identity_step=None)  # the networks themselves, everywhere
+    bare = dataclasses.replace(full, encoder=None, decoder=None, frozen=False, _runners={})
+    out = []
+    for layout in ("4:2:0", "4:2:2", "4:4:4", "grey"):
+        for q in QUALITIES:
+            deltas, ratios = [], []
+            for crop in crops:
+                ref = luma(crop) if layout == "grey" else crop
+                coded = [encode(ref, quality=q, model=s, subsampling=None if layout == "grey" else layout)
+                         for s in (full, bare)]
+                got = [psnr(ref, decode(c, model=s), 255) for c, s in zip(coded, (full, bare))]
+                deltas.append(got[0] - got[1])
+                ratios.append(len(coded[0]) / len(coded[1]))
+            step = float(tables_for_quality(q, full.tables)[0].mean())
+            out.append({"layout": layout, "quality": q, "step": step, "delta_db": float(np.mean(deltas)),
+                        "size_ratio": float(np.mean(ratios))})
+            print(f"{layout:6s} q{q:3d} step {step:7.3f} {out[-1]['delta_db']:+.3f} dB "
+                  f"size x{out[-1]['size_ratio']:.3f}", flush=True)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
@@ -107,7 +140,8 @@ def main() -> None:
     crops = held_out(args.model, args.data, args.val_images)
     if model_info(args.model).bits == 8:
         crops += skimage_photos()
-    table = cells(args.model, crops)
+    joint = model_info(args.model).bits == 8 and load_stages(args.model).encoder is not None
+    table = (joint_cells if joint else cells)(args.model, crops)
     step = {layout: max([c["step"] for c in table if c["layout"] == layout and c["delta_db"] < 0], default=0.0)
             for layout in dict.fromkeys(c["layout"] for c in table)}
     print(f"{args.model}: identity steps {step}")

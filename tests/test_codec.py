@@ -114,12 +114,15 @@ def test_info_fields(tmp_path):
     assert i["bpp"] == pytest.approx(path.stat().st_size * 8 / (32 * 48 * 2))
     assert i["format_version"] == 4 and i["downscale"] == 1
     assert i["bits"] == 12 and i["weighting"] is None  # 16-bit data: 12-bit payloads, plain JPEG's unweighted
-    assert i["stock_viewer"] == cj.codec.TWELVE_BIT_VIEWERS
+    first = "; of its 2 planes, ordinary viewers show the first only"
+    assert i["stock_viewer"] == cj.codec.TWELVE_BIT_VIEWERS + first
     weighted = cj.info(cj.encode(img, quality=80))  # the default model's, above quality 60
     assert weighted["weighting"] == cj.codec.FLATTEN
     assert weighted["stock_viewer"] == (cj.codec.TWELVE_BIT_VIEWERS
                                         + (cj.codec.ARITHMETIC_VIEWERS if weighted["arithmetic"] else "")
-                                        + cj.codec.WEIGHTED_VIEWERS)
+                                        + cj.codec.WEIGHTED_VIEWERS + first)
+    levels = cj.info(cj.encode(img[0], quality=30))  # fewer levels than 12-bit JPEG's 4096 at low qualities
+    assert levels["levels"] < 4095 and levels["stock_viewer"].endswith("so other decoders show it dark")
     assert not i["arithmetic"]  # plain JPEG's 12-bit payloads stay Huffman coded
     for k, v in meta.items():
         assert i[k] == v

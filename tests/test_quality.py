@@ -80,3 +80,42 @@ def test_quality_note_says_when_a_quality_is_coded_as_another():
     assert models.quality_note("jpeg-tuned", 1) == f"jpeg-tuned codes qualities {lo}-{hi}: quality 1 is coded as {lo}"
     with pytest.raises(cj.CjpgError, match="quality_range"):
         models._quality_range(["x", 100])
+
+
+def test_8_bit_colour_keeps_full_chroma_at_high_quality():
+    """At 4:2:0 a colourful 8-bit image stops near the PSNR its halved chroma allows (36 dB on
+    scikit-image's rocket from quality 90); by default 8-bit models switch to 4:4:4 from quality 95,
+    where their networks stand aside (a stock JPEG decoder shows exactly what decode returns), so
+    PSNR and size keep rising. Plain JPEG, half-resolution models and an asked-for subsampling stay
+    as they are."""
+    from napari_cnnjpeg.codec import FULL_CHROMA_FROM
+    from napari_cnnjpeg.format.jpeg import decode_jpeg
+
+    switch = FULL_CHROMA_FROM[8]
+    image = data.rocket()[100:356, 100:356]
+    points = []
+    for q in (90, switch - 1, switch, 98, 100):
+        blob = cj.encode(image, quality=q)
+        assert cj.info(blob)["subsampling"] == ("4:4:4" if q >= switch else "4:2:0")
+        out = cj.decode(blob)
+        if q >= switch:
+            np.testing.assert_array_equal(out, decode_jpeg(blob))
+        points.append((len(blob), psnr(image, out)))
+    sizes, psnrs = zip(*points)
+    assert all(b > a for a, b in zip(sizes, sizes[1:])) and all(b > a for a, b in zip(psnrs, psnrs[1:])), points
+    at_420 = psnr(image, cj.decode(cj.encode(image, quality=100, subsampling="4:2:0")))
+    assert psnrs[-1] > at_420 + 10, (psnrs[-1], at_420)
+    assert cj.info(cj.encode(image, quality=100, model="jpeg"))["subsampling"] == "4:2:0"
+    assert cj.info(cj.encode(image, quality=100, model="compact-s-v2"))["subsampling"] == "4:2:0"
+    assert cj.info(cj.encode(image, quality=100, subsampling="4:2:2"))["subsampling"] == "4:2:2"
+
+
+def test_joint_networks_stand_aside_on_fine_tables_of_the_layouts_they_do_not_help():
+    """`joint-s-v8` was trained at 4:2:0; on fine 4:4:4 payloads both its networks lost PSNR (7 dB at
+    quality 100). Its identity steps hand those back as coded, with the encoder left out as well."""
+    image = data.astronaut()[64:192, 96:224]
+    stages = models.load_stages("joint-s-v8")
+    for q, sub, aside in ((100, "4:4:4", True), (90, "4:4:4", True), (70, "4:4:4", False), (100, "4:2:0", False)):
+        blob = cj.encode(image, quality=q, subsampling=sub, model="joint-s-v8")
+        assert (cj.decode(blob) == cj.decode(blob, model="jpeg")).all() == aside, (q, sub)
+        assert (stages.pre(image, q, layout=sub) == image).all() == aside, (q, sub)

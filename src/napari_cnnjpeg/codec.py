@@ -157,18 +157,25 @@ WEIGHTING_DC = (0.25, 0.5)
 Weighting = tuple[float, float, float] | None
 
 
-#: Quality from which 12-bit RGB payloads keep full chroma by default (:func:`default_subsampling`).
-FULL_CHROMA_FROM = 90
+#: Quality from which RGB payloads keep full chroma by default, by payload precision (:func:`default_subsampling`).
+FULL_CHROMA_FROM = {12: 90, 8: 95}
 
 
-def default_subsampling(bits: int, quality: int) -> str:
-    """Chroma subsampling of RGB planes when none is asked for: 4:2:0, but 4:4:4 for 12-bit payloads
-    from quality :data:`FULL_CHROMA_FROM` on. At 4:2:0 a colourful 12-bit image stops near the
-    PSNR its halved chroma allows (about 40 dB on scikit-image's astronaut in 16 bits, from quality
-    85 to 100), so quality would stop rising; with full chroma it reaches 74 dB at quality 100.
-    Rate and PSNR both jump up at the switch, so they still rise with quality. 8-bit payloads,
-    whose models were trained and measured at 4:2:0, stay there."""
-    return "4:4:4" if bits == 12 and quality >= FULL_CHROMA_FROM else "4:2:0"
+def default_subsampling(bits: int, quality: int, model_id: str | None = None, downscale: int = 1) -> str:
+    """Chroma subsampling of RGB planes when none is asked for: 4:2:0, but 4:4:4 from quality
+    :data:`FULL_CHROMA_FROM` on (12-bit payloads from 90, 8-bit ones from 95).
+
+    At 4:2:0 a colourful image stops near the PSNR its halved chroma allows, so quality would stop
+    rising: about 40 dB on scikit-image's astronaut in 16 bits from quality 85 to 100, and 36 dB
+    on its rocket in 8 bits from quality 90 (`joint-s-v8`), where 4:4:4 reaches 74 and 58 dB. The
+    8-bit models' networks stand aside on such fine 4:4:4 payloads (their ``identity_step``), so a
+    stock viewer shows what the decoder does. Rate and PSNR both jump up at the switch, so they
+    still rise with quality. Plain JPEG (``"jpeg"``, libjpeg's defaults) and half-resolution models
+    stay at 4:2:0 in 8 bits.
+    """
+    if bits == 8 and (model_id == BASELINE or downscale != 1):
+        return "4:2:0"
+    return "4:4:4" if quality >= FULL_CHROMA_FROM[bits] else "4:2:0"
 
 
 def twelve_bit_weighting(quality: int, rgb: bool) -> Weighting:
@@ -376,7 +383,8 @@ def encode(
         payload's precision (see ``bits``).
     subsampling : {"4:2:0", "4:2:2", "4:4:4"}, optional
         Chroma subsampling of RGB planes. Default (:func:`default_subsampling`): 4:2:0, but
-        12-bit payloads keep full chroma (4:4:4) from quality :data:`FULL_CHROMA_FROM` on.
+        full chroma (4:4:4) from quality 90 for 12-bit payloads and from 95 for 8-bit ones
+        (not for plain JPEG, ``"jpeg"``, nor half-resolution models).
     rgb : bool, optional
         Whether the last axis holds RGB; default: when it has length 3.
     axes : str, optional
@@ -428,7 +436,7 @@ def encode(
     progressive = model_id != BASELINE if progressive is None else bool(progressive)
     if not isinstance(model, ModelStages):  # each model codes qualities within its measured range
         quality = model_info(model_id).effective_quality(quality)
-    subsampling = subsampling or default_subsampling(bits, int(quality))
+    subsampling = subsampling or default_subsampling(bits, int(quality), model_id, stages.downscale)
     lead = image.shape[: image.ndim - (3 if rgb else 2)]
     total = int(np.prod(lead, dtype=np.int64))
     jpeg_quality, levels = twelve_bit_setting(int(quality)) if bits == 12 else (int(quality), 255)
@@ -467,8 +475,9 @@ def encode(
             payload = encode_levels12(plane, int(quality), subsampling, weighting)
             payload = payload if model_id == BASELINE else smallest_coding12(payload)
         else:
-            payload = encode_jpeg(stages.pre(plane, int(quality)), int(quality), subsampling, stages.tables,
-                                  stages.trellis, progressive)
+            layout = subsampling if rgb else "grey"
+            payload = encode_jpeg(stages.pre(plane, int(quality), layout=layout), int(quality), subsampling,
+                                  stages.tables, stages.trellis, progressive)
         payloads.append(payload if model_id == BASELINE else strip_jfif(payload))
         if progress:
             progress(i + 1, total)
@@ -685,6 +694,11 @@ def describe(c: Container) -> dict:
                          + (WEIGHTED_VIEWERS if m.get("weighting") else "")
                          if m.get("bits", 8) == 12 else _stock_viewer(m["model"])),
     }
+    if out["bits"] == 12 and out["levels"] < MAX12:
+        out["stock_viewer"] += (f"; its samples span 0-{out['levels']} of 12-bit JPEG's 0-{MAX12}, so other decoders "
+                                "show it dark")
+    if len(c) > 1:
+        out["stock_viewer"] += f"; of its {len(c)} planes, ordinary viewers show the first only"
     image = m.get("image") if isinstance(m.get("image"), dict) else {}
     out.update({k: image[k] for k in IMAGE_KEYS if k in image})
     return out

@@ -277,20 +277,22 @@ class ModelStages:
         return inference.run_network(net, plane, luma, chroma, self.tile, runner, rounded=rounded, levels=levels)
 
     def pre(self, plane: np.ndarray, quality: int, luma: np.ndarray | None = None,
-            levels: int | None = None) -> np.ndarray:
-        """Encoder stage on a uint8 plane, for JPEG at ``quality``; returns uint8. A grey uint16
-        plane of 12-bit samples 0..``levels`` comes with ``luma``, the steps its payload's
-        frequencies get (in sample units), and returns as uint16; where those steps are as fine
-        as :attr:`identity_step`'s, the decoder leaves the payload as it is and so does the encoder."""
+            levels: int | None = None, layout: str = "grey") -> np.ndarray:
+        """Encoder stage on a uint8 plane, for JPEG at ``quality`` in chroma ``layout`` (:func:`jpeg.chroma_layout`;
+        "grey" for a 2D plane); returns uint8. A grey uint16 plane of 12-bit samples 0..``levels`` comes with
+        ``luma``, the steps its payload's frequencies get (in sample units), and returns as uint16. Where the
+        payload's luma steps are as fine as :attr:`identity_step`'s for ``layout``, the decoder leaves the payload
+        as it is, and so does the encoder."""
         plane = resample.downscale(plane, self.downscale)
-        fine = luma is not None and luma.mean() / (((levels or 4095) + 1) / 256) <= self._identity_step("grey")
-        if self.encoder is None or fine:
+        if self.encoder is None:
             return plane
         chroma = None
         if luma is None:
             from ..format.jpeg import tables_for_quality
 
             luma, chroma = tables_for_quality(int(quality), self.tables)
+        if luma.mean() / (((levels or 255) + 1) / 256) <= self._identity_step(layout):
+            return plane
         return self._run("encoder", plane, luma, None if plane.ndim == 2 else chroma, rounded=True, levels=levels)
 
     def post(self, plane: np.ndarray, luma: np.ndarray, chroma: np.ndarray | None, rounded: bool = False,
