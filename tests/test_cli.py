@@ -139,3 +139,39 @@ def test_encode_notes_a_quality_outside_the_models_range(tmp_path, capsys):
     lo = cj.nn.models.model_info("jpeg-tuned").quality_range[0]
     assert f"quality 3 is coded as {lo}" in capsys.readouterr().err
     assert cj.info(tmp_path / "a.cjpg")["quality"] == lo
+
+
+def test_a_derived_output_never_replaces_an_existing_file(tmp_path, capsys):
+    """`cnnjpeg decode photo.cjpg` would write photo.png, the original the .cjpg was made from: it
+    is kept unless --overwrite (or -o names it); several inputs keep what exists and say so."""
+    from PIL import Image
+    from skimage import data
+
+    from napari_cnnjpeg.cli import main
+
+    original = tmp_path / "photo.png"
+    Image.fromarray(data.camera()[:64, :64]).save(original)
+    before = original.read_bytes()
+    assert main(["encode", str(original), "-q", "50"]) == 0
+    assert main(["encode", str(original), "-q", "50"]) == 2  # photo.cjpg exists
+    assert main(["decode", str(tmp_path / "photo.cjpg")]) == 2
+    assert "photo.png exists; pass --overwrite" in capsys.readouterr().err
+    assert original.read_bytes() == before
+    assert main(["decode", str(tmp_path / "photo.cjpg"), "-o", str(tmp_path / "named.png")]) == 0
+    assert main(["decode", str(tmp_path / "photo.cjpg"), "-o", str(tmp_path / "named.png")]) == 0  # named: replaced
+    assert main(["decode", str(tmp_path / "photo.cjpg"), "--overwrite"]) == 0
+    assert original.read_bytes() != before
+    Image.fromarray(data.camera()[:64, :64]).save(tmp_path / "photo.jpg", quality=30)
+    assert main(["restore", str(tmp_path / "photo.jpg"), "-o", str(tmp_path) + "/"]) == 2
+    assert "--output names a file" in capsys.readouterr().err
+    (tmp_path / "more").mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(data.camera()[:64, :64]).save(tmp_path / "more" / f"{name}.png")
+    assert main(["encode", str(tmp_path / "more")]) == 0
+    kept = (tmp_path / "more" / "a.cjpg").read_bytes()
+    capsys.readouterr()
+    assert main(["encode", str(tmp_path / "more"), "-q", "90"]) == 0
+    assert "2 output(s) exist and were kept" in capsys.readouterr().err
+    assert (tmp_path / "more" / "a.cjpg").read_bytes() == kept
+    assert main(["encode", str(tmp_path / "more"), "-q", "90", "--overwrite"]) == 0
+    assert (tmp_path / "more" / "a.cjpg").read_bytes() != kept

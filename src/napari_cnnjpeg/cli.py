@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,14 +24,17 @@ def _images_for_demo(files: list[str]) -> list[tuple[str, np.ndarray]]:
 
 
 def _many(args, op: str, suffix: str | None = None) -> int:
-    """Several inputs: the batch engine (all cores, or the GPU), overwriting as single files do."""
+    """Several inputs: the batch engine (all cores, or the GPU); outputs that exist are kept unless ``--overwrite``."""
     from .scale.batch import run
 
     summary = run(args.inputs, args.out_dir, op=op, suffix=suffix, quality=getattr(args, "quality", 75),
                   model=args.model, subsampling=getattr(args, "subsampling", None), workers=args.workers,
-                  progress=True, overwrite=True)
+                  progress=True, overwrite=args.overwrite)
     for rec in summary["failed"]:
         print(f"cnnjpeg: failed: {rec['input']}: {rec['error']}", file=sys.stderr)
+    if summary["skipped"]:
+        print(f"cnnjpeg: note: {summary['skipped']} output(s) exist and were kept; --overwrite replaces them",
+              file=sys.stderr)
     print(json.dumps(summary))
     return 1 if summary["failed"] else 0
 
@@ -38,10 +42,18 @@ def _many(args, op: str, suffix: str | None = None) -> int:
 def _single_output(args, suffix: str) -> Path:
     if len(args.inputs) > 1 and args.output:
         raise CjpgError("--output takes one input; use --out-dir for several")
+    if args.output and (args.output.endswith(("/", os.sep)) or Path(args.output).is_dir()):
+        raise CjpgError(f"--output names a file, not the folder {args.output}; use --out-dir for a folder")
     src = Path(args.inputs[0])
     if args.out_dir and not args.output:  # made as the batch engine makes it
         Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     return Path(args.output) if args.output else (Path(args.out_dir) if args.out_dir else src.parent) / (src.stem + suffix)
+
+
+def _keep_existing(args, dest: Path) -> None:
+    """Refuse to replace a file the user did not name (such as the original image beside a ``.cjpg``)."""
+    if not args.output and not args.overwrite and os.path.lexists(dest):
+        raise CjpgError(f"{dest} exists; pass --overwrite to replace it, or name the output with -o")
 
 
 def _cmd_encode(args) -> int:
@@ -55,6 +67,7 @@ def _cmd_encode(args) -> int:
         print(f"cnnjpeg: note: {note}", file=sys.stderr)
     if len(args.inputs) > 1 or Path(args.inputs[0]).is_dir():
         return _many(args, "encode")
+    _keep_existing(args, dest)
     imwrite(dest, read_image(args.inputs[0]), quality=args.quality, model=args.model, subsampling=args.subsampling)
     print(dest)
     return 0
@@ -68,6 +81,7 @@ def _cmd_decode(args) -> int:
         return _many(args, "decode", "." + (args.format or "png"))
     image = imread(args.inputs[0], model=args.model)
     dest = _single_output(args, "." + (args.format or ("png" if png_holds(image) else "tif")))
+    _keep_existing(args, dest)
     write_image(dest, image)
     print(dest)
     return 0
@@ -97,6 +111,7 @@ def _cmd_restore(args) -> int:
     dest = _single_output(args, "." + args.format)
     if len(args.inputs) > 1 or Path(args.inputs[0]).is_dir():
         return _many(args, "restore", "." + args.format)
+    _keep_existing(args, dest)
     write_restored(dest, restore(Path(args.inputs[0]), args.model), args.inputs[0])
     print(dest)
     return 0
@@ -184,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     models = available_models()
 
     many = ("several inputs (or a folder) run on all cores, or the GPU, through the engine of "
-            "'cnnjpeg batch'; outputs are overwritten")
+            "'cnnjpeg batch'; an output that exists is kept (an error for one input) unless --overwrite, "
+            "or, for one input, -o names it")
+    replace = "replace outputs that exist (an output named with -o always is)"
     e = sub.add_parser("encode", help="compress images (PNG, TIFF, JPEG, ...) to .cjpg", description=many)
     e.add_argument("inputs", nargs="+", help="image files or folders (their files, not subfolders)")
     e.add_argument("-o", "--output", help="output file (one input)")
@@ -194,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--subsampling", default=None, choices=["4:2:0", "4:2:2", "4:4:4"],
                    help="chroma subsampling of RGB images (default: 4:2:0; 12-bit payloads 4:4:4 from quality 90)")
     e.add_argument("--workers", type=int, default=None, help="worker processes for several inputs (default: CPUs)")
+    e.add_argument("--overwrite", action="store_true", help=replace)
     e.set_defaults(func=_cmd_encode)
 
     d = sub.add_parser("decode", help="decode .cjpg files to PNG or TIFF", description=many)
@@ -205,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "dtypes; png for folders)")
     d.add_argument("-m", "--model", default=None, help="override the file's model, e.g. 'jpeg' for the plain payload")
     d.add_argument("--workers", type=int, default=None, help="worker processes for several inputs (default: CPUs)")
+    d.add_argument("--overwrite", action="store_true", help=replace)
     d.set_defaults(func=_cmd_decode)
 
     i = sub.add_parser("info", help="print what a .cjpg holds")
@@ -219,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", choices=("png", "tif"), default="png", help="with --out-dir or no -o")
     r.add_argument("-m", "--model", default=None)
     r.add_argument("--workers", type=int, default=None, help="worker processes for several inputs (default: CPUs)")
+    r.add_argument("--overwrite", action="store_true", help=replace)
     r.set_defaults(func=_cmd_restore)
 
     ls = sub.add_parser("models", help="list the models: what each is, what a stock viewer shows, its qualities")
