@@ -227,3 +227,31 @@ def test_batch_survives_a_killed_worker(tmp_path):
     if leftovers:  # a write the kill cut short leaves only a temporary file, swept by the next run
         assert all(n.endswith(".tmp") for n in leftovers)
         assert run([tmp_path / "in"], out)["stale_removed"] == len(leftovers)
+
+
+def test_convert_writes_the_units_of_the_pixel_sizes(tmp_path):
+    """Axes with a physical size carry its unit in OME-NGFF's spelling: an OME-TIFF's (µm by
+    default), an ImageJ TIFF's ("micron"), a .cjpg's napari units; axes without a size carry none."""
+    import tifffile
+    import zarr
+
+    from napari_cnnjpeg.scale.ome_zarr import convert, ngff_unit
+
+    def axes_of(path):
+        attrs = zarr.open_group(str(path), mode="r").attrs.asdict()
+        return {a["name"]: a.get("unit") for a in (attrs.get("ome") or attrs)["multiscales"][0]["axes"]}
+
+    stack = np.random.default_rng(0).integers(0, 4000, (2, 40, 50)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "a.ome.tif", stack, ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeZ": 2.0,
+                               "PhysicalSizeZUnit": "nm"})
+    convert(tmp_path / "a.ome.tif", tmp_path / "a.ome.zarr", chunk=32)
+    assert axes_of(tmp_path / "a.ome.zarr") == {"z": "nanometer", "y": "micrometer", "x": "micrometer"}
+    tifffile.imwrite(tmp_path / "b.tif", stack, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "ZYX", "unit": "micron"})
+    convert(tmp_path / "b.tif", tmp_path / "b.ome.zarr", chunk=32)
+    assert axes_of(tmp_path / "b.ome.zarr") == {"z": None, "y": "micrometer", "x": "micrometer"}
+    imwrite(tmp_path / "c.cjpg", stack, quality=90, metadata={"scale": [3.0, 0.5, 0.5], "units": ["um", "um", "um"]})
+    convert(tmp_path / "c.cjpg", tmp_path / "c.ome.zarr", chunk=32)
+    assert set(axes_of(tmp_path / "c.ome.zarr").values()) == {"micrometer"}
+    assert ngff_unit("\\u00B5m") == ngff_unit("µm") == "micrometer" and ngff_unit("parsec") is None

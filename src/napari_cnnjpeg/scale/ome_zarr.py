@@ -25,7 +25,7 @@ AXIS_NAMES = {"T": "t", "C": "c", "S": "c", "Z": "z", "Y": "y", "X": "x"}
 
 
 def open_lazy(path: str | os.PathLike):
-    """An input as (dask array, axis letters, is-RGB, physical scale per axis letter)."""
+    """An input as (dask array, axis letters, is-RGB, physical scale per axis letter, OME-NGFF unit per axis letter)."""
     import dask.array as da
 
     p = Path(path)
@@ -45,8 +45,9 @@ def open_lazy(path: str | os.PathLike):
                 series = tif.series[0]
                 axes = series.axes
                 sizes = _tiff_pixel_sizes(tif)
+                units = _tiff_units(tif, sizes)
             arr = da.from_zarr(zarr.open_array(tifffile.imread(p, aszarr=True), mode="r"))
-            return arr, axes, "S" in axes and arr.shape[axes.index("S")] == 3, sizes
+            return arr, axes, "S" in axes and arr.shape[axes.index("S")] == 3, sizes, units
         from PIL import Image
 
         with Image.open(p) as im:
@@ -58,7 +59,7 @@ def open_lazy(path: str | os.PathLike):
     except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear line
         raise CjpgError(f"cannot read image {path}: {exc}") from None
     rgb = a.ndim == 3
-    return da.from_array(a), "YXS" if rgb else "YX", rgb, {}
+    return da.from_array(a), "YXS" if rgb else "YX", rgb, {}, {}
 
 
 def _tiff_pixel_sizes(tif) -> dict:
@@ -90,6 +91,40 @@ def _tiff_pixel_sizes(tif) -> dict:
     return sizes
 
 
+#: OME-NGFF's names (UDUNITS-2) of the length units microscopy files record, by their usual spellings.
+LENGTH_UNITS = {
+    "µm": "micrometer", "\u03bcm": "micrometer", "um": "micrometer", "micron": "micrometer", "microns": "micrometer",
+    "micrometer": "micrometer", "nm": "nanometer", "nanometer": "nanometer", "mm": "millimeter",
+    "millimeter": "millimeter", "cm": "centimeter", "centimeter": "centimeter", "m": "meter", "meter": "meter",
+    "å": "angstrom", "angstrom": "angstrom", "pm": "picometer", "picometer": "picometer",
+}
+
+
+def ngff_unit(name) -> str | None:
+    """OME-NGFF's name of a length unit as a file spells it (``"µm"``, ``"micron"``, ImageJ's
+    ``"\\u00B5m"``...); None where it is not one."""
+    if not isinstance(name, str):
+        return None
+    return LENGTH_UNITS.get(name.strip().lower().replace("\\u00b5", "µ"))
+
+
+def _tiff_units(tif, sizes: dict) -> dict:
+    """The OME-NGFF unit of each axis letter with a pixel size (``sizes``): an OME-TIFF's
+    ``PhysicalSize?Unit`` (default µm, as OME's schema says), or an ImageJ TIFF's ``unit``."""
+    if tif.ome_metadata:
+        import xml.etree.ElementTree as ET
+
+        try:
+            pixels = next(e for e in ET.fromstring(tif.ome_metadata).iter() if e.tag.endswith("Pixels"))
+        except (ET.ParseError, StopIteration):
+            return {}
+        found = {a: ngff_unit(pixels.get(f"PhysicalSize{a}Unit", "µm")) for a in sizes}
+    else:
+        unit = ngff_unit((tif.imagej_metadata or {}).get("unit"))
+        found = {a: unit for a in sizes}
+    return {a: u for a, u in found.items() if u}
+
+
 def _open_cjpg(p: Path):
     import dask
     import dask.array as da
@@ -104,11 +139,10 @@ def _open_cjpg(p: Path):
     axes = meta.get("axes") or ("Q" * (len(shape) - (3 if rgb else 2)) + ("YXS" if rgb else "YX"))
     axes = axes.upper().replace("C", "S") if rgb and axes.upper().endswith("C") else axes.upper()
     image = meta.get("image") or {}
-    scale = {}
-    if image.get("scale"):  # napari's scale: one entry per non-RGB axis
-        spatial = [a for a in axes if a != "S"]
-        scale = dict(zip(spatial, image["scale"]))
-    return arr, axes, rgb, scale
+    spatial = [a for a in axes if a != "S"]  # napari's scale and units: one entry per non-RGB axis
+    scale = dict(zip(spatial, image["scale"])) if image.get("scale") else {}
+    units = {a: ngff_unit(u) for a, u in zip(spatial, image.get("units") or ())}
+    return arr, axes, rgb, scale, {a: u for a, u in units.items() if u and a in scale}
 
 
 def to_ome_axes(arr, axes: str):
@@ -221,7 +255,7 @@ def convert(
     if not isinstance(chunk, int) or not 16 <= chunk <= 8192:
         raise CjpgError(f"chunk must be an integer from 16 to 8192, got {chunk!r}")
     check_config(quality, model, None, None, "4:2:0")
-    arr, axes, rgb, scale = open_lazy(src)
+    arr, axes, rgb, scale, units = open_lazy(src)
     if arr.dtype == bool or arr.dtype.kind not in "uif":
         raise CjpgError(f"unsupported dtype {arr.dtype} in {src}")
     level0, ome_axes = to_ome_axes(arr, axes)
@@ -251,11 +285,12 @@ def convert(
             stores.append(da.store(level.rechunk(chunks), target, lock=False, compute=False))
         _compute(stores, progress)
         fmt = FormatV05()
-        sizes = {name: scale[a] for a, name in zip(axes, ome_names(axes)) if a in scale}  # by OME axis name
+        letter = dict(zip(ome_names(axes), axes))  # input axis letter by OME axis name
+        sizes = {name: scale[a] for name, a in letter.items() if a in scale}
         transforms = level_transforms(len(levels), ome_axes, sizes)
         write_multiscales_metadata(
             group, [{"path": str(i), "coordinateTransformations": t} for i, t in enumerate(transforms)],
-            fmt=fmt, axes=[_axis_meta(a) for a in ome_axes], name=Path(src).stem,
+            fmt=fmt, axes=[_axis_meta(a, units.get(letter.get(a))) for a in ome_axes], name=Path(src).stem,
         )
         if out.exists() or out.is_symlink():
             _replace(tmp, out)
@@ -284,9 +319,9 @@ def _replace(tmp: Path, out: Path) -> None:
         old.unlink()
 
 
-def _axis_meta(a: str) -> dict:
+def _axis_meta(a: str, unit: str | None = None) -> dict:
     kind = {"t": "time", "c": "channel"}.get(a, "space")
-    return {"name": a, "type": kind}
+    return {"name": a, "type": kind} | ({"unit": unit} if unit and kind == "space" else {})
 
 
 def _compute(stores: list, progress) -> None:
