@@ -133,3 +133,34 @@ def test_batch_restore_keeps_an_rgb_icc_profile(tmp_path):
     assert main(["restore", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "--out-dir", str(tmp_path / "out")]) == 0
     for name in ("a", "b"):
         assert Image.open(tmp_path / "out" / f"{name}.png").info.get("icc_profile") == srgb
+
+
+def test_restore_widget_job_and_cli_take_12_bit_jpegs_and_name_a_cjpg_first(tmp_path, capsys):
+    """The Restore JPEG widget's plain view decoded with Pillow, which cannot read 12-bit JPEG; the
+    CLI complained about an existing output before saying a .cjpg is not for restore."""
+    import imagecodecs
+
+    from napari_cnnjpeg.cli import main
+
+    grey = (np.asarray(Image.fromarray(PHOTO).convert("L"), np.uint16) * 16)[:96, :96]
+    jpeg12 = imagecodecs.jpeg8_encode(grey, level=60, bitspersample=12)
+    plain = cj.codec.decode_plain(jpeg12)
+    assert plain.dtype == np.uint16 and plain.shape == grey.shape
+    assert cj.restore(jpeg12).shape == plain.shape
+    (tmp_path / "x.cjpg").write_bytes(cj.encode(PHOTO[:64, :64]))
+    (tmp_path / "x.png").write_bytes(b"")
+    assert main(["restore", str(tmp_path / "x.cjpg")]) == 2
+    assert "is a .cjpg file" in capsys.readouterr().err
+
+
+def test_encode_note_names_the_model_that_codes_the_data(tmp_path, capsys):
+    """A 16-bit image is coded by the 12-bit default model: the note names it, not the 8-bit one."""
+    import tifffile
+
+    from napari_cnnjpeg.cli import main
+
+    tifffile.imwrite(tmp_path / "s.tif", (np.arange(64 * 64).reshape(64, 64) * 9).astype(np.uint16))
+    assert main(["encode", str(tmp_path / "s.tif"), "-q", "5"]) == 0
+    err = capsys.readouterr().err
+    assert cj.default_model(bits=12) in err and cj.default_model() not in err
+    assert cj.info(tmp_path / "s.cjpg")["model"] == cj.default_model(bits=12)

@@ -56,6 +56,11 @@ def _keep_existing(args, dest: Path) -> None:
         raise CjpgError(f"{dest} exists; pass --overwrite to replace it, or name the output with -o")
 
 
+def _quality_note(note: str) -> None:
+    if note:
+        print(f"cnnjpeg: note: {note}", file=sys.stderr)
+
+
 def _cmd_encode(args) -> int:
     from .codec import imwrite
     from .nn.models import default_model, quality_note
@@ -63,12 +68,13 @@ def _cmd_encode(args) -> int:
     dest = _single_output(args, ".cjpg")
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise CjpgError(f"quality must be an integer from 1 to 100, got {args.quality}")
-    if note := quality_note(args.model or default_model(), args.quality):
-        print(f"cnnjpeg: note: {note}", file=sys.stderr)
     if len(args.inputs) > 1 or Path(args.inputs[0]).is_dir():
+        _quality_note(quality_note(args.model or default_model(), args.quality))
         return _many(args, "encode")
     _keep_existing(args, dest)
-    imwrite(dest, read_image(args.inputs[0]), quality=args.quality, model=args.model, subsampling=args.subsampling)
+    image = read_image(args.inputs[0])  # data of more than 8 bits goes to the 12-bit default model
+    _quality_note(quality_note(args.model or default_model(8 if image.dtype == np.uint8 else 12), args.quality))
+    imwrite(dest, image, quality=args.quality, model=args.model, subsampling=args.subsampling)
     print(dest)
     return 0
 
@@ -107,12 +113,16 @@ def _cmd_info(args) -> int:
 
 def _cmd_restore(args) -> int:
     from .codec import restore
+    from .format.container import is_cjpg
 
     dest = _single_output(args, "." + args.format)
     if len(args.inputs) > 1 or Path(args.inputs[0]).is_dir():
         return _many(args, "restore", "." + args.format)
+    data = Path(args.inputs[0]).read_bytes()
+    if is_cjpg(data):  # before any word on the output: this input is not for restore
+        raise CjpgError(f"{args.inputs[0]} is a .cjpg file, not a plain JPEG: open it with cnnjpeg decode")
     _keep_existing(args, dest)
-    write_restored(dest, restore(Path(args.inputs[0]), args.model), args.inputs[0])
+    write_restored(dest, restore(data, args.model), args.inputs[0])
     print(dest)
     return 0
 
@@ -209,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-q", "--quality", type=int, default=75)
     e.add_argument("-m", "--model", default=None, help=f"one of {', '.join(models)} (default: best shipped)")
     e.add_argument("--subsampling", default=None, choices=["4:2:0", "4:2:2", "4:4:4"],
-                   help="chroma subsampling of RGB images (default: 4:2:0; 12-bit payloads 4:4:4 from quality 90)")
+                   help="chroma subsampling of RGB images (default: 4:2:0, but 4:4:4 from quality 95, 12-bit "
+                        "payloads from 90; plain JPEG and the compact model stay 4:2:0)")
     e.add_argument("--workers", type=int, default=None, help="worker processes for several inputs (default: CPUs)")
     e.add_argument("--overwrite", action="store_true", help=replace)
     e.set_defaults(func=_cmd_encode)

@@ -391,7 +391,8 @@ def encode(
         Axis names, one letter per axis (e.g. ``"TZYX"``, ``"YXC"``).
     metadata : dict, optional
         Image metadata kept in the file: name, scale, translate, axis_labels,
-        units, contrast_limits, colormap.
+        units, contrast_limits, colormap, rgba (the planes along the third axis from
+        the end are an RGBA image's four channels).
     mapping : {"stack", "plane"} or (float, float), optional
         For data other than uint8, the range mapped linearly onto the payload's values:
         "stack" (the default), one min/max for all planes, so intensities compare
@@ -797,6 +798,15 @@ def restore(
         return pixels.copy() if data is None else pixels
     layout = chroma_layout(data) if data is not None else "grey" if pixels.ndim == 2 else None
     return stages.post(pixels, luma, chroma, rounded=True, layout=layout)
+
+
+def decode_plain(data: bytes) -> np.ndarray:
+    """A JPEG stream as a plain decoder shows it, in the form :func:`restore` returns: uint8 (RGB for a
+    CMYK JPEG, as Pillow converts it), uint16 of 12-bit samples, or a lossless JPEG's samples."""
+    check_pixels(data)
+    if is_lossless(data):
+        return decode_lossless(data)
+    return decode_jpeg12(data) if jpeg_precision(data) == 12 else decode_jpeg(data)
 
 
 #: Smallest images :func:`restore` runs a network on (least side, pixels): on 1-2 pixel strips and

@@ -31,8 +31,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -131,10 +133,35 @@ class TrainConfig:
         unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        defaults = cls()
+        if wrong := [f"{k}: {v!r}" for k, v in raw.items() if not _same_kind(v, getattr(defaults, k))]:
+            raise ValueError(f"training settings of the wrong type in {path}: {', '.join(wrong)} "
+                             "(see the defaults in napari_cnnjpeg.training.TrainConfig)")
         if "quality_range" in raw:
             raw["quality_range"] = tuple(raw["quality_range"])
         raw["tables"] = check_tables(raw.get("tables")) or {}
         return cls(**raw)
+
+    def check(self) -> None:
+        """Refuse counts below 1 and a quality range outside 1-100 (a ValueError naming them)."""
+        if small := [f"{k} {getattr(self, k)}" for k in POSITIVE_SETTINGS if getattr(self, k) < 1]:
+            raise ValueError(f"training settings must be at least 1: {', '.join(small)}")
+        qr = tuple(self.quality_range)
+        if not (len(qr) == 2 and all(type(q) is int for q in qr) and 1 <= qr[0] <= qr[1] <= 100):
+            raise ValueError(f"quality_range must be two qualities from 1 to 100, the lower first, got {list(qr)}")
+
+
+#: Settings that count something and must be at least 1.
+POSITIVE_SETTINGS = ("steps", "patch", "batch", "val_images", "val_every", "checkpoint_every", "threads")
+
+
+def _same_kind(value, default) -> bool:
+    """Whether a JSON value suits a setting with ``default`` (a number for a float; an array for a tuple)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, list if isinstance(default, tuple) else type(default))
 
 
 def load_images(folder: str | Path, bits: int = 8) -> list[tuple[str, np.ndarray]]:
@@ -179,7 +206,8 @@ def split_held_out(images: list[tuple[str, np.ndarray]], n: int) -> tuple[list, 
     (``stem[index]``) together."""
     files = list(dict.fromkeys(name.split("[")[0] for name, _ in images))
     if n >= len(files):
-        raise ValueError(f"{len(files)} images cannot spare {n} for validation")
+        raise ValueError(f"{len(files)} image file(s) cannot spare {n} for validation (val_images): "
+                         "the data needs more images than that")
     held = set(files[len(files) - n :])
     return [x for x in images if x[0].split("[")[0] not in held], [x for x in images if x[0].split("[")[0] in held]
 
@@ -300,6 +328,46 @@ class PatchSampler:
         return {"clean": np.stack(clean), "gray": np.array(gray), "quality": np.array(quality), "sub": sub}
 
 
+def _net(cls, config: dict, setting: str):
+    """A network built from a config's ``setting``; keys it does not take are a ValueError naming them."""
+    try:
+        return cls(**config)
+    except TypeError as exc:
+        raise ValueError(f"{setting} {config} does not suit {cls.__name__}: {exc}") from None
+
+
+def _read(path, load) -> dict:
+    """``load(path)`` (a checkpoint or safetensors reader); a file it cannot read is a ValueError naming it."""
+    try:
+        return load(path)
+    except FileNotFoundError:
+        raise ValueError(f"no such checkpoint or weights file: {path}") from None
+    except Exception as exc:  # noqa: BLE001 - torch and safetensors raise many kinds for a file they cannot read
+        why = ("it holds objects other than tensors and numbers, which are not loaded (they could run code)"
+               if "Unsupported global" in str(exc) else f"it is no readable checkpoint or weights ({type(exc).__name__})")
+        raise ValueError(f"cannot load {path}: {why}") from None
+
+
+def _torch_checkpoint(path) -> dict:
+    """A checkpoint's tensors and numbers; ``weights_only``: no code in it is unpickled."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@contextmanager
+def _fitting(path, action: str, hint: str = ""):
+    """Turn weights that do not fit the run's networks into a ValueError naming their file (no traceback)."""
+    try:
+        yield
+    except KeyError as exc:
+        raise ValueError(f"cannot {action} {path}: it holds no {exc.args[0]!r}{hint}") from None
+    except (RuntimeError, TypeError, ValueError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+        detail = " ".join(lines[:2])
+        raise ValueError(f"cannot {action} {path}: {detail[:200]}{'...' if len(detail) > 200 else ''}{hint}") from None
+
+
 def _to_tensor(a: np.ndarray, device="cpu"):
     import torch
 
@@ -337,6 +405,7 @@ class Trainer:
 
         from .nn.nets import PreNet, RestoreNet
 
+        cfg.check()
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.cfg = cfg
@@ -370,7 +439,7 @@ class Trainer:
         photos = photo_planes12(load_images(cfg.photo_data), cfg.seed, cfg.photo_rgb) if cfg.photo_fraction else []
         self.sampler = PatchSampler([im for _, im in train], cfg, [im for _, im in photos])
         self.val_crops = [_center_crop(im, 256) for _, im in images[split:]]
-        self.nets = {"decoder": RestoreNet(**cfg.restore_config)}
+        self.nets = {"decoder": _net(RestoreNet, cfg.restore_config, "restore_config")}
         if cfg.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {cfg.recipe!r}; use one of {', '.join(RECIPES)}")
         if cfg.jpeg not in JPEG_PATHS or (cfg.jpeg == "emulated" and cfg.recipe == "compact"):
@@ -378,7 +447,7 @@ class Trainer:
                              f"{', '.join(JPEG_PATHS)} ('emulated' for restore and joint only: compact "
                              "resamples on the CPU)")
         if cfg.recipe == "joint":
-            self.nets["encoder"] = PreNet(**cfg.pre_config)
+            self.nets["encoder"] = _net(PreNet, cfg.pre_config, "pre_config")
         elif cfg.freeze_encoder:
             raise ValueError("freeze_encoder needs the joint recipe (the others have no encoder)")
         for net in self.nets.values():
@@ -414,28 +483,27 @@ class Trainer:
         (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2))
 
     def _resume(self) -> None:
-        import torch
-
-        ck = torch.load(self.out / "checkpoint.pt", map_location="cpu", weights_only=True)
-        for name, net in self.nets.items():
-            net.load_state_dict(ck["nets"][name])
-        self.opt.load_state_dict(ck["opt"])
-        self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
+        """Continue the run of ``out``'s checkpoint."""
+        path = self.out / "checkpoint.pt"
+        ck = _read(path, _torch_checkpoint)
+        with _fitting(path, "resume from", "; if it is another run's, give this run another out folder"):
+            for name, net in self.nets.items():
+                net.load_state_dict(ck["nets"][name])
+            self.opt.load_state_dict(ck["opt"])
+            self.step, self.elapsed = int(ck["step"]), float(ck["elapsed"])
 
     def _init_from(self, path: str) -> None:
         """Start from another run's weights: its checkpoint (.pt) or exported safetensors."""
-        if str(path).endswith(".pt"):
-            import torch
+        from safetensors.torch import load_file
 
-            nets = torch.load(path, map_location="cpu", weights_only=True)["nets"]
-        else:
-            from safetensors.torch import load_file
-
-            flat = load_file(path)
-            nets = {n: {k[len(n) + 1 :]: v for k, v in flat.items() if k.startswith(n + ".")} for n in self.nets}
-        for name, net in self.nets.items():
-            if nets.get(name):
-                net.load_state_dict(grow_state(nets[name], net))
+        checkpoint = str(path).endswith(".pt")
+        state = _read(path, _torch_checkpoint if checkpoint else load_file)
+        with _fitting(path, "start (init) from"):
+            nets = state["nets"] if checkpoint else {
+                n: {k[len(n) + 1 :]: v for k, v in state.items() if k.startswith(n + ".")} for n in self.nets}
+            for name, net in self.nets.items():
+                if nets.get(name):
+                    net.load_state_dict(grow_state(nets[name], net))
 
     def export(self, path: str | Path, half: bool = False) -> None:
         """Write the trained weights as one safetensors file ("decoder.*", "encoder.*"), atomically.
@@ -574,6 +642,10 @@ class Trainer:
     def run(self, progress: bool = True) -> None:
         from tqdm import tqdm
 
+        if self.step >= self.cfg.steps:
+            print(f"cnnjpeg: note: {self.out / 'checkpoint.pt'} is at step {self.step} of {self.cfg.steps}: "
+                  "nothing left to train (raise steps to go on)", file=sys.stderr)
+            return
         log = (self.out / "log.jsonl").open("a")
         bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not progress, desc=self.cfg.recipe)
         t0, losses = time.perf_counter(), []

@@ -106,7 +106,7 @@ def _check_finite(r: np.ndarray, t: np.ndarray) -> None:
 
 
 def _ssim(ref: np.ndarray, test: np.ndarray, rgb: bool, rng: float, full: bool = False):
-    """SSIM (and its map with ``full``), NaN for a plane smaller than SSIM's 7x7 window."""
+    """SSIM (and its map with ``full``), NaN for a plane smaller than SSIM's window (``metrics.SSIM_MIN_SIDE``)."""
     from ..eval import metrics
 
     try:

@@ -141,7 +141,7 @@ def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality:
             flat_out[k] = reader.plane(k)
             try:
                 ssims.append(float(metrics.ssim(flat_src[k], flat_out[k], rgb=rgb, data_range_=rng)))
-            except CjpgError:  # plane smaller than the 7x7 SSIM window
+            except CjpgError:  # plane smaller than the SSIM window
                 ssims.append(float("nan"))
             yield (n + k + 1, total)
     return CompressResult(

@@ -110,14 +110,13 @@ def restore_layer_job(task, data, index, rgb: bool, model: str, quality: int, ta
 def restore_file_job(task, path: Path, model: str):
     """The plain decoding and the restored image of a JPEG file."""
     from .. import codec
-    from ..format.jpeg import decode_jpeg
 
     apply_runtime_settings(model)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise CjpgError(f"cannot read {path}: {exc.strerror or exc}") from None
-    plain = decode_jpeg(data)
+    plain = codec.decode_plain(data)  # 8- or 12-bit, lossless, CMYK: as restore reads it
     yield (1, 2)
     restored = codec.restore(data, model)
     yield (2, 2)

@@ -182,8 +182,10 @@ def format_db(value: float) -> str:
 
 
 def format_ssim(value: float) -> str:
-    """SSIM to 4 places; NaN where the planes are smaller than its 7x7 window."""
-    return "n/a (< 7 px)" if np.isnan(value) else f"{value:.4f}"
+    """SSIM to 4 places; NaN where the planes are smaller than its window (``metrics.SSIM_MIN_SIDE``)."""
+    from ..eval.metrics import SSIM_MIN_SIDE
+
+    return f"n/a (< {SSIM_MIN_SIDE} px)" if np.isnan(value) else f"{value:.4f}"
 
 
 # -- background jobs --------------------------------------------------------------

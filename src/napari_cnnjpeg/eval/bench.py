@@ -30,7 +30,7 @@ from ..errors import CjpgError
 from ..format.jpeg import luma
 from ..nn.models import BASELINE, available_models, set_threads
 from .bd import bd_psnr, bd_rate
-from .metrics import bpp, psnr, ssim
+from .metrics import SSIM_MIN_SIDE, bpp, psnr, ssim
 
 DEFAULT_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 #: Settings of the sanity sweep (models only, added to the measured settings): the whole
@@ -91,23 +91,28 @@ def load_images(folder: str | os.PathLike | None = None) -> list[tuple[str, np.n
         from skimage import data
 
         return [(name, getattr(data, name)()) for name in SAMPLE_IMAGES]
-    from PIL import Image
-
     folder = Path(folder)
     if not folder.is_dir():
         raise CjpgError(f"no such folder: {folder}")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in LOSSLESS_SUFFIXES)
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in LOSSLESS_SUFFIXES and p.is_file())
     if not paths:
         raise CjpgError(f"no lossless images ({', '.join(LOSSLESS_SUFFIXES)}) in {folder}")
-    images = []
-    for p in paths:
-        with Image.open(p) as im:
-            if im.mode not in ("L", "RGB"):
-                if im.mode.startswith("I") or im.mode == "F":
-                    raise CjpgError(f"{p}: the benchmark takes 8-bit images, got mode {im.mode}")
-                im = im.convert("RGB")
-            images.append((p.stem, np.asarray(im)))
-    return images
+    return [(p.stem, _read_8bit(p)) for p in paths]
+
+
+def _read_8bit(path: Path) -> np.ndarray:
+    """An 8-bit image file as L or RGB pixels; an unreadable one is a :class:`CjpgError` naming it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode.startswith("I") or im.mode == "F":
+                raise CjpgError(f"{path}: the benchmark takes 8-bit images, got mode {im.mode}")
+            return np.asarray(im if im.mode in ("L", "RGB") else im.convert("RGB"))
+    except CjpgError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one line naming the file
+        raise CjpgError(f"cannot read image {path}: {exc}") from None
 
 
 def _model_codec(model: str) -> Codec:
@@ -396,6 +401,9 @@ def benchmark(
     for m in models:
         model_info(m)
     prepared = [(name, prepare(img, gray)) for name, img in images]
+    if small := [f"{n} ({im.shape[0]}x{im.shape[1]})" for n, im in prepared if min(im.shape[:2]) < SSIM_MIN_SIDE]:
+        raise CjpgError(f"images of fewer than {SSIM_MIN_SIDE} pixels a side cannot be measured (SSIM): "
+                        f"{', '.join(small)}")
     names = [name for name, _ in prepared]
     if len(set(names)) != len(names):
         raise CjpgError(f"image names must be unique, got {names}")
@@ -685,7 +693,9 @@ def update_cards(result: dict, path: str | os.PathLike | None = None) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``bench`` command."""
     parser.add_argument("--data", default=None, help="folder of lossless images (default: scikit-image samples)")
-    parser.add_argument("--qualities", type=int, nargs="+", default=list(DEFAULT_QUALITIES))
+    parser.add_argument("--qualities", type=int, nargs="+", default=None,
+                        help="settings 1-100 (default: 10-90 in steps of 10; for folders of 12/16-bit TIFFs, "
+                             "also 95)")
     parser.add_argument("--models", nargs="+", default=None, help="model ids (default: all installed)")
     parser.add_argument("--references", nargs="*", default=None,
                         help=f"reference codecs (default: all): {', '.join(REFERENCES)}; for folders of 12/16-bit "
@@ -720,6 +730,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed ``bench`` options; prints the deltas and the written paths."""
     set_threads(args.threads)
+    _report_folder(args.out)
     if args.speed:
         from . import bench_speed
 
@@ -739,19 +750,20 @@ def run(args: argparse.Namespace) -> int:
     from . import bench_scientific
 
     if bench_scientific.is_scientific_folder(args.data):  # 12/16-bit or float TIFFs
+        _check_references(args.references, bench_scientific.REFERENCES, "folders of 12/16-bit TIFFs")
+        _note_skipped(args.data, bench_scientific.TIFF_SUFFIXES)
         for path in bench_scientific.run(args.data, args.out, args.name, args.models, args.references,
-                                         args.update_cards).values():
+                                         args.update_cards, args.qualities).values():
             print(path)
         return 0
     if args.references is None:
         args.references = list(REFERENCES)
-    unknown = set(args.references) - set(REFERENCES)
-    if unknown:
-        raise CjpgError(f"unknown reference codecs {sorted(unknown)}; use {', '.join(REFERENCES)}")
+    _check_references(args.references, REFERENCES, "8-bit images")
     images = load_images(args.data)
+    _note_skipped(args.data, LOSSLESS_SUFFIXES)
     result = benchmark(
-        images, args.qualities, args.models, gray=args.gray, references=args.references, pair=args.pair,
-        pair_quality=args.pair_quality, sanity_qualities=args.sanity_qualities, dataset=str(args.data) if args.data else "scikit-image samples",
+        images, args.qualities or DEFAULT_QUALITIES, args.models, gray=args.gray, references=args.references,
+        pair=args.pair, pair_quality=args.pair_quality, sanity_qualities=args.sanity_qualities, dataset=str(args.data) if args.data else "scikit-image samples",
     )
     paths = write_report(result, args.out, args.name)
     if args.update_cards:
@@ -760,7 +772,30 @@ def run(args: argparse.Namespace) -> int:
         view = result["bd_view"].get(codec)
         print(f"{codec}: BD-rate {_fmt('bd_rate_psnr', v['bd_rate_psnr'])} % (PSNR), "
               f"{_fmt('bd_rate_ssim', v['bd_rate_ssim'])} % (SSIM), BD-PSNR {_fmt('bd_psnr', v['bd_psnr'])} dB"
-              + (f"; stock viewer {_fmt('bd_psnr', view['bd_psnr'])} dB" if view else ""))
+              + (f"; stock viewer {_fmt('bd_psnr', view['bd_psnr'])} dB" if view else "")
+              + ("" if v["images"] else " (no image where its curve and JPEG's share a bpp range: measure more "
+                 "qualities)"))
     for path in paths.values():
         print(path)
     return 0
+
+
+def _report_folder(out: str) -> None:
+    """Make the report's folder before anything is measured, so that a bad ``--out`` fails at once."""
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CjpgError(f"--out {out} is a file (or lies under one); name a folder for the report") from None
+
+
+def _check_references(names: Sequence[str] | None, known: Sequence[str], data: str) -> None:
+    """Refuse reference codecs that the benchmark of ``data`` does not know."""
+    if unknown := sorted(set(names or ()) - set(known)):
+        raise CjpgError(f"unknown reference codecs {unknown} for {data}; use {', '.join(known)}")
+
+
+def _note_skipped(folder: str | None, suffixes: Sequence[str]) -> None:
+    """Say which files of the data folder the benchmark leaves out (other suffixes than ``suffixes``)."""
+    files = Path(folder).iterdir() if folder else ()
+    if skipped := sorted(p.name for p in files if p.is_file() and p.suffix.lower() not in suffixes):
+        print(f"cnnjpeg: note: left out {len(skipped)} file(s) of other types: {', '.join(skipped)}", file=sys.stderr)

@@ -249,6 +249,7 @@ def run(folder: str | None, out_dir: str, name: str, models: list[str] | None, q
         info = model_info(m)
         if info.kind != "restore" or info.bits != 8:
             raise CjpgError(f"model {m!r} is not a decoder-only model for 8-bit JPEG")
+    _check_settings(qualities, crop, large_megapixels)
     images = [(n, prepare(im, gray=False)) for n, im in load_images(folder)]
     result = benchmark(images, models, qualities=qualities, crop=crop, large_megapixels=large_megapixels,
                        dataset=str(folder) if folder else "scikit-image samples")
@@ -262,3 +263,13 @@ def run(folder: str | None, out_dir: str, name: str, models: list[str] | None, q
 
         update_report(out / "benchmarks.md")
     return paths
+
+
+def _check_settings(qualities, crop: int, large_megapixels: float) -> None:
+    """Refuse settings the run would fail on only after minutes of measuring."""
+    if qualities is not None and not all(1 <= int(q) <= 100 for q in qualities):
+        raise CjpgError(f"grid qualities must be integers from 1 to 100, got {list(qualities)}")
+    if crop < 1:
+        raise CjpgError(f"the grid's crop side must be at least 1 pixel, got {crop}")
+    if not large_megapixels > 0:
+        raise CjpgError(f"the large JPEG must have more than 0 megapixels, got {large_megapixels}")

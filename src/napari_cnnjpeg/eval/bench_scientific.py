@@ -46,27 +46,41 @@ def is_scientific_folder(folder: str | os.PathLike | None) -> bool:
     """Whether a folder holds TIFFs and all of them have more than 8 bits per sample."""
     if folder is None or not Path(folder).is_dir():
         return False
+    tiffs = _tiffs(folder)
+    return bool(tiffs) and all(_read(p, header=True)[0] != np.uint8 for p in tiffs)
+
+
+def _tiffs(folder: str | os.PathLike) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in TIFF_SUFFIXES and p.is_file())
+
+
+def _read(path: Path, header: bool = False) -> tuple[np.dtype, str, np.ndarray | None]:
+    """The dtype, axes (tifffile's letters) and, unless ``header``, the pixels of a TIFF's first series;
+    an unreadable file is a :class:`CjpgError` naming it."""
     import tifffile
 
-    tiffs = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in TIFF_SUFFIXES)
-    if not tiffs:
-        return False
-    for p in tiffs:
-        with tifffile.TiffFile(p) as tif:
-            if tif.series[0].dtype == np.uint8:
-                return False
-    return True
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise CjpgError(f"cannot read TIFF {path}: it holds no image")
+            series = tif.series[0]
+            return series.dtype, series.axes, None if header else series.asarray()
+    except CjpgError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one line naming the file
+        raise CjpgError(f"cannot read TIFF {path}: {exc or type(exc).__name__}") from None
 
 
 def load_planes(folder: str | os.PathLike, per_file: int = MAX_PLANES_PER_FILE) -> list[tuple[str, np.ndarray]]:
-    """2D planes (name ``stem[index]``) of every TIFF in ``folder``, up to ``per_file`` from each stack."""
-    import tifffile
-
+    """2D grey planes (name ``stem[index]``) of every TIFF in ``folder``, up to ``per_file`` from each stack."""
     planes = []
-    for p in sorted(q for q in Path(folder).iterdir() if q.suffix.lower() in TIFF_SUFFIXES):
-        a = tifffile.imread(p)
+    for p in _tiffs(folder):
+        _, axes, a = _read(p)
         if a.ndim < 2 or a.dtype == np.uint8 or a.dtype.kind not in "uif":
             raise CjpgError(f"{p}: the scientific benchmark takes planes of more than 8 bits, got {a.dtype} {a.shape}")
+        if axes.endswith("S"):  # samples of a pixel: RGB
+            raise CjpgError(f"{p}: the scientific benchmark takes grey planes, got {a.shape[-1]} samples per pixel "
+                            f"(axes {axes})")
         flat = a.reshape((-1,) + a.shape[-2:])
         picks = np.unique(np.linspace(0, len(flat) - 1, min(per_file, len(flat))).round().astype(int))
         for k in picks:
@@ -74,7 +88,7 @@ def load_planes(folder: str | os.PathLike, per_file: int = MAX_PLANES_PER_FILE) 
             if float(plane.max()) > float(plane.min()):
                 planes.append((f"{p.stem}[{k}]" if len(flat) > 1 else p.stem, plane))
     if not planes:
-        raise CjpgError(f"no TIFF planes of more than 8 bits in {folder}")
+        raise CjpgError(f"no TIFF planes of more than 8 bits in {folder} (planes of one value are left out)")
     return planes
 
 
@@ -88,18 +102,18 @@ def _from12(values: np.ndarray, lo: float, hi: float, dtype) -> np.ndarray:
     return np.rint(out).astype(dtype) if np.dtype(dtype).kind in "iu" else out.astype(dtype)
 
 
-def _coder(path: str):
-    """(settings, code(plane, setting) -> (bytes, decoded)) of one path."""
+def _coder(path: str, qualities=QUALITIES):
+    """(settings, code(plane, setting) -> (bytes, decoded)) of one path; ``qualities``: the JPEG paths' settings."""
     import imagecodecs
 
     from ..codec import decode, encode
 
     if path == "default":
-        return QUALITIES, lambda plane, q: _round_trip(encode(plane, quality=q), decode)
+        return qualities, lambda plane, q: _round_trip(encode(plane, quality=q), decode)
     if path == PLAIN12:
-        return QUALITIES, lambda plane, q: _round_trip(encode(plane, quality=q, model="jpeg"), decode)
+        return qualities, lambda plane, q: _round_trip(encode(plane, quality=q, model="jpeg"), decode)
     if path == WEIGHTED12:
-        return QUALITIES, lambda plane, q: _round_trip(encode(plane, quality=q), partial(decode, model="jpeg"))
+        return qualities, lambda plane, q: _round_trip(encode(plane, quality=q), partial(decode, model="jpeg"))
     if path == "jpeg2000-12bit":
         def j2k(plane, level):
             m, lo, hi = _to12(plane)
@@ -113,7 +127,7 @@ def _coder(path: str):
             return data, _from12(imagecodecs.jpegxl_decode(data), lo, hi, plane.dtype)
         return JXL_LEVELS, jxl
     model = path.removesuffix("-8bit")
-    return QUALITIES, lambda plane, q: _round_trip(encode(plane, quality=q, model=model, bits=8, mapping="plane"),
+    return qualities, lambda plane, q: _round_trip(encode(plane, quality=q, model=model, bits=8, mapping="plane"),
                                                    decode)
 
 
@@ -122,8 +136,10 @@ def _round_trip(data: bytes, decode) -> tuple[bytes, np.ndarray]:
 
 
 def benchmark(planes: list[tuple[str, np.ndarray]], models: list[str], references=REFERENCES,
-              dataset: str = "", progress: bool = True) -> dict:
-    """Every path on every plane: points, per-plane BD against the 8-bit path, ceilings, worst deficit."""
+              dataset: str = "", progress: bool = True, qualities=QUALITIES) -> dict:
+    """Every path on every plane: points, per-plane BD against the 8-bit path, ceilings, worst deficit.
+
+    ``qualities``: the settings of the JPEG paths (the references keep theirs)."""
     from tqdm import tqdm
 
     from ..codec import decode, encode
@@ -131,7 +147,7 @@ def benchmark(planes: list[tuple[str, np.ndarray]], models: list[str], reference
     from . import metrics
 
     paths = ["default", WEIGHTED12, PLAIN12, BASELINE, *[f"{m}-8bit" for m in models if m != "jpeg"], *references]
-    coders = {p: _coder(p) for p in paths}
+    coders = {p: _coder(p, qualities) for p in paths}
     total = len(planes) * sum(len(s) for s, _ in coders.values())
     points = []
     with tqdm(total=total, disable=not progress, desc="bench", file=sys.stderr) as bar:
@@ -149,6 +165,7 @@ def benchmark(planes: list[tuple[str, np.ndarray]], models: list[str], reference
         ceilings[name] = metrics.psnr(plane, out, metrics.value_range(plane))
     return {
         "dataset": dataset, "date": datetime.date.today().isoformat(), "planes": [n for n, _ in planes],
+        "qualities": list(qualities),
         "default_model": default_model(12),
         "paths": paths, "points": points, "bd": _bd(points, paths, [n for n, _ in planes]),
         "ceiling_q100": {"median": float(np.median(list(ceilings.values()))), "min": float(min(ceilings.values())),
@@ -233,7 +250,7 @@ def markdown(result: dict) -> str:
         f"{c['lossless']} of {len(c['per_plane'])} planes come back exactly (infinite PSNR).",
         "",
         f"Worst PSNR of the default path minus the 8-bit path at equal bpp (per plane, at the 8-bit path's "
-        f"qualities {', '.join(map(str, QUALITIES))}, interpolated): {d['worst_db']:+.3f} dB"
+        f"qualities {', '.join(map(str, result.get('qualities', QUALITIES)))}, interpolated): {d['worst_db']:+.3f} dB"
         + (f" ({d['at']['plane']}, {d['at']['bpp']:.3f} bpp)." if d["at"] else "."),
         "",
         "References code the same 12-bit mapping of each plane: JPEG 2000 "
@@ -245,15 +262,19 @@ def markdown(result: dict) -> str:
 
 
 def run(folder: str, out_dir: str, name: str, models: list[str] | None, references,
-        update_cards: bool = False) -> dict[str, Path]:
+        update_cards: bool = False, qualities: list[int] | None = None) -> dict[str, Path]:
     """Benchmark a folder of scientific TIFFs; write ``NAME.md`` and ``NAME.json`` (and, with
-    ``update_cards``, the default path's figures into the 12-bit default model's card)."""
+    ``update_cards``, the default path's figures into the 12-bit default model's card).
+    ``qualities``: the JPEG paths' settings (default :data:`QUALITIES`)."""
     from ..format.container import write_atomic
     from ..nn.models import available_models, default_model, default_restore_model
 
     models = models or sorted({default_restore_model(), default_model()} & set(available_models()))
     refs = [r for r in REFERENCES if r in references] if references is not None else list(REFERENCES)
-    result = benchmark(load_planes(folder), models, refs, dataset=str(folder))
+    qualities = sorted(set(qualities or QUALITIES))
+    if not all(1 <= q <= 100 for q in qualities):
+        raise CjpgError(f"qualities must be integers from 1 to 100, got {qualities}")
+    result = benchmark(load_planes(folder), models, refs, dataset=str(folder), qualities=qualities)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"report": out / f"{name}.md", "json": out / f"{name}.json"}

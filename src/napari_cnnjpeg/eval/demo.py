@@ -5,18 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..codec import decode, encode
-from ..nn.models import BASELINE, available_models
-from .metrics import bpp, psnr, ssim
+from ..errors import CjpgError
+from ..nn.models import BASELINE, available_models, payload_bits
+from .metrics import SSIM_MIN_SIDE, bpp, psnr, ssim, value_range
 
 #: Quality of the model files in the demo (plain JPEG is matched to their bits per pixel).
 DEFAULT_QUALITY = 30
 
 
 def _row(name: str, fmt: str, quality: int, image: np.ndarray, data: bytes) -> dict:
-    out = decode(data)
+    """PSNR and SSIM over the image's own value range (:func:`metrics.value_range`; 255 for uint8)."""
+    out, rng = decode(data), value_range(image)
     return {
-        "image": name, "format": fmt, "quality": quality, "bytes": len(data),
-        "bpp": bpp(len(data), image.shape), "psnr": psnr(image, out), "ssim": float(ssim(image, out)),
+        "image": name, "format": fmt, "quality": quality, "bytes": len(data), "bpp": bpp(len(data), image.shape),
+        "psnr": psnr(image, out, rng), "ssim": float(ssim(image, out, data_range_=rng)),
     }
 
 
@@ -46,10 +48,15 @@ def demo_rows(
     """Rows of the demo table for one image, with the file bytes of each row.
 
     Each model is encoded at ``quality``; plain JPEG is shown at the quality whose
-    bits per pixel match the model's file (the reference result's comparison).
-    Without trained models, plain JPEG alone at ``quality``.
+    bits per pixel match the model's file (the reference result's comparison), at the
+    model's payload precision. Default models: those for 8-bit payloads, and for data of
+    more than 8 bits also those for 12-bit ones. Without trained models, plain JPEG alone
+    at ``quality``.
     """
-    models = [m for m in (models or available_models(8)) if m != BASELINE]
+    if min(image.shape[:2]) < SSIM_MIN_SIDE:
+        raise CjpgError(f"image {name} is {image.shape[0]}x{image.shape[1]} pixels: the demo's SSIM needs at least "
+                        f"{SSIM_MIN_SIDE} a side")
+    models = [m for m in (models or available_models(8 if image.dtype == np.uint8 else None)) if m != BASELINE]
     if not models:
         data = encode(image, quality=quality, model=BASELINE)
         return [(_row(name, BASELINE, quality, image, data), data)]
@@ -57,7 +64,7 @@ def demo_rows(
     for m in models:
         data = encode(image, quality=quality, model=m)
         row = _row(name, m, quality, image, data)
-        q, jpeg = jpeg_at_bpp(image, row["bpp"])
+        q, jpeg = jpeg_at_bpp(image, row["bpp"], payload_bits(m))
         rows += [(_row(name, BASELINE, q, image, jpeg), jpeg), (row, data)]
     return rows
 

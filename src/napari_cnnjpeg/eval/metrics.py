@@ -19,6 +19,8 @@ from skimage.util.dtype import dtype_range
 from ..errors import CjpgError
 
 SSIM_SETTINGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+#: Least height and width SSIM takes: scikit-image's Gaussian window, 3.5 sigma each side (11 for sigma 1.5).
+SSIM_MIN_SIDE = 2 * int(3.5 * SSIM_SETTINGS["sigma"] + 0.5) + 1
 
 
 def data_range(dtype: np.dtype) -> float:
@@ -70,8 +72,8 @@ def ssim(
     if rgb is None:
         rgb = reference.ndim == 3 and reference.shape[-1] == 3
     rng = data_range(reference.dtype) if data_range_ is None else data_range_
-    if min(reference.shape[:2]) < 7:
-        raise CjpgError(f"SSIM needs images at least 7x7, got {reference.shape}")
+    if min(reference.shape[:2]) < SSIM_MIN_SIDE:
+        raise CjpgError(f"SSIM needs images at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE}, got {reference.shape}")
     return structural_similarity(
         reference.astype(np.float64), test.astype(np.float64), data_range=rng,
         channel_axis=-1 if rgb else None, full=full, **SSIM_SETTINGS,

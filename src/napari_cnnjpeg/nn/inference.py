@@ -31,21 +31,40 @@ GPU_BATCH_PIXELS = 4 * 2144**2
 #: Runtimes: "auto" picks NNPACK (ONNX Runtime first on AVX-512 CPUs), else ONNX Runtime, on the
 #: CPU for shipped models, else torch.
 RUNTIMES = ("auto", "torch", "onnxruntime", "nnpack")
+#: Values of ``CNNJPEG_HALF`` (any case) that turn float16 autocast off, and on.
+HALF_OFF, HALF_ON = ("0", "false", "no", "off"), ("1", "true", "yes", "on")
 
 
 def device() -> str:
-    """The torch device the networks run on (``CNNJPEG_DEVICE``: auto, cpu, cuda, cuda:1...)."""
+    """The torch device the networks run on (``CNNJPEG_DEVICE``: auto, cpu, cuda, cuda:1...; unset or
+    empty: auto). A device torch cannot use here is a :class:`CjpgError` naming the setting."""
     import torch
 
-    want = os.environ.get("CNNJPEG_DEVICE", "auto")
-    if want == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+    from ..errors import CjpgError
+
+    want = os.environ.get("CNNJPEG_DEVICE", "").strip().lower() or "auto"
+    if want in ("auto", "cpu"):
+        return "cuda" if want == "auto" and torch.cuda.is_available() else "cpu"
+    kind, _, index = want.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise CjpgError(f"CNNJPEG_DEVICE={want!r} is not one of auto, cpu, cuda, cuda:N")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if int(index or 0) >= count:
+        raise CjpgError(f"CNNJPEG_DEVICE={want!r}, but torch sees {count} CUDA device(s) here; use cpu or auto")
     return want
 
 
 def half_precision(dev: str) -> bool:
-    """Whether networks run under float16 autocast (on CUDA, unless ``CNNJPEG_HALF=0``)."""
-    return dev.startswith("cuda") and os.environ.get("CNNJPEG_HALF", "1") != "0"
+    """Whether networks run under float16 autocast: on CUDA, unless ``CNNJPEG_HALF`` is 0 (or false, no,
+    off); a value that is neither on nor off is a :class:`CjpgError` there."""
+    if not dev.startswith("cuda"):
+        return False
+    value = os.environ.get("CNNJPEG_HALF", "1").strip().lower()
+    if value not in HALF_OFF + HALF_ON:
+        from ..errors import CjpgError
+
+        raise CjpgError(f"CNNJPEG_HALF={value!r} is neither on ({', '.join(HALF_ON)}) nor off ({', '.join(HALF_OFF)})")
+    return value in HALF_ON
 
 
 # -- ONNX Runtime -------------------------------------------------------------
