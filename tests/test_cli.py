@@ -175,3 +175,23 @@ def test_a_derived_output_never_replaces_an_existing_file(tmp_path, capsys):
     assert (tmp_path / "more" / "a.cjpg").read_bytes() == kept
     assert main(["encode", str(tmp_path / "more"), "-q", "90", "--overwrite"]) == 0
     assert (tmp_path / "more" / "a.cjpg").read_bytes() != kept
+
+
+def test_train_checks_the_export_path_before_training(tmp_path, capsys):
+    from napari_cnnjpeg.cli import main
+
+    assert main(["train", "--config", str(tmp_path / "c.json"), "--export", str(tmp_path / "no" / "w.safetensors")]) == 2
+    assert "checked before training" in capsys.readouterr().err
+
+
+def test_demo_refuses_images_sharing_a_name(tmp_path, capsys):
+    from PIL import Image
+    from skimage import data
+
+    from napari_cnnjpeg.cli import main
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(data.camera()[:64, :64]).save(tmp_path / folder / "x.png")
+    assert main(["demo", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"), "--out", str(tmp_path / "o")]) == 2
+    assert "share a name" in capsys.readouterr().err

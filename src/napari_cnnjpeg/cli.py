@@ -17,7 +17,10 @@ from .format.image_files import png_holds, read_image, write_image, write_restor
 
 def _images_for_demo(files: list[str]) -> list[tuple[str, np.ndarray]]:
     if files:
-        return [(Path(f).stem, read_image(f)) for f in files]
+        stems = [Path(f).stem for f in files]
+        if len(set(stems)) < len(stems):
+            raise CjpgError(f"the demo names its files after the images, and these share a name: {', '.join(files)}")
+        return [(stem, read_image(f)) for stem, f in zip(stems, files)]
     from skimage import data
 
     return [(name, getattr(data, name)()) for name in ("astronaut", "chelsea", "coffee", "camera")]
@@ -130,6 +133,7 @@ def _cmd_restore(args) -> int:
 def _cmd_demo(args) -> int:
     from tqdm import tqdm
 
+    from .codec import info
     from .eval.demo import demo_rows, format_table
     from .format.container import write_atomic
 
@@ -139,7 +143,8 @@ def _cmd_demo(args) -> int:
     rows = []
     for name, image in tqdm(images, desc="demo"):
         for row, data in demo_rows(name, image, quality=args.quality, models=args.models):
-            write_atomic(out / f"{name}.{row['format']}.q{row['quality']}.cjpg", data)
+            bits = "-12bit" if info(data)["bits"] == 12 else ""  # 16-bit data: plain JPEG at either precision
+            write_atomic(out / f"{name}.{row['format']}{bits}.q{row['quality']}.cjpg", data)
             rows.append(row)
     print(format_table(rows))
     print(f"\n.cjpg files written to {out}/")
@@ -149,6 +154,8 @@ def _cmd_demo(args) -> int:
 def _cmd_train(args) -> int:
     from .training import TrainConfig, Trainer
 
+    if args.export and (not Path(args.export).parent.is_dir() or Path(args.export).is_dir()):
+        raise CjpgError(f"--export {args.export}: name a file in a folder that exists (checked before training)")
     try:
         cfg = TrainConfig.load(args.config)
         for key in ("data", "out", "steps", "device"):
