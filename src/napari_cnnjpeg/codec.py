@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CjpgError
-from .format.container import DTYPES, HASH_DIGITS, Container, is_cjpg, pack, write_atomic
+from .format.container import DTYPES, HASH_DIGITS, MAX_PLANES, Container, is_cjpg, pack, write_atomic
 from .format.jpeg import (
     BITS,
     MAX12,
@@ -53,7 +53,7 @@ IMAGE_KEYS = ("name", "scale", "translate", "axis_labels", "units", "contrast_li
 
 Source = bytes | str | os.PathLike
 #: What ordinary viewers do with a 12-bit file.
-TWELVE_BIT_VIEWERS = ("12-bit JPEG: opens in libjpeg-turbo 3 and imagecodecs (exact plain JPEG); "
+TWELVE_BIT_VIEWERS = ("12-bit JPEG: opens in libjpeg-turbo 3 and imagecodecs (its samples as stored, no network); "
                       "Pillow, web browsers and most image viewers cannot open it")
 #: Added for a 12-bit file with arithmetic-coded payloads (:func:`jpeg.smallest_coding12`).
 ARITHMETIC_VIEWERS = ("; some of its planes are arithmetic coded (standard JPEG that libjpeg-turbo 3 and imagecodecs "
@@ -89,9 +89,10 @@ def _check_dtype(image: np.ndarray) -> str:
     return name
 
 
-def _check_finite(plane: np.ndarray) -> None:
+def _check_finite(plane: np.ndarray, index: tuple = ()) -> None:
     if plane.dtype.kind == "f" and not np.isfinite(plane).all():
-        raise CjpgError("image contains NaN or infinite values, which JPEG cannot store")
+        where = f" (plane {index[0] if len(index) == 1 else index} of the stack)" if index else ""
+        raise CjpgError(f"image contains NaN or infinite values{where}, which JPEG cannot store")
 
 
 def _check_mapping_arg(mapping, dtype: str) -> str | tuple[float, float]:
@@ -113,7 +114,7 @@ def _stack_range(image, lead: tuple) -> tuple[float, float]:
     lo, hi = np.inf, -np.inf
     for index in np.ndindex(*lead):
         plane = np.asarray(image[index])
-        _check_finite(plane)
+        _check_finite(plane, index)
         lo, hi = min(lo, float(plane.min())), max(hi, float(plane.max()))
     return lo, hi
 
@@ -440,6 +441,8 @@ def encode(
     subsampling = subsampling or default_subsampling(bits, int(quality), model_id, stages.downscale)
     lead = image.shape[: image.ndim - (3 if rgb else 2)]
     total = int(np.prod(lead, dtype=np.int64))
+    if total > MAX_PLANES:  # refused before any plane is coded: readers refuse such a file
+        raise CjpgError(f"a stack of shape {image.shape} has {total} planes; a .cjpg file holds at most {MAX_PLANES}")
     jpeg_quality, levels = twelve_bit_setting(int(quality)) if bits == 12 else (int(quality), 255)
     weighting = twelve_bit_weighting(int(quality), rgb) if bits == 12 and model_id != BASELINE else None
     fixed = _stack_range(image, lead) if mapping == "stack" else mapping if isinstance(mapping, tuple) else None
@@ -450,7 +453,7 @@ def encode(
     payloads, lows, highs, clipped = [], [], [], 0
     for i, index in enumerate(np.ndindex(*lead)):
         plane = np.asarray(image[index])  # one plane at a time: dask, zarr and memory maps stay lazy
-        _check_finite(plane)
+        _check_finite(plane, index)
         if isinstance(mapping, tuple):
             clipped += int(np.count_nonzero((plane < mapping[0]) | (plane > mapping[1])))
         if dtype != "uint8":

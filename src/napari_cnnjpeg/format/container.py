@@ -119,7 +119,11 @@ def pack(meta: dict, payloads: list[bytes]) -> bytes:
             meta.pop("rgb", None)
     else:
         meta["planes"] = [{"length": len(p), "crc32": c} for p, c in zip(payloads, crcs)]
-    blob = _deflate(json.dumps(meta, separators=(",", ":"), allow_nan=False).encode())
+    document = json.dumps(meta, separators=(",", ":"), allow_nan=False).encode()
+    if len(document) > MAX_META:  # readers refuse such a header: do not write a file that cannot be read
+        raise CjpgError(f"the metadata of {len(payloads)} planes takes {len(document)} bytes, more than a reader "
+                        f"accepts ({MAX_META}): store the stack in several files")
+    blob = _deflate(document)
     first = payloads[0]
     at = _insert_at(first)
     return b"".join([first[:at], _segments(blob), first[at:], *payloads[1:]])
