@@ -23,11 +23,11 @@ STAGES = ("jpeg", "transfer", "tiling", "colour", "network", "other")
 
 def test_images(megapixels: float = 12.0, small: int = 16, small_side: int = 512) -> dict[str, list[np.ndarray]]:
     """A ``megapixels`` photo (scikit-image's astronaut, enlarged) and ``small`` crops of it."""
-    from skimage import data, transform
+    from skimage import transform
 
     h = int(round((megapixels * 1e6 * 3 / 4) ** 0.5))
     w = int(round(h * 4 / 3))
-    big = (transform.resize(data.astronaut(), (h, w), order=1) * 255).round().astype(np.uint8)
+    big = (transform.resize(_astronaut(), (h, w), order=1) * 255).round().astype(np.uint8)
     small_side = min(small_side, h // 2, w // 2)
     rng = np.random.default_rng(0)
     crops = []
@@ -35,6 +35,21 @@ def test_images(megapixels: float = 12.0, small: int = 16, small_side: int = 512
         y, x = rng.integers(0, h - small_side + 1), rng.integers(0, w - small_side + 1)
         crops.append(np.ascontiguousarray(big[y : y + small_side, x : x + small_side]))
     return {f"{w}x{h} photo": [big], f"{small} x {small_side}² crops": crops}
+
+
+def _astronaut() -> np.ndarray:
+    """scikit-image's astronaut; read by Pillow (the same pixels) where ``skimage.io`` cannot import
+    (it needs imageio and tifffile, which a bare GPU machine may lack)."""
+    try:
+        from skimage import data
+
+        return data.astronaut()
+    except ImportError:
+        import skimage
+        from PIL import Image
+
+        with Image.open(Path(skimage.__file__).parent / "data" / "astronaut.png") as im:
+            return np.asarray(im.convert("RGB"))
 
 
 def _timed(func, repeats: int) -> tuple[float, object]:
