@@ -1,0 +1,72 @@
+"""Monotonicity of the default path on synthetic 16-bit planes (the kind a test writer makes).
+
+Usage: python scripts/synthetic_monotonicity.py [PLANE ...] [--model MODEL] [--threads 1]
+
+Codes each 256x256 uint16 plane at every quality 1-100 and prints, per plane: how many steps up in
+quality lose more than 0.05 dB against the best of the lower qualities and the worst such loss;
+how many steps shrink the file; the same over the grid of qualities 1, 5, 10, 20, ... 90, 95, 98,
+100; and PSNR (over the plane's range) at quality 100. Planes: smooth ramps with and without noise,
+a cosine ring, a blob on noise, and scikit-image's camera in 16 bits.
+"""
+
+import argparse
+
+import numpy as np
+
+import napari_cnnjpeg as cj
+from napari_cnnjpeg.eval.metrics import psnr, value_range
+
+GRID = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 100)
+TOLERANCE = 0.05
+
+
+def planes() -> dict[str, np.ndarray]:
+    from skimage import data
+
+    y, x = np.mgrid[0:256, 0:256]
+    rng = np.random.default_rng(0)
+    return {
+        "linspace": np.linspace(0, 65535, 256 * 256).reshape(256, 256).astype(np.uint16),
+        "xramp": np.tile(np.linspace(0, 65535, 256), (256, 1)).astype(np.uint16),
+        "ramp_noise": np.clip(1000 + 200 * x + rng.normal(0, 100, (256, 256)), 0, 65535).astype(np.uint16),
+        "ring": (30000 + 30000 * np.cos(np.hypot(x - 128, y - 128) / 20)).astype(np.uint16),
+        "blob_noise": np.clip(1000 + 20000 * np.exp(-((x - 128) ** 2 + (y - 100) ** 2) / 800)
+                              + rng.normal(0, 200, (256, 256)), 0, 65535).astype(np.uint16),
+        "camera257": data.camera()[:256, :256].astype(np.uint16) * 257,
+    }
+
+
+def falls(sizes: np.ndarray, psnrs: np.ndarray) -> tuple[int, float, int]:
+    """Steps losing more than TOLERANCE dB against the best so far, the worst loss, and steps shrinking the file."""
+    dips = np.maximum.accumulate(psnrs) - psnrs
+    return int((dips > TOLERANCE).sum()), float(dips.max()), int((np.diff(sizes) < 0).sum())
+
+
+def main() -> None:
+    all_planes = planes()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("planes", nargs="*", default=list(all_planes), help=f"of {', '.join(all_planes)}")
+    p.add_argument("--model", default=None, help="default: the 12-bit default model")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print("| plane | falls | worst (dB) | shrinks | grid falls | grid worst (dB) | grid shrinks | q100 (dB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name in args.planes:
+        plane = all_planes[name]
+        rng = value_range(plane)
+        rows = []
+        for q in range(1, 101):
+            blob = cj.encode(plane, quality=q, model=args.model)
+            rows.append((len(blob), min(psnr(plane, cj.decode(blob), rng), 200.0)))
+        sizes, psnrs = map(np.array, zip(*rows))
+        grid = [q - 1 for q in GRID]
+        every, on_grid = falls(sizes, psnrs), falls(sizes[grid], psnrs[grid])
+        print(f"| {name} | {every[0]} | {every[1]:.2f} | {every[2]} | {on_grid[0]} | {on_grid[1]:.2f} | {on_grid[2]} "
+              f"| {psnrs[-1]:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
