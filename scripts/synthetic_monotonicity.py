@@ -1,12 +1,13 @@
-"""Monotonicity of the default path on synthetic 16-bit planes (the kind a test writer makes).
+"""Monotonicity of the default path on synthetic planes (the kind a test writer makes).
 
 Usage: python scripts/synthetic_monotonicity.py [PLANE ...] [--model MODEL] [--threads 1]
 
-Codes each 256x256 uint16 plane at every quality 1-100 and prints, per plane: how many steps up in
+Codes each 256x256 plane at every quality 1-100 and prints, per plane: how many steps up in
 quality lose more than 0.05 dB against the best of the lower qualities and the worst such loss;
 how many steps shrink the file; the same over the grid of qualities 1, 5, 10, 20, ... 90, 95, 98,
-100; and PSNR (over the plane's range) at quality 100. Planes: smooth ramps with and without noise,
-a cosine ring, a blob on noise, and scikit-image's camera in 16 bits.
+100; and PSNR (over the plane's range; 255 for uint8) at quality 100. uint16 planes (the 12-bit
+path): smooth ramps with and without noise, a cosine ring, a blob on noise, and scikit-image's camera
+in 16 bits; uint8 planes (the 8-bit path): a ramp, a ramp with noise, and an RGB ramp.
 """
 
 import argparse
@@ -33,6 +34,10 @@ def planes() -> dict[str, np.ndarray]:
         "blob_noise": np.clip(1000 + 20000 * np.exp(-((x - 128) ** 2 + (y - 100) ** 2) / 800)
                               + rng.normal(0, 200, (256, 256)), 0, 65535).astype(np.uint16),
         "camera257": data.camera()[:256, :256].astype(np.uint16) * 257,
+        "xramp8": np.tile(np.linspace(0, 255, 256), (256, 1)).round().astype(np.uint8),
+        "ramp8_noise": np.clip(20 + 0.8 * x + rng.normal(0, 2, (256, 256)), 0, 255).round().astype(np.uint8),
+        "rgb_ramp8": np.stack([np.tile(np.linspace(0, 255, 256), (256, 1)), np.tile(np.linspace(255, 0, 256)[:, None],
+                              (1, 256)), np.full((256, 256), 128.0)], -1).round().astype(np.uint8),
     }
 
 
@@ -46,7 +51,7 @@ def main() -> None:
     all_planes = planes()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("planes", nargs="*", default=list(all_planes), help=f"of {', '.join(all_planes)}")
-    p.add_argument("--model", default=None, help="default: the 12-bit default model")
+    p.add_argument("--model", default=None, help="default: the default model for the plane's precision")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     import torch
@@ -56,7 +61,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.planes:
         plane = all_planes[name]
-        rng = value_range(plane)
+        rng = value_range(plane)  # 255 for uint8
         rows = []
         for q in range(1, 101):
             blob = cj.encode(plane, quality=q, model=args.model)
