@@ -278,12 +278,12 @@ class ModelStages:
         return inference.run_network(net, plane, luma, chroma, self.tile, runner, rounded=rounded, levels=levels)
 
     def pre(self, plane: np.ndarray, quality: int, luma: np.ndarray | None = None,
-            levels: int | None = None, layout: str = "grey") -> np.ndarray:
+            levels: int | None = None, layout: str | None = None) -> np.ndarray:
         """Encoder stage on a uint8 plane, for JPEG at ``quality`` in chroma ``layout`` (:func:`jpeg.chroma_layout`;
-        "grey" for a 2D plane); returns uint8. A grey uint16 plane of 12-bit samples 0..``levels`` comes with
-        ``luma``, the steps its payload's frequencies get (in sample units), and returns as uint16. Where the
-        payload's luma steps are as fine as :attr:`identity_step`'s for ``layout``, the decoder leaves the payload
-        as it is, and so does the encoder."""
+        default: "grey" for a 2D plane, "4:2:0" for RGB); returns uint8. A grey uint16 plane of 12-bit samples
+        0..``levels`` comes with ``luma``, the steps its payload's frequencies get (in sample units), and returns
+        as uint16. Where the payload's luma steps are as fine as :attr:`identity_step`'s for ``layout``, the
+        decoder leaves the payload as it is, and so does the encoder."""
         plane = resample.downscale(plane, self.downscale)
         if self.encoder is None:
             return plane
@@ -292,6 +292,7 @@ class ModelStages:
             from ..format.jpeg import tables_for_quality
 
             luma, chroma = tables_for_quality(int(quality), self.tables)
+        layout = layout or ("grey" if plane.ndim == 2 else "4:2:0")
         if luma.mean() / (((levels or 255) + 1) / 256) <= self._identity_step(layout):
             return plane
         return self._run("encoder", plane, luma, None if plane.ndim == 2 else chroma, rounded=True, levels=levels)
