@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -273,7 +274,9 @@ class ModelStages:
             runtime = inference.choose_runtime(net, dev)
             key = (name, runtime, inference.runtime_threads())
             if key not in self._runners:
-                self._runners[key] = inference.make_runner(net, runtime, key[2])
+                with _RUNNERS_LOCK:  # threads decoding at once make one runner (an ONNX Runtime session), not one each
+                    if key not in self._runners:
+                        self._runners[key] = inference.make_runner(net, runtime, key[2])
             runner = self._runners[key]
         return inference.run_network(net, plane, luma, chroma, self.tile, runner, rounded=rounded, levels=levels)
 
@@ -314,9 +317,20 @@ class ModelStages:
         return steps.get(layout, max(steps.values(), default=-1.0))
 
 
-@lru_cache(maxsize=16)
+#: Held while runners (:meth:`ModelStages._run`) or stages (:func:`load_stages`) are made.
+_RUNNERS_LOCK = threading.Lock()
+_STAGES_LOCK = threading.RLock()
+
+
 def load_stages(model_id: str) -> ModelStages:
-    """The networks of a registered model, loaded once per process and hash-checked."""
+    """The networks of a registered model, loaded once per process and hash-checked (threads asking at
+    once wait for the first load: an lru_cache alone would load the model once per thread)."""
+    with _STAGES_LOCK:
+        return _load_stages(model_id)
+
+
+@lru_cache(maxsize=16)
+def _load_stages(model_id: str) -> ModelStages:
     info = model_info(model_id)
     if info.weights is None and info.kind != "baseline":
         return load_stages(_retired_successor(info))
@@ -362,3 +376,8 @@ def resolve(model: str | ModelStages) -> tuple[str, str | None, ModelStages]:
         return "unregistered", None, model
     info = model_info(model)
     return info.id, info.sha256, load_stages(info.id)
+
+
+load_stages.cache_clear = _load_stages.cache_clear  # type: ignore[attr-defined]
+load_stages.cache_info = _load_stages.cache_info  # type: ignore[attr-defined]
+load_stages.__wrapped__ = _load_stages.__wrapped__  # type: ignore[attr-defined]
