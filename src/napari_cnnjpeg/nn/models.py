@@ -305,16 +305,31 @@ class ModelStages:
         """Decoder stage on a decoded plane (uint8, or uint16 of 12-bit samples 0..``levels``,
         default 4095) and its JPEG tables; returns float32 in the plane's scale (``rounded``:
         the plane's dtype). ``layout`` is the stream's chroma layout (:func:`jpeg.chroma_layout`;
-        None: not known), for :attr:`identity_step`."""
+        None: not known), for :attr:`identity_step`. A decoder-only model also leaves a plane of at most
+        :data:`FLAT_VALUES` sample values as it is (:func:`few_values`)."""
         levels = levels or inference.plane_levels(plane.dtype)
         unit = (levels + 1) / 256  # the tables' steps, in 8-bit units
-        if self.decoder is None or luma.mean() / unit <= self._identity_step(layout):
+        if (self.decoder is None or luma.mean() / unit <= self._identity_step(layout)
+                or (self.encoder is None and few_values(plane))):
             return plane if rounded else plane.astype(np.float32)
         return self._run("decoder", plane, luma, chroma, rounded, levels)
 
     def _identity_step(self, layout: str | None) -> float:
         steps = self.identity_step or {}
         return steps.get(layout, max(steps.values(), default=-1.0))
+
+
+#: Most sample values a decoded plane may hold for a decoder-only model to leave it as it is: JPEG
+#: decodes such piecewise-flat planes (masks, labels, block-aligned patterns) exactly or nearly, and
+#: the networks, which take their edges for blocking, made them worse (a two-valued 16-bit checkerboard
+#: of 8x8 squares: 70.7 dB plain, 23.8 dB restored, at quality 13).
+FLAT_VALUES = 8
+
+
+def few_values(plane: np.ndarray) -> bool:
+    """Whether ``plane`` (uint8 or uint16) holds at most :data:`FLAT_VALUES` distinct values; a sparse
+    sample answers for most planes without a pass over all of them."""
+    return all(np.count_nonzero(np.bincount(part.ravel())) <= FLAT_VALUES for part in (plane[::7, ::7], plane))
 
 
 #: Held while runners (:meth:`ModelStages._run`) or stages (:func:`load_stages`) are made.
