@@ -83,15 +83,15 @@ def _cmd_encode(args) -> int:
 
 
 def _cmd_decode(args) -> int:
-    from .codec import imread
+    from .codec import imread, info
 
     _single_output(args, ".png")  # its checks of -o against the inputs
     if len(args.inputs) > 1 or Path(args.inputs[0]).is_dir():
         return _many(args, "decode", "." + (args.format or "png"))
-    image = imread(args.inputs[0], model=args.model)
-    dest = _single_output(args, "." + (args.format or ("png" if png_holds(image) else "tif")))
+    head = info(args.inputs[0])  # the header alone: the output's name is checked before any decoding
+    dest = _single_output(args, "." + (args.format or ("png" if png_holds(head["shape"], head["dtype"]) else "tif")))
     _keep_existing(args, dest)
-    write_image(dest, image)
+    write_image(dest, imread(args.inputs[0], model=args.model))
     print(dest)
     return 0
 

@@ -78,10 +78,11 @@ def _icc_profile(path: str | os.PathLike, image: np.ndarray) -> bytes | None:
     return icc if icc and icc[16:20] == space else None
 
 
-def png_holds(image: np.ndarray) -> bool:
-    """Whether a PNG keeps ``image`` as it is: a 2D uint8 or uint16 plane, or uint8 RGB."""
-    return (image.ndim == 2 and image.dtype in (np.uint8, np.uint16)) or (
-        image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8)
+def png_holds(shape: tuple[int, ...], dtype) -> bool:
+    """Whether a PNG keeps an image of ``shape`` and ``dtype`` as it is: a 2D uint8 or uint16 plane, or uint8 RGB."""
+    dtype = np.dtype(dtype)
+    return (len(shape) == 2 and dtype in (np.uint8, np.uint16)) or (
+        len(shape) == 3 and shape[-1] == 3 and dtype == np.uint8)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, icc: bytes | None = None) -> None:
@@ -99,7 +100,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, icc: bytes | None = 
     elif suffix == ".png":
         from PIL import Image
 
-        if not png_holds(image):
+        if not png_holds(image.shape, image.dtype):
             raise CjpgError(f"PNG cannot hold {image.dtype} {image.shape}; write a .tif instead (--format tif)")
         Image.fromarray(image).save(buf, format="PNG", icc_profile=icc)
     else:
