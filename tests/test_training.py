@@ -416,3 +416,38 @@ def test_photo_planes_train_12_bit_models_on_dense_textures(tmp_path):
     cfg.bits = 8
     with pytest.raises(ValueError, match="photo_fraction"):
         Trainer(cfg, _images())
+
+
+def test_synthetic_planes_train_12_bit_models_on_ramps_and_flat_shapes(tmp_path):
+    """``synthetic_fraction``: ramps, smooth surfaces, flat shapes and few-valued planes (12-bit,
+    0-4095, the same for a seed) are drawn for that share of the patches; 8-bit runs refuse them."""
+    import tifffile
+
+    from napari_cnnjpeg.training import PatchSampler, synthetic_planes12
+
+    planes = synthetic_planes12(12, size=64, seed=3)
+    assert [n.split(":")[1].rstrip("0123456789") for n, _ in planes[:6]] == [
+        "ramp", "quadratic", "blobs", "sines", "shapes", "field"]
+    assert all(p.dtype == np.uint16 and p.shape == (64, 64) and p.min() == 0 and p.max() == 4095 for _, p in planes)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(planes, synthetic_planes12(12, size=64, seed=3)))
+    ramp = planes[0][1].astype(np.float64)
+    assert np.abs(np.diff(ramp, axis=1)).mean() < 200  # smooth, not noise
+    folder = tmp_path / "micro"
+    folder.mkdir()
+    y, x = np.mgrid[0:64, 0:64].astype(np.float64)
+    for k in range(2):
+        tifffile.imwrite(folder / f"{k}.tif", (1000 + 900 * np.sin(x / (5 + k)) * np.cos(y / 7)).astype(np.uint16))
+    cfg = _cfg(tmp_path, "restore")
+    cfg.bits, cfg.data, cfg.steps, cfg.loss, cfg.log_floor, cfg.synthetic_fraction = (
+        12, str(folder), 1, "logmse", 1e-9, 0.5)
+    t = Trainer(cfg)
+    assert len(t.sampler.synthetic) == 96
+    t.run(progress=False)
+    assert t.step == 1
+    cfg.batch = 32
+    dark, bright = np.full((64, 64), 100, np.uint16), np.full((64, 64), 3000, np.uint16)
+    clean = PatchSampler([dark], cfg, synthetic=[bright]).batch(0)["clean"]
+    assert 4 < int((clean.mean(axis=(1, 2, 3)) > 2000).sum()) < 28
+    cfg.bits = 8
+    with pytest.raises(ValueError, match="synthetic_fraction"):
+        Trainer(cfg, _images())

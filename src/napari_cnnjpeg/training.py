@@ -116,6 +116,11 @@ class TrainConfig:
     photo_data: str = ""
     photo_fraction: float = 0.0
     photo_rgb: float = 0.0  # share of those photos kept in colour (12-bit RGB)
+    #: bits 12: share of patches drawn from synthetic planes (:func:`synthetic_planes12`: ramps,
+    #: smooth surfaces, flat shapes, few-valued steps, with little or no noise), which test writers
+    #: and some instruments make and which microscopy data rarely shows a network. ``photo_fraction``
+    #: is then a share of the other patches.
+    synthetic_fraction: float = 0.0
     #: joint recipe: train the decoder alone on the payloads of a fixed encoder (from ``init``);
     #: the payload, its bytes and its stock view stay as they are, so only the restoration's loss counts.
     freeze_encoder: bool = False
@@ -199,6 +204,65 @@ def photo_planes12(images: list[tuple[str, np.ndarray]], seed: int = 0,
         plane = small * 16 + rng.normal(0, 1, small.shape).astype(np.float32) * rng.uniform(0, 16)
         out.append((f"photo:{name}", _to12(plane)[0]))
     return out
+
+
+def synthetic_planes12(n: int, size: int = 256, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """``n`` synthetic 12-bit planes (uint16, mapped from min/max onto 0-4095 as the codec maps a plane).
+
+    Each is a ramp at a random angle, a quadratic surface, Gaussian blobs, sines, flat
+    rectangles and disks or a smooth random field, alone or over a ramp; its values may be
+    rounded to a few hundred or thousand levels first (as 8-bit or low-bit data scaled up is),
+    and it gets no noise a third of the time, else Gaussian or Poisson-like noise of up to 2 %
+    of its range.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    from .eval.bench_scientific import _to12
+
+    rng = np.random.default_rng([seed, 12])
+    y, x = (np.mgrid[0:size, 0:size] / size).astype(np.float64)
+    kinds = ("ramp", "quadratic", "blobs", "sines", "shapes", "field")
+    out = []
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = np.cos(angle) * x + np.sin(angle) * y
+        if kind == "ramp":
+            plane = ramp
+        elif kind == "quadratic":
+            a, b, c = rng.normal(0, 1, 3)
+            plane = a * (x - 0.5) ** 2 + b * (y - 0.5) ** 2 + c * (x - 0.5) * (y - 0.5) + rng.normal(0, 0.3) * ramp
+        elif kind == "blobs":
+            plane = rng.uniform(0, 1) * ramp
+            for cy, cx, r, h in rng.uniform((0, 0, 0.02, 0.2), (1, 1, 0.15, 1), (rng.integers(1, 12), 4)):
+                plane = plane + h * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))
+        elif kind == "sines":
+            f = rng.uniform(1, 20, 2)
+            plane = np.sin(2 * np.pi * f[0] * ramp) + rng.uniform(0, 1) * np.cos(2 * np.pi * f[1] * (x - y))
+        elif kind == "shapes":
+            plane = rng.uniform(0, 1) * ramp
+            for cy, cx, r, h in rng.uniform((0, 0, 0.03, -1), (1, 1, 0.3, 1), (rng.integers(1, 10), 4)):
+                inside = np.maximum(abs(y - cy), abs(x - cx)) < r if rng.random() < 0.5 else np.hypot(y - cy, x - cx) < r
+                plane = plane + h * inside
+        else:
+            smooth = gaussian_filter(rng.normal(0, 1, (size, size)), rng.uniform(2, 24))
+            plane = smooth / smooth.std() + rng.uniform(0, 4) * ramp
+        plane = (plane - plane.min()) / max(float(np.ptp(plane)), 1e-12)
+        if rng.random() < 0.3:  # few levels, as low-bit data scaled up
+            steps = int(rng.choice([64, 256, 1024, 4096]))
+            plane = np.round(plane * steps) / steps
+        noise = rng.choice(["none", "gauss", "poisson"], p=[1 / 3, 1 / 3, 1 / 3])
+        if noise == "gauss":
+            plane = plane + rng.normal(0, rng.uniform(0.0005, 0.02), plane.shape)
+        elif noise == "poisson":
+            peak = rng.uniform(50, 5000)
+            plane = rng.poisson(plane * peak) / peak
+        out.append((f"synthetic:{kind}{i}", _to12(plane)[0] if np.ptp(plane) > 0 else np.zeros(plane.shape, np.uint16)))
+    return out
+
+
+#: Synthetic planes (:func:`synthetic_planes12`) a run with ``synthetic_fraction`` draws from.
+SYNTHETIC_PLANES = 96
 
 
 def split_held_out(images: list[tuple[str, np.ndarray]], n: int) -> tuple[list, list]:
@@ -285,9 +349,11 @@ def _as_rgb(a: np.ndarray) -> np.ndarray:
 class PatchSampler:
     """Random crops with flips, a random quality and colour mode per patch."""
 
-    def __init__(self, images: list[np.ndarray], cfg: TrainConfig, photos: list[np.ndarray] = ()):
+    def __init__(self, images: list[np.ndarray], cfg: TrainConfig, photos: list[np.ndarray] = (),
+                 synthetic: list[np.ndarray] = ()):
         self.images = [im for im in images if min(im.shape[:2]) >= cfg.patch]
         self.photos = [im for im in photos if min(im.shape[:2]) >= cfg.patch]
+        self.synthetic = [im for im in synthetic if min(im.shape[:2]) >= cfg.patch]
         if not self.images:
             raise ValueError(f"no training image is at least {cfg.patch} pixels a side")
         self.cfg = cfg
@@ -305,7 +371,12 @@ class PatchSampler:
         rng = np.random.default_rng([cfg.seed, step])
         clean, gray, quality, sub = [], [], [], []
         for _ in range(cfg.batch):
-            pool = self.photos if self.photos and rng.random() < cfg.photo_fraction else self.images
+            if self.synthetic and rng.random() < cfg.synthetic_fraction:
+                pool = self.synthetic
+            elif self.photos and rng.random() < cfg.photo_fraction:
+                pool = self.photos
+            else:
+                pool = self.images
             im = pool[rng.integers(len(pool))]
             y = rng.integers(im.shape[0] - cfg.patch + 1)
             x = rng.integers(im.shape[1] - cfg.patch + 1)
@@ -437,7 +508,10 @@ class Trainer:
         if cfg.photo_fraction and (cfg.bits != 12 or not cfg.photo_data):
             raise ValueError("photo_fraction needs bits 12 and a photo_data folder")
         photos = photo_planes12(load_images(cfg.photo_data), cfg.seed, cfg.photo_rgb) if cfg.photo_fraction else []
-        self.sampler = PatchSampler([im for _, im in train], cfg, [im for _, im in photos])
+        if cfg.synthetic_fraction and cfg.bits != 12:
+            raise ValueError("synthetic_fraction needs bits 12 (the planes are 12-bit)")
+        synthetic = synthetic_planes12(SYNTHETIC_PLANES, seed=cfg.seed) if cfg.synthetic_fraction else []
+        self.sampler = PatchSampler([im for _, im in train], cfg, [im for _, im in photos], [im for _, im in synthetic])
         self.val_crops = [_center_crop(im, 256) for _, im in images[split:]]
         self.nets = {"decoder": _net(RestoreNet, cfg.restore_config, "restore_config")}
         if cfg.recipe not in RECIPES:
