@@ -13,8 +13,6 @@ Fixed settings, from scikit-image:
 from __future__ import annotations
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from skimage.util.dtype import dtype_range
 
 from ..errors import CjpgError
 
@@ -28,6 +26,8 @@ def data_range(dtype: np.dtype) -> float:
     dtype = np.dtype(dtype)
     if dtype.kind == "f":
         return 1.0
+    from skimage.util.dtype import dtype_range  # deferred: scikit-image's metrics import scipy.stats (0.5 s)
+
     lo, hi = dtype_range[dtype.type]
     return float(hi - lo)
 
@@ -60,6 +60,8 @@ def psnr(reference: np.ndarray, test: np.ndarray, data_range_: float | None = No
     rng = data_range(reference.dtype) if data_range_ is None else data_range_
     if np.array_equal(reference, test):
         return float("inf")
+    from skimage.metrics import peak_signal_noise_ratio
+
     return float(peak_signal_noise_ratio(reference.astype(np.float64), test.astype(np.float64), data_range=rng))
 
 
@@ -74,6 +76,8 @@ def ssim(
     rng = data_range(reference.dtype) if data_range_ is None else data_range_
     if min(reference.shape[:2]) < SSIM_MIN_SIDE:
         raise CjpgError(f"SSIM needs images at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE}, got {reference.shape}")
+    from skimage.metrics import structural_similarity
+
     return structural_similarity(
         reference.astype(np.float64), test.astype(np.float64), data_range=rng,
         channel_axis=-1 if rgb else None, full=full, **SSIM_SETTINGS,
