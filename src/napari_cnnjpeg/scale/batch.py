@@ -181,18 +181,21 @@ def run(
                "stale_removed": len(stale), "bytes_in": 0, "bytes_out": 0}
     if todo:
         if scheduler:
-            client, cluster = Client(scheduler), None
+            client, cluster = _connect(Client, scheduler), None
         else:
             cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
                                    dashboard_address=None)
             client = Client(cluster)
         try:
-            futures = client.map(process_file, [op] * len(todo), [str(s) for s, _ in todo], [str(d) for _, d in todo],
+            # absolute paths: a worker of a cluster (--scheduler) runs in its own working directory
+            futures = client.map(process_file, [op] * len(todo), [os.path.abspath(s) for s, _ in todo],
+                                 [os.path.abspath(d) for _, d in todo],
                                  quality=quality, model=model, subsampling=subsampling, pure=False)
             with tqdm(total=len(futures), disable=not progress, desc=op, unit="file") as bar:
                 source = {f.key: str(s) for f, (s, _) in zip(futures, todo)}
                 for fut in as_completed(futures):
                     rec = _result(fut, source[fut.key])
+                    rec["input"] = source[fut.key]  # as the user named it
                     if "error" in rec:
                         summary["failed"].append(rec)
                     else:
@@ -206,6 +209,26 @@ def run(
                 cluster.close()
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary
+
+
+def _connect(client_cls, scheduler: str):
+    """A client of the dask scheduler at ``scheduler``; a bad address or no answer is a CjpgError naming it.
+
+    The address is checked before a Client is made: a Client that fails on it stays dask's default
+    scheduler, and every later dask computation in the process waits on it.
+    """
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    hint = f"cannot connect to the dask scheduler {scheduler!r} (e.g. tcp://host:8786)"
+    try:
+        scheme, loc = parse_address(str(scheduler))
+        get_backend(scheme)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(loc)
+        return client_cls(scheduler)
+    except (OSError, ValueError, TypeError) as exc:  # TimeoutError is an OSError
+        raise CjpgError(f"{hint}: {exc}") from None
 
 
 def _result(fut, src: str) -> dict:

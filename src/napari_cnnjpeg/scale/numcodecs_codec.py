@@ -89,8 +89,12 @@ def _clip_to_range(chunk: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def decode_chunk(data: bytes, cfg: dict) -> np.ndarray:
     """``.cjpg`` bytes back to the chunk, decoded with the model the file names."""
-    with Reader(data) as reader:
-        out, rgb = reader.read(), bool(reader.meta["rgb"])
+    try:
+        with Reader(data) as reader:
+            out, rgb = reader.read(), bool(reader.meta["rgb"])
+    except CjpgError as exc:  # zarr does not tell a codec which chunk it decodes
+        raise CjpgError(f"cnnjpeg codec: a chunk cannot be decoded: {exc}; "
+                        "napari_cnnjpeg.scale.verify.bad_chunks(array or path) names every such chunk") from None
     if rgb and cfg["channel_axis"] is not None:
         out = np.moveaxis(out, -1, cfg["channel_axis"])
     return out

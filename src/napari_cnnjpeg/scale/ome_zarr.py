@@ -3,11 +3,14 @@
 The output is OME-Zarr 0.5 (zarr format 3): level ``0`` at full resolution and a pyramid
 halving Y and X, each level's chunks stored by :class:`~.zarr3_codec.CnnJpegCodec`.
 ``ome-zarr`` writes the multiscales metadata. Inputs are read lazily (dask), one chunk at
-a time, and the result appears under its final name only when complete.
+a time, on this machine's threads (also where a dask.distributed client is active: a TIFF reader does not
+pickle, and the output is a local folder), and the result appears under its final name only when complete;
+a rerun removes what a killed one left (:func:`sweep_stale`).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import uuid
@@ -218,7 +221,7 @@ def convert(
         The input: PNG/JPEG/... image, TIFF (stacks keep their axes) or ``.cjpg``.
     out : path
         The output folder, e.g. ``image.ome.zarr``; refused if it exists, unless ``overwrite``,
-        and always if it holds ``src``.
+        and always if it holds ``src``. The temporary folders a killed run left beside it are removed.
     quality, model
         As :func:`napari_cnnjpeg.encode`. Data other than uint8 is mapped with one range,
         the array's min and max, for every chunk and level.
@@ -246,6 +249,7 @@ def convert(
     out = Path(os.path.abspath(out))  # "." and ".." named by what they are
     if not out.name:
         raise CjpgError(f"cannot write the output to {out}: name a folder inside it")
+    sweep_stale(out)
     if out.exists() and not overwrite:
         raise CjpgError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     if Path(src).resolve().is_relative_to(out.resolve()):
@@ -261,7 +265,7 @@ def convert(
     level0, ome_axes = to_ome_axes(arr, axes)
     mapping = None
     if level0.dtype != np.uint8:
-        lo, hi = (float(v) for v in dask.compute(level0.min(), level0.max()))
+        lo, hi = (float(v) for v in dask.compute(level0.min(), level0.max(), scheduler="threads"))
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise CjpgError(f"{src} holds NaN or infinite values, which JPEG cannot store")
         mapping = [lo, hi if hi > lo else lo + 1]
@@ -304,6 +308,34 @@ def convert(
             "mapping": mapping, "bytes": size}
 
 
+def sweep_stale(out: str | os.PathLike) -> list[Path]:
+    """Remove what a killed :func:`convert` to ``out`` left (``.<name>.tmp-*`` folders, never under their final
+    name) and return them; an old output a kill left set aside (``.<name>.old-*``) is put back where ``out``
+    is missing, else removed."""
+    out = Path(out)
+    parent = out.parent
+    if not parent.is_dir():
+        return []
+    removed = []
+    for p in sorted(parent.glob(f".{glob.escape(out.name)}.old-*")):
+        if not (out.exists() or out.is_symlink()):
+            p.rename(out)  # killed between setting the old output aside and putting the new one in place
+            continue
+        _remove(p)
+        removed.append(p)
+    for p in sorted(parent.glob(f".{glob.escape(out.name)}.tmp-*")):
+        _remove(p)
+        removed.append(p)
+    return removed
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
 def _replace(tmp: Path, out: Path) -> None:
     """Put ``tmp`` in the place of ``out`` (a folder, a file or a link): the old one is set aside, then removed."""
     old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
@@ -331,6 +363,6 @@ def _compute(stores: list, progress) -> None:
         from tqdm.dask import TqdmCallback
 
         with TqdmCallback(desc="convert"):
-            dask.compute(*stores)
+            dask.compute(*stores, scheduler="threads")
     else:
-        dask.compute(*stores)
+        dask.compute(*stores, scheduler="threads")

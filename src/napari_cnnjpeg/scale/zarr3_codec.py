@@ -72,10 +72,12 @@ class CnnJpegCodec(ArrayBytesCodec):
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
         arr = await asyncio.to_thread(decode_chunk, chunk_bytes.to_bytes(), self._cfg())
         dtype = chunk_spec.dtype.to_native_dtype()
-        if arr.shape != tuple(chunk_spec.shape) or arr.dtype != dtype:
+        # an array created with a non-native byte order (">u2", e.g. FITS data) holds the same values: the
+        # chunk is given back in that byte order (zarr.json stores none: once reopened, the array is native)
+        if arr.shape != tuple(chunk_spec.shape) or arr.dtype.newbyteorder("=") != dtype.newbyteorder("="):
             raise CjpgError(f"cnnjpeg codec: a chunk decodes to {arr.shape} {arr.dtype}, "
                             f"the array expects {tuple(chunk_spec.shape)} {dtype}")
-        return chunk_spec.prototype.nd_buffer.from_numpy_array(np.ascontiguousarray(arr))
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(np.ascontiguousarray(arr, dtype=dtype))
 
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         raise NotImplementedError
