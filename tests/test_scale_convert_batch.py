@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from napari_cnnjpeg import CjpgError, decode, imwrite
+from napari_cnnjpeg import CjpgError, decode, imwrite, info
 from napari_cnnjpeg.cli import main
 from napari_cnnjpeg.eval.metrics import psnr
 
@@ -178,6 +178,13 @@ def test_batch_failing_input_rerun_and_stale_files(tmp_path, capsys):
     again = run([tmp_path / "in"], out)
     assert again["skipped"] == 3 and again["done"] == 0 and not again["failed"]
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    # the CLI redoes them with --overwrite, at another quality and subsampling (a rerun with -q alone skipped all)
+    rc = main(["batch", str(tmp_path / "in"), "--out", str(out), "--workers", "1", "-q", "90",
+               "--subsampling", "4:4:4", "--overwrite"])
+    assert rc == 0 and json.loads(capsys.readouterr().out.strip().splitlines()[-1])["done"] == 3
+    for p in src:
+        meta = info(out / (p.stem + ".cjpg"))
+        assert meta["quality"] == 90 and meta["subsampling"] == "4:4:4"
 
 
 def _model_loads() -> int:

@@ -193,8 +193,8 @@ def _cmd_convert(args) -> int:
 def _cmd_batch(args) -> int:
     from .scale.batch import run
 
-    summary = run(args.inputs, args.out, quality=args.quality, model=args.model, workers=args.workers,
-                  scheduler=args.scheduler, progress=True)
+    summary = run(args.inputs, args.out, quality=args.quality, model=args.model, subsampling=args.subsampling,
+                  workers=args.workers, scheduler=args.scheduler, progress=True, overwrite=args.overwrite)
     for rec in summary["failed"]:
         print(f"cnnjpeg: failed: {rec['input']}: {rec['error']}", file=sys.stderr)
     print(json.dumps(summary))
@@ -225,9 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out-dir", help="folder for the .cjpg files (default: beside each input)")
     e.add_argument("-q", "--quality", type=int, default=75)
     e.add_argument("-m", "--model", default=None, help=f"one of {', '.join(models)} (default: best shipped)")
-    e.add_argument("--subsampling", default=None, choices=["4:2:0", "4:2:2", "4:4:4"],
-                   help="chroma subsampling of RGB images (default: 4:2:0, but 4:4:4 from quality 95, 12-bit "
-                        "payloads from 90; plain JPEG and the compact model stay 4:2:0)")
+    subsampling = dict(default=None, choices=["4:2:0", "4:2:2", "4:4:4"],
+                       help="chroma subsampling of RGB images (default: 4:2:0, but 4:4:4 from quality 95, 12-bit "
+                            "payloads from 90; plain JPEG and the compact model stay 4:2:0)")
+    e.add_argument("--subsampling", **subsampling)
     e.add_argument("--workers", type=int, default=None, help="worker processes for several inputs (default: CPUs)")
     e.add_argument("--overwrite", action="store_true", help=replace)
     e.set_defaults(func=_cmd_encode)
@@ -291,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--scheduler", default=None, help="address of a running dask scheduler, e.g. tcp://host:8786")
     bt.add_argument("-q", "--quality", type=int, default=75)
     bt.add_argument("-m", "--model", default=None, help=f"one of {', '.join(models)} (default: best shipped)")
+    bt.add_argument("--subsampling", **subsampling)
+    bt.add_argument("--overwrite", action="store_true",
+                    help="redo outputs that exist (default: keep them, so a rerun resumes)")
     bt.set_defaults(func=_cmd_batch)
 
     t = sub.add_parser("train", help="train a network from a JSON config (see configs/)")
