@@ -128,6 +128,26 @@ def test_napari_opens_the_ome_zarr_lazily(make_napari_viewer, tmp_path, photo_pn
     assert layers and layers[0].multiscale
     assert all(isinstance(level, da.Array) for level in layers[0].data)
     assert layers[0].data[0].shape[-2:] == (128, 160)
+    # the omero block: RGB opens as a red, green and blue composite (without it: three grey layers)
+    assert [(layer.colormap.name, tuple(layer.contrast_limits)) for layer in layers] == [
+        ("red", (0, 255)), ("green", (0, 255)), ("blue", (0, 255))]
+
+
+def test_ome_zarr_channels_carry_colours_and_the_data_range(tmp_path):
+    """16-bit channels are shown over the data's range, not napari's guess; one grey channel stays grey."""
+    import tifffile
+
+    from napari_cnnjpeg.scale.ome_zarr import convert
+
+    stack = (np.random.default_rng(0).random((2, 64, 64)) * 3000 + 100).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "st.tif", stack, metadata={"axes": "CYX"})
+    tifffile.imwrite(tmp_path / "one.tif", stack[0])
+    for name, colours in (("st", ["FF00FF", "00FF00"]), ("one", ["FFFFFF"])):
+        convert(tmp_path / f"{name}.tif", tmp_path / f"{name}.ome.zarr", quality=80, chunk=64)
+        omero = json.loads((tmp_path / f"{name}.ome.zarr" / "zarr.json").read_text())["attributes"]["ome"]["omero"]
+        assert [c["color"] for c in omero["channels"]] == colours
+        lo, hi = float(stack[: len(colours)].min()), float(stack[: len(colours)].max())
+        assert all(c["window"] == {"min": lo, "max": hi, "start": lo, "end": hi} for c in omero["channels"])
 
 
 # -- batch ---------------------------------------------------------------------------------------

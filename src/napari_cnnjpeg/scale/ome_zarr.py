@@ -295,6 +295,7 @@ def convert(
         write_multiscales_metadata(
             group, [{"path": str(i), "coordinateTransformations": t} for i, t in enumerate(transforms)],
             fmt=fmt, axes=[_axis_meta(a, units.get(letter.get(a))) for a in ome_axes], name=Path(src).stem,
+            metadata={"omero": omero(level0, ome_axes, rgb, mapping)},
         )
         if out.exists() or out.is_symlink():
             _replace(tmp, out)
@@ -306,6 +307,24 @@ def convert(
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return {"path": str(out), "axes": ome_axes, "shapes": [list(lv.shape) for lv in levels], "dtype": str(level0.dtype),
             "mapping": mapping, "bytes": size}
+
+
+#: Channel colours of the ``omero`` block: RGB's, else grey for one channel and these for several.
+CHANNEL_COLOURS = ("FF00FF", "00FF00", "00FFFF", "FF0000", "0000FF", "FFFF00")
+
+
+def omero(level0, ome_axes: str, rgb: bool, mapping: list[float] | None) -> dict:
+    """The ``omero`` block of the output: one channel per index of its ``c`` axis (one without), coloured red,
+    green, blue for RGB, grey for a single channel, and shown over the data's range (``mapping``; the dtype's
+    for uint8), so that viewers (napari-ome-zarr) open RGB as a colour composite and 16-bit data with its
+    contrast rather than a guess."""
+    n = level0.shape[ome_axes.index("c")] if "c" in ome_axes else 1
+    lo, hi = mapping or (0.0, 255.0)
+    colours = ("FF0000", "00FF00", "0000FF") if rgb else ("FFFFFF",) if n == 1 else CHANNEL_COLOURS
+    labels = ("red", "green", "blue") if rgb else [f"channel {k}" for k in range(n)]
+    return {"rdefs": {"model": "color"}, "channels": [
+        {"label": labels[k], "color": colours[k % len(colours)], "active": True,
+         "window": {"min": lo, "max": hi, "start": lo, "end": hi}} for k in range(n)]}
 
 
 def sweep_stale(out: str | os.PathLike) -> list[Path]:
