@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterable
@@ -21,6 +23,7 @@ from .format.jpeg import (
     cmyk_to_rgb,
     colour_coding,
     component_tables,
+    decodable_pixels,
     decode_jpeg,
     decode_jpeg12,
     decode_lossless,
@@ -77,6 +80,11 @@ def _plane_layout(image: np.ndarray, rgb: bool | None) -> bool:
     h, w = image.shape[-3:-1] if rgb else image.shape[-2:]
     if h < 1 or w < 1 or h > 65500 or w > 65500:
         raise CjpgError(f"planes must be 1 to 65500 pixels a side, got {h}x{w}")
+    limit = decodable_pixels()
+    if limit and h * w > limit:  # refused before any plane is coded: readers refuse such a file
+        raise CjpgError(f"planes of {h}x{w} pixels are more than JPEG readers decode ({limit}, twice "
+                        "PIL.Image.MAX_IMAGE_PIXELS, which guards against decompression bombs): store tiles "
+                        "of the image, or raise PIL.Image.MAX_IMAGE_PIXELS wherever the file is read")
     return rgb
 
 
@@ -96,24 +104,36 @@ def _check_finite(plane: np.ndarray, index: tuple = ()) -> None:
 
 
 def _check_mapping_arg(mapping, dtype: str) -> str | tuple[float, float]:
-    """``mapping`` of :func:`encode`: "plane", "stack" or a finite (min, max) within the dtype."""
-    if mapping in ("plane", "stack"):
+    """``mapping`` of :func:`encode`: "plane", "stack" or a finite (min, max) within the dtype
+    (two real numbers: a tuple, a list or an array such as ``np.percentile(image, [1, 99])``)."""
+    if isinstance(mapping, str) and mapping in ("plane", "stack"):
         return mapping
-    try:
-        lo, hi = (float(v) for v in mapping)
-    except (TypeError, ValueError):
-        raise CjpgError(f"mapping must be 'plane', 'stack' or (min, max), got {mapping!r}") from None
+    values = list(mapping) if isinstance(mapping, (tuple, list, np.ndarray)) else None
+    if (values is None or len(values) != 2
+            or not all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values)):
+        raise CjpgError(f"mapping must be 'plane', 'stack' or (min, max), got {mapping!r}")
+    lo, hi = (float(v) for v in values)
     info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else np.finfo(dtype)
     if not (np.isfinite(lo) and np.isfinite(hi) and float(info.min) <= lo < hi <= float(info.max)):
         raise CjpgError(f"mapping range {mapping!r} must be finite {dtype} values with min < max")
     return lo, hi
 
 
+def _read_plane(image, index: tuple) -> np.ndarray:
+    """Plane ``index`` of an image or stack as a numpy array, refused where its shape is not the one the
+    image declares (a dask or custom lazy array whose chunks disagree with its ``shape``)."""
+    plane = np.asarray(image[index])
+    if plane.shape != tuple(image.shape[len(index):]):
+        raise CjpgError(f"plane {index} of the image has shape {plane.shape}, but the image's shape "
+                        f"{tuple(image.shape)} says {tuple(image.shape[len(index):])}")
+    return plane
+
+
 def _stack_range(image, lead: tuple) -> tuple[float, float]:
     """Min and max over every plane (one plane in memory at a time)."""
     lo, hi = np.inf, -np.inf
     for index in np.ndindex(*lead):
-        plane = np.asarray(image[index])
+        plane = _read_plane(image, index)
         _check_finite(plane, index)
         lo, hi = min(lo, float(plane.min())), max(hi, float(plane.max()))
     return lo, hi
@@ -304,6 +324,8 @@ def _from_unit(values: np.ndarray, lo: float, hi: float, dtype: np.dtype, levels
 
 
 def _check_image_meta(meta: dict | None) -> dict:
+    if meta is not None and not isinstance(meta, dict):
+        raise CjpgError(f"metadata must be a dict of {', '.join(IMAGE_KEYS)}, got {type(meta).__name__}")
     if not meta:
         return {}
     unknown = set(meta) - set(IMAGE_KEYS)
@@ -327,7 +349,15 @@ def _check_image_meta(meta: dict | None) -> dict:
 
 def _finite_numbers(v) -> bool:
     return isinstance(v, list) and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v)
+        isinstance(x, (int, float)) and not isinstance(x, bool) and _finite(x) for x in v)
+
+
+def _finite(x: int | float) -> bool:
+    """Whether a number is finite as a float (an int too large for a float64 is not)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def image_meta_problem(key: str, value) -> str | None:
@@ -419,18 +449,25 @@ def encode(
     bytes
         The file; a 2D image is a valid JPEG file.
     """
-    if not all(hasattr(image, a) for a in ("shape", "dtype", "ndim", "__getitem__")):
-        image = np.asarray(image)
+    if not (all(hasattr(image, a) for a in ("shape", "dtype", "ndim", "__getitem__"))
+            and isinstance(image.dtype, np.dtype)):  # lazy arrays stay lazy; others (lists, torch tensors) convert
+        try:
+            image = np.asarray(image)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise CjpgError(f"cannot read the image as an array: {exc}") from None
     dtype = _check_dtype(image)
-    rgb = _plane_layout(image, rgb)
-    if subsampling is not None and subsampling not in SUBSAMPLING:
+    rgb = _plane_layout(image, _check_flag("rgb", rgb))
+    progressive = _check_flag("progressive", progressive)
+    if progress is not None and not callable(progress):
+        raise CjpgError(f"progress must be a callable progress(done, total), got {progress!r}")
+    if subsampling is not None and (not isinstance(subsampling, str) or subsampling not in SUBSAMPLING):
         raise CjpgError(f"unknown chroma subsampling {subsampling!r}; use one of {sorted(SUBSAMPLING)}")
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise CjpgError(f"quality must be an integer from 1 to 100, got {quality!r}")
     if axes is not None and (not isinstance(axes, str) or len(axes) != image.ndim):
         raise CjpgError(f"axes {axes!r} must name each of the image's {image.ndim} axes")
     image_meta = _check_image_meta(metadata)
-    if dtype == "uint8" and mapping not in (None, "plane", "stack"):
+    if dtype == "uint8" and mapping is not None and not (isinstance(mapping, str) and mapping in ("plane", "stack")):
         raise CjpgError("mapping applies to data other than uint8, which is stored as is")
     mapping = _check_mapping_arg("stack" if mapping is None else mapping, dtype) if dtype != "uint8" else None
     bits = _check_bits(bits, dtype, _network_bits(model))
@@ -452,7 +489,7 @@ def encode(
                       if kind.kind in "iu" else (float(np.finfo(kind).min), float(np.finfo(kind).max)))
     payloads, lows, highs, clipped = [], [], [], 0
     for i, index in enumerate(np.ndindex(*lead)):
-        plane = np.asarray(image[index])  # one plane at a time: dask, zarr and memory maps stay lazy
+        plane = _read_plane(image, index)  # one plane at a time: dask, zarr and memory maps stay lazy
         _check_finite(plane, index)
         if isinstance(mapping, tuple):
             clipped += int(np.count_nonzero((plane < mapping[0]) | (plane > mapping[1])))
@@ -506,6 +543,13 @@ def encode(
     if stages.downscale > 1:  # readers that cannot enlarge the payload must refuse the file
         meta.update(downscale=stages.downscale, required=["downscale"])
     return pack({**meta, "image": image_meta}, payloads)
+
+
+def _check_flag(name: str, value) -> bool | None:
+    """A yes/no option of :func:`encode` (``rgb``, ``progressive``) as a bool, or None (its default)."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    raise CjpgError(f"{name} must be True, False or None, got {value!r}")
 
 
 def _network_bits(model: str | ModelStages | None) -> int | None:
@@ -591,7 +635,12 @@ class Reader:
         ``restore=False`` skips the decoder network: the payload as a stock JPEG decoder
         shows it (enlarged to full size for a compact model), in milliseconds.
         """
-        return self.decode_payload(k, self.container.payload(k), restore)
+        data = self.container.payload(k)
+        try:
+            return self.decode_payload(k, data, restore)
+        except MemoryError:
+            raise CjpgError(f"plane {k} ({'x'.join(map(str, self.plane_shape))} pixels) needs more memory than "
+                            "is free") from None
 
     def decode_payload(self, k: int, data: bytes, restore: bool = True) -> np.ndarray:
         """Decode plane ``k`` from its payload bytes (read with ``container.payload(k)``)."""
@@ -660,6 +709,11 @@ def imwrite(path: str | os.PathLike, image: np.ndarray, **options) -> None:
 
 def imread(path: str | os.PathLike, *, model: str | None = None) -> np.ndarray:
     """Read a ``.cjpg`` file (see :func:`decode`)."""
+    if isinstance(path, bytes):  # a path as bytes, as os.fsencode gives it (decode takes bytes as the file's data)
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise CjpgError(f"imread takes a file path (str or os.PathLike), got {type(path).__name__}; "
+                        "decode takes a file's bytes")
     return decode(Path(path), model=model)
 
 

@@ -330,7 +330,10 @@ def _check_meta(meta) -> dict:
         raise CjpgError(f"unsupported .cjpg format version {meta.get('version')!r}; this reader knows 1 to {VERSION}")
     if meta["version"] >= 2:
         meta = {**DEFAULTS, **meta}
-    unknown = set(meta.get("required", [])) - KNOWN_REQUIRED - KNOWN_OPTIONAL
+    required = meta.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        raise CjpgError(f"corrupt .cjpg header: 'required' {required!r} is not a list of field names")
+    unknown = set(required) - KNOWN_REQUIRED - KNOWN_OPTIONAL
     if unknown:
         raise CjpgError(f"file needs features this reader does not know: {sorted(unknown)}; upgrade napari-cnnjpeg")
     missing = KNOWN_REQUIRED - set(meta)
@@ -347,6 +350,7 @@ def _check_meta(meta) -> dict:
     shape = meta["shape"]
     if not isinstance(shape, list) or not 2 <= len(shape) <= 32 or not all(_is_int(d) and d >= 1 for d in shape):
         raise CjpgError(f"corrupt .cjpg header: absurd shape {shape!r}")
+    _check_fields(meta)
     plane_dims = 3 if meta["rgb"] else 2
     if meta["rgb"] and shape[-1] != 3:
         raise CjpgError(f"corrupt .cjpg header: RGB shape {shape} does not end in 3")
@@ -387,6 +391,20 @@ def _check_meta(meta) -> dict:
         raise CjpgError(f"corrupt .cjpg header: model_sha256 {sha!r} is not {HASH_DIGITS} to 64 hex digits")
     _check_mapping(meta["mapping"], meta["dtype"], len(planes))
     return meta
+
+
+def _check_fields(meta: dict) -> None:
+    """The plain fields a reader hands on (:func:`~napari_cnnjpeg.codec.info`, napari): ``rgb`` a bool,
+    ``quality`` an integer 1-100, ``subsampling`` one of the three, ``axes`` null or one letter per axis."""
+    if not isinstance(meta["rgb"], bool):
+        raise CjpgError(f"corrupt .cjpg header: rgb {meta['rgb']!r} is not true or false")
+    if not _is_int(meta["quality"]) or not 1 <= meta["quality"] <= 100:
+        raise CjpgError(f"corrupt .cjpg header: quality {meta['quality']!r} is not an integer from 1 to 100")
+    if meta["subsampling"] not in ("4:2:0", "4:2:2", "4:4:4"):
+        raise CjpgError(f"corrupt .cjpg header: unknown chroma subsampling {meta['subsampling']!r}")
+    axes = meta["axes"]
+    if axes is not None and not (isinstance(axes, str) and len(axes) == len(meta["shape"])):
+        raise CjpgError(f"corrupt .cjpg header: axes {axes!r} do not name each of the {len(meta['shape'])} axes")
 
 
 def _check_weighting(meta: dict, bits: int) -> None:
@@ -455,23 +473,41 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write bytes to ``path`` through a temporary file and a rename: never half-written.
 
     A symbolic link's target is written (the link stays), and an existing file keeps its
-    permissions. Failures are :class:`CjpgError` naming ``path``, not the temporary file.
+    permissions. A character device or a named pipe (``/dev/null``, a FIFO) is written in
+    place, never replaced by a regular file. Failures are :class:`CjpgError` naming ``path``,
+    not the temporary file.
     """
-    if not str(path):
+    if isinstance(path, bytes):  # a path as os.fsencode gives it
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise CjpgError(f"cannot write: a file path is a str or os.PathLike, got {type(path).__name__}")
+    if not os.fspath(path):
         raise CjpgError("cannot write: no file name given")
     path = Path(os.path.realpath(path))
-    if path.is_dir():
-        raise CjpgError(f"cannot write {path}: it is a folder")
-    if not path.parent.is_dir():
-        raise CjpgError(f"cannot write {path}: there is no folder {path.parent}")
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError:
+        if path.is_dir():
+            raise CjpgError(f"cannot write {path}: it is a folder")
+        if not path.parent.is_dir():
+            raise CjpgError(f"cannot write {path}: there is no folder {path.parent}")
+        try:
+            kind = path.stat().st_mode
+        except FileNotFoundError:
+            kind = None
+    except OSError as exc:  # a name too long, a loop of links, a folder it may not search
+        raise CjpgError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if kind is not None and (stat.S_ISCHR(kind) or stat.S_ISFIFO(kind)):  # a rename would replace the device
+        _write_in_place(path, data)
+        return
+    if kind is not None and not stat.S_ISREG(kind):
+        raise CjpgError(f"cannot write {path}: it is not a regular file")
+    if kind is not None:
+        mode = stat.S_IMODE(kind)
+    else:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:  # the name's start only: a temporary name must fit the file system's limit as the name does
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise CjpgError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
@@ -486,3 +522,12 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise CjpgError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+
+
+def _write_in_place(path: Path, data: bytes) -> None:
+    """Write to a character device or a named pipe, which has no contents to keep whole."""
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise CjpgError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -277,9 +277,11 @@ def decode_lossless(data: bytes) -> np.ndarray:
 
 def _imagecodecs_decode(data: bytes, what: str) -> np.ndarray:
     """Decode through libjpeg-turbo 3 (imagecodecs), which fills a truncated stream with grey
-    and only warns: a stream must end its last scan with the end-of-image marker."""
+    and only warns: a stream must end its last scan with the end-of-image marker. A frame declaring
+    more pixels than Pillow decodes is refused first (:func:`check_pixels`), as 8-bit streams are."""
     import imagecodecs
 
+    check_pixels(data)
     if data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):  # scan data holds no 0xFFD9 (markers are escaped)
         raise CjpgError(f"truncated {what} stream: its scan data has no end-of-image marker")
     try:
@@ -311,13 +313,20 @@ def _is_frame(marker: int) -> bool:
     return 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)
 
 
+def decodable_pixels() -> int | None:
+    """The most pixels a JPEG plane may have for Pillow to decode it (twice ``PIL.Image.MAX_IMAGE_PIXELS``,
+    read when called); None where that guard is off."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return 2 * limit if limit else None
+
+
 def check_pixels(data: bytes) -> None:
-    """Refuse a JPEG stream whose frame header declares more pixels than Pillow decodes (twice
-    ``PIL.Image.MAX_IMAGE_PIXELS``: a decompression bomb), before anything is allocated."""
-    frame, limit = _frame(data), Image.MAX_IMAGE_PIXELS
-    if frame and limit and frame[2] * frame[3] > 2 * limit:
+    """Refuse a JPEG stream whose frame header declares more pixels than Pillow decodes
+    (:func:`decodable_pixels`: a decompression bomb), before anything is allocated."""
+    frame, limit = _frame(data), decodable_pixels()
+    if frame and limit and frame[2] * frame[3] > limit:
         raise CjpgError(f"JPEG declares absurd dimensions: {frame[2]}x{frame[3]} pixels, more than "
-                        f"{2 * limit} (PIL.Image.MAX_IMAGE_PIXELS guards against decompression bombs)")
+                        f"{limit} (PIL.Image.MAX_IMAGE_PIXELS guards against decompression bombs)")
 
 
 def jpeg_precision(data: bytes) -> int | None:
