@@ -880,13 +880,15 @@ def _restore_components(stages: ModelStages, data: bytes, coding: str) -> np.nda
     """An 8-bit JPEG of R, G, B or C, M, Y, K coded "as is" (:func:`colour_coding`), each component restored
     as a grey plane with its own table (the colour network expects YCbCr's artefacts); or of YCCK, whose C,
     M, Y as Pillow reads them (the R, G, B of its YCbCr components) are restored in colour and K as grey.
-    Returns RGB."""
+    Components whose tables are as fine as the model's ``identity_step["component"]`` come back as decoded
+    (``scripts/component_identity.py``). Returns RGB."""
     components = decode_jpeg(data, cmyk=True)
     if _restorable(components):
         tables, ycck = component_tables(data), coding == "ycck"
         colour = [stages.post(np.ascontiguousarray(components[..., :3]), tables[0], tables[1], rounded=True,
                               layout=chroma_layout(data))] if ycck else []
-        grey = [stages.post(np.ascontiguousarray(components[..., c]), tables[c], None, rounded=True, layout="grey")
+        grey = [stages.post(np.ascontiguousarray(components[..., c]), tables[c], None, rounded=True,
+                            layout="component")
                 for c in range(3 if ycck else 0, components.shape[-1])]
         components = np.dstack(colour + grey)
     return components if components.shape[-1] == 3 else cmyk_to_rgb(components)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CjpgError
-from ..format.jpeg import TUNED_TABLES, check_tables
+from ..format.jpeg import LAYOUTS, TUNED_TABLES, check_tables
 from . import inference, resample
 
 BASELINE = "jpeg"
@@ -57,7 +57,7 @@ class ModelInfo:
     bits: int = 8
     #: "s": runs at 2 MP/s or more on 2 CPU cores; "l": larger, worth running only on a GPU.
     tier: str = "s"
-    #: Decoder-only models, per chroma layout (:data:`jpeg.LAYOUTS`): at or below this mean luma
+    #: Decoder-only models, per chroma layout (:data:`IDENTITY_LAYOUTS`): at or below this mean luma
     #: quantisation step (in 8-bit units) the decoder returns its input unchanged (measured: on
     #: finer tables it stops helping). A layout not listed, or not known, gets the largest step.
     identity_step: dict | None = None
@@ -97,15 +97,20 @@ def registry() -> dict[str, ModelInfo]:
     return models
 
 
+#: Keys of :attr:`ModelInfo.identity_step`: a stream's chroma layout (:data:`jpeg.LAYOUTS`), or
+#: "component": one component of an RGB-, CMYK- or YCCK-coded stream restored as a grey plane on its own
+#: (``restore``; measured by ``scripts/component_identity.py``).
+IDENTITY_LAYOUTS = LAYOUTS + ("component",)
+
+
 def _identity_steps(value) -> dict | None:
     if value is None:
         return None
-    from ..format.jpeg import LAYOUTS
-
     if not isinstance(value, dict) or not value or not all(
-            k in LAYOUTS and isinstance(v, (int, float)) and np.isfinite(v) and v >= 0 for k, v in value.items()):
-        raise CjpgError(f"a model's identity_step maps chroma layouts ({', '.join(LAYOUTS)}) to steps of at "
-                        f"least 0, got {value!r}")
+            k in IDENTITY_LAYOUTS and isinstance(v, (int, float)) and np.isfinite(v) and v >= 0
+            for k, v in value.items()):
+        raise CjpgError(f"a model's identity_step maps chroma layouts ({', '.join(IDENTITY_LAYOUTS)}) to steps of "
+                        f"at least 0, got {value!r}")
     return {k: float(v) for k, v in value.items()}
 
 
