@@ -26,20 +26,94 @@ def _is_cjpg(path) -> bool:
         return False
 
 
+def _natural_key(path: Path):
+    import re
+
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def cjpg_files_in(folder) -> list[Path]:
+    """The ``.cjpg`` files directly inside a local folder, in natural order (plane2 before plane10);
+    [] for anything else."""
+    try:
+        if not isinstance(folder, (str, os.PathLike)) or "://" in os.fspath(folder) or not os.path.isdir(folder):
+            return []
+        return sorted((p for p in Path(folder).iterdir() if _is_cjpg(p) and p.is_file()), key=_natural_key)
+    except Exception:  # noqa: BLE001 - a reader hook must never raise (e.g. a folder it may not list)
+        return []
+
+
 def napari_get_reader(path):
-    """The reader function for ``path`` if it is a ``.cjpg`` file (or a list of only such), else None."""
+    """The reader function for ``path`` if it is a ``.cjpg`` file (or a list of only such), or a folder
+    holding ``.cjpg`` files (dropped on napari: one layer per file), else None."""
     try:
         if isinstance(path, (list, tuple)):
+            if len(path) == 1 and cjpg_files_in(path[0]):
+                return read_cjpg
             return read_cjpg if path and all(_is_cjpg(p) for p in path) else None
-        return read_cjpg if _is_cjpg(path) else None
+        return read_cjpg if _is_cjpg(path) or cjpg_files_in(path) else None
     except Exception:  # noqa: BLE001
         return None
 
 
 def read_cjpg(path) -> list[tuple]:
-    """Layer data tuples, one image layer per file."""
+    """Layer data tuples: one image layer per file (of a folder: per ``.cjpg`` file in it); several
+    files, which napari passes only when asked to open them as a stack (File > Open Files as
+    Stack...), become one layer along a new first axis where they agree in shape and dtype."""
     paths = path if isinstance(path, (list, tuple)) else [path]
-    return [_read_one(Path(p)) for p in paths]
+    files = []
+    for p in paths:
+        files.extend(cjpg_files_in(p) if os.path.isdir(p) else [Path(p)])
+    if isinstance(path, (list, tuple)) and len(files) > 1 and all(not os.path.isdir(p) for p in paths):
+        stacked = _read_stacked(files)
+        if stacked is not None:
+            return [stacked]
+    return [_read_one(f) for f in files]
+
+
+def _read_stacked(files: list[Path]) -> tuple | None:
+    """One lazy layer of ``files`` (a dask array, a file decoded when napari shows it), or None
+    with a napari warning where they differ in shape, dtype or colour layout."""
+    import dask
+    import dask.array as da
+    import numpy as np
+
+    from ..codec import IMAGE_KEYS, Container, describe, image_meta_problem, imread
+
+    infos = []
+    for f in files:
+        with Container.open(f) as c:
+            info = describe(c)
+        infos.append({k: v for k, v in info.items() if k not in IMAGE_KEYS or image_meta_problem(k, v) is None})
+    first = infos[0]
+    layout = lambda i: (tuple(i["shape"]), i["dtype"], bool(i["rgb"]), i.get("rgba") is True)  # noqa: E731
+    odd = next((f for f, i in zip(files, infos) if layout(i) != layout(first)), None)
+    if odd is not None or first.get("rgba") is True:
+        if odd is not None:
+            _warn(f"napari-cnnjpeg opened {len(files)} files as separate layers, not as a stack: {odd.name} is "
+                  f"{infos[files.index(odd)]['dtype']} {tuple(infos[files.index(odd)]['shape'])}, {files[0].name} "
+                  f"{first['dtype']} {tuple(first['shape'])}")
+        return None
+    shape, dtype = tuple(first["shape"]), np.dtype(first["dtype"])
+    planes = [da.from_delayed(dask.delayed(imread)(f), shape=shape, dtype=dtype) for f in files]
+    data = da.stack(planes)
+    kwargs = _layer_kwargs(first, files[0])
+    limits = [_contrast_limits(i) for i in infos]
+    if all(lim is not None for lim in limits):
+        kwargs["contrast_limits"] = (min(lo for lo, _ in limits), max(hi for _, hi in limits))
+    for key, extra in (("scale", 1.0), ("translate", 0.0), ("axis_labels", "file"), ("units", "pixel")):
+        if key in kwargs:
+            kwargs[key] = (extra, *kwargs[key])
+    kwargs["metadata"]["source_paths"] = [str(f) for f in files]
+    return (data, kwargs, "image")
+
+
+def _warn(message: str) -> None:
+    try:
+        from napari.utils.notifications import show_warning
+    except ImportError:
+        return
+    show_warning(message)
 
 
 class ProgressiveStack:
@@ -354,6 +428,11 @@ def _read_one(path: Path) -> tuple:
 
         data = ChannelsLast(data) if isinstance(data, ProgressiveStack) else np.moveaxis(data, -3, -1)
         info = {**info, "rgb": True, "shape": [*info["shape"][:-3], *info["shape"][-2:], 4]}
+    return (data, _layer_kwargs(info, path), "image")
+
+
+def _layer_kwargs(info: dict, path: Path) -> dict:
+    """The image layer's keyword arguments for a file described by ``info``."""
     kwargs = {
         "name": info.get("name") or path.stem,
         "rgb": bool(info["rgb"]),
@@ -370,4 +449,4 @@ def _read_one(path: Path) -> tuple:
             kwargs[key] = tuple(value)
     if not info["rgb"] and _known_colormap(info.get("colormap")):
         kwargs["colormap"] = info["colormap"]
-    return (data, kwargs, "image")
+    return kwargs

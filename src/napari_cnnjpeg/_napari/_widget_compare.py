@@ -123,6 +123,18 @@ def _dtype_note(ref, test) -> str:
             "as stored (not rescaled), over the reference's range")
 
 
+def _geometry_note(ref, test, geometry) -> str:
+    """A warning for layers placed differently in the world (scale or translate of their planes):
+    they are compared pixel for pixel, as stored, not where the viewer shows them."""
+    rs, ts = np.asarray(ref.scale[-2:], float), np.asarray(test.scale[-2:], float)
+    rt, tt = np.asarray(ref.translate[-2:], float), np.asarray(test.translate[-2:], float)
+    if np.allclose(rs, ts) and np.allclose(rt, tt):
+        return ""
+    fmt = lambda a: "(" + ", ".join(f"{v:g}" for v in a) + ")"  # noqa: E731
+    return (f"\nnote: the layers lie differently in the world (scale {fmt(ts)} vs {fmt(rs)}, translate "
+            f"{fmt(tt)} vs {fmt(rt)}): compared pixel for pixel; the maps lie over {geometry.name}")
+
+
 # -- work (worker thread) ----------------------------------------------------------------
 def compare_job(task, ref, test, ref_index, test_index, rgb: bool):
     """PSNR and SSIM (mean over planes) plus absolute-error and SSIM maps."""
@@ -311,7 +323,7 @@ class CompareWidget(Container):
             f"PSNR {format_db(result['psnr'])} · SSIM {format_ssim(result['ssim'])}\n"
             f"{test.name} vs {ref.name}, {where}"
             + (f" (SSIM: mean of {result['planes']} planes)" if result["planes"] > 1 else "")
-            + _dtype_note(ref, test)
+            + _dtype_note(ref, test) + _geometry_note(ref, test, geometry)
         )
         self.status.value = ""
         if not self.maps.value:

@@ -25,6 +25,7 @@ from ._workers import (
     ALL_PLANES,
     PLANE_CHOICES,
     PLANE_IN_VIEW,
+    CheckedPlanes,
     Job,
     apply_runtime_settings,
     check_layer,
@@ -39,10 +40,12 @@ from ._workers import (
     layer_attributes,
     layer_choices,
     layer_plane,
+    lazy_source,
     lead_shape,
     plane_transform,
     set_or_add_image,
     show_error,
+    stack_range,
 )
 
 if TYPE_CHECKING:
@@ -102,7 +105,9 @@ def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality:
     """Encode the plane at ``index`` (or all planes when None), decode it and measure it.
 
     ``mapping`` "stack" maps the whole layer's range even when one plane is compressed,
-    so that the plane in view looks as it will in the saved file.
+    so that the plane in view looks as it will in the saved file. All planes of a lazy
+    layer (dask, zarr, a ``.cjpg`` stack) are read one at a time, each read a point where
+    Cancel takes effect; only the decoded result (``decode``) is held whole.
     """
     from ..codec import Reader, encode
     from ..eval import metrics
@@ -111,7 +116,7 @@ def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality:
     apply_runtime_settings(model)
     plane_mapping = mapping  # what a single plane (the one shown, or the rate probe) is coded with
     if mapping == "stack" and (index is not None or quality is None):
-        lo, hi = float(data.min()), float(data.max())
+        lo, hi = stack_range(task, data, rgb)  # zarr and .cjpg stacks have no min(); plane by plane
         plane_mapping = (lo, hi) if hi > lo else "plane"
         if index is not None:
             mapping = plane_mapping
@@ -121,33 +126,42 @@ def compress_job(task, data, rgb: bool, index, probe_index, model: str, quality:
         quality, note = yield from find_quality(task, probe, rgb, model, target_bpp, plane_mapping)
     if clamped := quality_note(model, quality):  # outside the model's range: coded at its nearest end
         note, quality = clamped, model_info(model).effective_quality(quality)
-    src = layer_plane(data, index)
+    whole = index is None
+    src = CheckedPlanes(lazy_source(data), task) if whole else layer_plane(data, index)
     task.check()
     pdims = 3 if rgb else 2
-    n = int(np.prod(src.shape[: src.ndim - pdims], dtype=np.int64))
+    lead = tuple(src.shape[: len(src.shape) - pdims])
+    n = int(np.prod(lead, dtype=np.int64))
     total = 2 * n if decode else n
     blob = encode(src, quality=quality, model=model, rgb=rgb, metadata=metadata, mapping=mapping,
                   progress=lambda done, _n: task.report(done, total))
     if not decode:
         return CompressResult(blob, None, model, quality, len(blob), _bpp(len(blob), src, rgb),
                               float("nan"), float("nan"), index, note)
-    plane_shape = src.shape[src.ndim - pdims :]
+    plane_shape = tuple(src.shape[len(src.shape) - pdims :])
     out = np.empty(src.shape, src.dtype)
-    flat_out, flat_src = out.reshape((-1,) + plane_shape), src.reshape((-1,) + plane_shape)
-    ssims = []
-    rng = metrics.value_range(src)  # scientific data: figures over its own value range
+    flat_out = out.reshape((-1,) + plane_shape)
+    if np.dtype(src.dtype) == np.uint8:
+        rng = metrics.data_range(np.uint8)
+    else:  # scientific data: figures over its own value range (of the whole stack)
+        lo, hi = stack_range(task, data, rgb) if whole else (float(src.min()), float(src.max()))
+        rng = hi - lo if hi > lo else metrics.data_range(src.dtype)
+    ssims, sse = [], 0.0
     with Reader(blob) as reader:
         for k in range(len(reader)):
             flat_out[k] = reader.plane(k)
+            ref = np.asarray(src[tuple(int(i) for i in np.unravel_index(k, lead))] if lead else src[...])
+            diff = ref.astype(np.float64) - flat_out[k].astype(np.float64)
+            sse += float(np.sum(diff * diff))
             try:
-                ssims.append(float(metrics.ssim(flat_src[k], flat_out[k], rgb=rgb, data_range_=rng)))
+                ssims.append(float(metrics.ssim(ref, flat_out[k], rgb=rgb, data_range_=rng)))
             except CjpgError:  # plane smaller than the SSIM window
                 ssims.append(float("nan"))
             yield (n + k + 1, total)
-    return CompressResult(
-        blob, out, model, quality, len(blob), _bpp(len(blob), src, rgb), metrics.psnr(src, out, rng),
-        float(np.mean(ssims)), index, note,
-    )
+    mse = sse / out.size if out.size else 0.0
+    psnr = float("inf") if mse == 0 else float(10 * np.log10(rng * rng / mse))
+    return CompressResult(blob, out, model, quality, len(blob), _bpp(len(blob), src, rgb), psnr,
+                          float(np.mean(ssims)), index, note)
 
 
 # -- the widget ----------------------------------------------------------------------
@@ -394,14 +408,18 @@ class CompressWidget(Container):
 
         metadata = layer_image_metadata(layer_attributes(layer))
         return self._save_job.start(_save_job, path, request, metadata,
-                                    on_result=lambda r: self._saved(path, r))
+                                    on_result=lambda r: self._saved(path, r, layer))
 
-    def _saved(self, path: Path, result: CompressResult) -> None:
+    def _saved(self, path: Path, result: CompressResult, layer=None) -> None:
         from napari.utils.notifications import show_info
 
         msg = f"saved {path} ({format_bytes(result.bytes)}, {result.bpp:.3f} bpp, quality {result.quality})"
         self.status.value = msg
         show_info(msg)
+        if layer is not None:
+            from ._writer import warn_dropped_transforms
+
+            warn_dropped_transforms(path, layer_attributes(layer))
 
 
 def _save_job(task, path: Path, request: dict, metadata: dict):

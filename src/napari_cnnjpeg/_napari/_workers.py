@@ -91,7 +91,8 @@ def check_layer(layer, what: str = "image layer") -> None:
     if getattr(layer, "multiscale", False):
         raise CjpgError(
             f"layer {layer.name!r} is multiscale (a pyramid); napari-cnnjpeg works on single-scale "
-            "layers: open the full-resolution level on its own"
+            "layers: add the full-resolution level as a layer of its own (napari's console: "
+            f"viewer.add_image(viewer.layers[{layer.name!r}].data[0]))"
         )
     if getattr(layer, "rgb", False) and layer.data.shape[-1] != 3:
         raise CjpgError(
@@ -158,6 +159,94 @@ def layer_plane(data, index: tuple[int, ...] | None) -> np.ndarray:
     if isinstance(data, ChannelsLast):
         data = data.exact
     return np.asarray(data[index] if index else data)
+
+
+def lazy_source(data):
+    """A layer's data as :func:`napari_cnnjpeg.encode` reads it, one plane at a time: dask, zarr
+    and ``.cjpg`` stacks (their restored planes, never previews) are not loaded whole."""
+    from ._reader import ChannelsLast, ProgressiveStack
+
+    if isinstance(data, (ProgressiveStack, ChannelsLast)):
+        return data.exact
+    if all(hasattr(data, a) for a in ("shape", "dtype", "ndim", "__getitem__")):
+        return data
+    return np.asarray(data)
+
+
+class CheckedPlanes:
+    """``data`` whose every read is a cancellation point of ``task`` (for codec calls that read
+    a lazy stack plane by plane, e.g. the whole-stack value range :func:`napari_cnnjpeg.encode` takes)."""
+
+    def __init__(self, data, task) -> None:
+        self.data, self.task = data, task
+        self.shape, self.dtype, self.ndim = tuple(data.shape), np.dtype(data.dtype), len(data.shape)
+
+    def __getitem__(self, key):
+        self.task.check()
+        return self.data[key]
+
+    def __array__(self, dtype=None, copy=None):
+        self.task.check()
+        out = np.asarray(self.data)
+        return out if dtype is None else out.astype(dtype)
+
+
+_RANGES: dict[int, tuple] = {}
+
+
+def stack_range(task, data, rgb: bool) -> tuple[float, float]:
+    """Min and max of a layer's data, read one plane at a time (zarr arrays and ``.cjpg`` stacks
+    have no ``min()``; a dask stack is not loaded whole); each plane is a cancellation point.
+
+    The range of lazy data (taken as read-only) is remembered while the data object lives, so the
+    plane in view of a large lazy stack does not re-read the whole stack at every slider step.
+    """
+    import weakref
+
+    if isinstance(data, np.ndarray):
+        return float(data.min()), float(data.max())
+    key = id(data)
+    cached = _RANGES.get(key)
+    if cached is not None and cached[0]() is data:
+        return cached[1]
+    pdims = 3 if rgb else 2
+    lead = tuple(data.shape[: len(data.shape) - pdims])
+    lo, hi = np.inf, -np.inf
+    for index in np.ndindex(*lead):
+        task.check()
+        plane = layer_plane(data, index)
+        if plane.size:
+            lo, hi = min(lo, float(np.min(plane))), max(hi, float(np.max(plane)))
+    try:
+        ref = weakref.ref(data, lambda _r, k=key: _RANGES.pop(k, None))
+    except TypeError:  # not weak-referenceable: not remembered
+        return lo, hi
+    _RANGES[key] = (ref, (lo, hi))
+    return lo, hi
+
+
+def dropped_transforms(attributes: dict) -> list[str]:
+    """The layer transforms a ``.cjpg`` does not keep (it keeps scale and translate): rotate,
+    shear and affine, where they are not the identity."""
+    dropped = []
+    rotate = attributes.get("rotate")
+    if rotate is not None:
+        r = np.asarray(rotate, dtype=float)
+        if r.ndim == 0 and abs(float(r)) > 1e-9 or r.ndim == 2 and not np.allclose(r, np.eye(len(r))):
+            dropped.append("rotate")
+    shear = attributes.get("shear")
+    if shear is not None:
+        sh = np.asarray(shear, dtype=float)
+        if sh.ndim == 2:
+            sh = sh[np.triu_indices(len(sh), 1)]
+        if not np.allclose(sh, 0):
+            dropped.append("shear")
+    affine = attributes.get("affine")
+    if affine is not None:
+        a = np.asarray(getattr(affine, "affine_matrix", affine), dtype=float)
+        if a.ndim == 2 and a.shape[0] == a.shape[1] and not np.allclose(a, np.eye(len(a))):
+            dropped.append("affine")
+    return dropped
 
 
 def describe_index(layer, index: tuple[int, ...]) -> str:
@@ -392,6 +481,7 @@ def layer_attributes(layer) -> dict:
         "units": [str(u) for u in units] if units is not None else None,
         "contrast_limits": list(layer.contrast_limits), "colormap": layer.colormap.name,
         "rgb": bool(layer.rgb), "multiscale": bool(layer.multiscale),
+        "rotate": layer.rotate, "shear": layer.shear, "affine": layer.affine.affine_matrix,
     }
 
 

@@ -3,7 +3,7 @@
 Uses the model and quality of the plugin settings (data of more than 8 bits: 12-bit
 JPEG, unless the settings name a model); the layer's name, scale,
 translate, axis labels, units, contrast limits and colormap are stored in the
-file and restored by the reader. RGBA layers are stored as four grey planes and
+file and restored by the reader (a rotate, shear or affine is not: saving warns). RGBA layers are stored as four grey planes and
 reopen as RGBA; layers with other channel counts are stacks of grey planes.
 """
 
@@ -74,7 +74,9 @@ def _write_image(path: str, data: Any, attributes: dict) -> list[str]:
     from ._workers import apply_runtime_settings, default_model_id, get_settings
 
     if attributes.get("multiscale"):
-        raise CjpgError("multiscale (pyramid) layers cannot be saved as .cjpg; save the full-resolution level")
+        raise CjpgError(f"multiscale (pyramid) layers cannot be saved as .cjpg; save the full-resolution level "
+                        f"(napari's console: viewer.add_image(viewer.layers[{attributes.get('name', 'name')!r}]"
+                        ".data[0]), then save that layer)")
     rgb = bool(attributes.get("rgb", False))
     from ._reader import ChannelsLast, ProgressiveStack
 
@@ -93,4 +95,20 @@ def _write_image(path: str, data: Any, attributes: dict) -> list[str]:
     model = None if scientific else default_model_id(settings)
     apply_runtime_settings(model, settings)
     codec.imwrite(path, image, quality=settings.quality, model=model, rgb=rgb, metadata=metadata)
+    warn_dropped_transforms(path, attributes)
     return [path]
+
+
+def warn_dropped_transforms(path, attributes: dict) -> None:
+    """A napari warning where the layer had a rotate, shear or affine the file does not keep."""
+    from ._workers import dropped_transforms
+
+    dropped = dropped_transforms(attributes)
+    if not dropped:
+        return
+    try:
+        from napari.utils.notifications import show_warning
+    except ImportError:
+        return
+    show_warning(f"napari-cnnjpeg saved {path} without the layer's {' and '.join(dropped)} (a .cjpg keeps scale "
+                 "and translate only): it reopens unrotated and unsheared")
