@@ -161,22 +161,40 @@ def test_a_folder_of_cjpg_files_opens_one_layer_per_file(make_napari_viewer, tmp
         assert np.abs(layer.data.astype(float) - stack[i % 4]).max() < 2000
 
 
-# -- writer: transforms it does not keep --------------------------------------------------
-def test_saving_a_rotated_or_sheared_layer_warns(make_napari_viewer, tmp_path, notifications, stack):
-    from napari_cnnjpeg._napari._workers import dropped_transforms
+# -- writer: transforms ------------------------------------------------------------------------
+def test_a_rotated_sheared_or_affine_layer_reopens_so(make_napari_viewer, tmp_path, stack):
+    """rotate, shear and affine were dropped on save (the layer reopened unrotated); the file keeps them
+    where they are not the identity, and a plain layer's file holds none."""
+    from napari_cnnjpeg import info
+    from napari_cnnjpeg._napari._workers import layer_transforms
 
     viewer = make_napari_viewer()
     plain = viewer.add_image(stack[0], name="plain", scale=(-1, 2), translate=(3, 4))
-    turned = viewer.add_image(stack[0], name="turned", rotate=30, shear=[0.2])
+    turned = viewer.add_image(stack[0], name="turned", rotate=30, shear=[0.2],
+                              affine=np.array([[1, 0.1, 3], [0, 1, 4], [0, 0, 1]]))
     assert plain.save(str(tmp_path / "plain.cjpg"), plugin=PLUGIN)
-    assert not warnings_(notifications)
     assert turned.save(str(tmp_path / "turned.cjpg"), plugin=PLUGIN)
-    [message] = warnings_(notifications)
-    assert "rotate and shear" in message and "turned.cjpg" in message
+    assert not {"rotate", "shear", "affine"} & set(info(tmp_path / "plain.cjpg"))
     [back] = viewer.open(tmp_path / "plain.cjpg", plugin=PLUGIN)
     assert tuple(back.scale) == (-1, 2) and tuple(back.translate) == (3, 4)
-    assert dropped_transforms({"affine": np.array([[1, 0.2, 3], [0, 1, 4], [0, 0, 1]])}) == ["affine"]
-    assert dropped_transforms({"rotate": np.eye(2), "shear": [0.0], "affine": np.eye(3)}) == []
+    [again] = viewer.open(tmp_path / "turned.cjpg", plugin=PLUGIN)
+    for key in ("rotate", "shear"):
+        assert np.allclose(getattr(again, key), getattr(turned, key)), key
+    assert np.allclose(again.affine.affine_matrix, turned.affine.affine_matrix)
+    assert np.allclose(again.data_to_world((10, 20)), turned.data_to_world((10, 20)))
+    assert layer_transforms({"rotate": np.eye(2), "shear": [0.0], "affine": np.eye(3)}) == {}
+
+
+def test_crafted_transforms_are_left_out_by_the_reader(tmp_path, stack):
+    """A transform of the wrong size or with non-numbers is refused on write and left out on read."""
+    import napari_cnnjpeg as cj
+    from napari_cnnjpeg._napari._reader import read_cjpg
+
+    with pytest.raises(cj.CjpgError, match="rotate"):
+        cj.encode(stack[0], metadata={"rotate": [[1, 0], [0]]})
+    cj.imwrite(tmp_path / "x.cjpg", stack[0], metadata={"rotate": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "shear": [0.5]})
+    [(_, kwargs, _)] = read_cjpg(str(tmp_path / "x.cjpg"))
+    assert "rotate" not in kwargs and np.allclose(kwargs["shear"], [0.5])  # a 3x3 rotate does not fit 2 axes
 
 
 # -- Compare: layers placed differently ------------------------------------------------------

@@ -52,7 +52,8 @@ from .nn.resample import reduced_size, upscale
 #: Dtypes that are stored through a linear mapping onto the payload's values.
 MAPPED_DTYPES = tuple(d for d in DTYPES if d != "uint8")
 #: Optional image metadata kept by the container (napari layer properties).
-IMAGE_KEYS = ("name", "scale", "translate", "axis_labels", "units", "contrast_limits", "colormap", "rgba")
+IMAGE_KEYS = ("name", "scale", "translate", "axis_labels", "units", "contrast_limits", "colormap", "rgba",
+              "rotate", "shear", "affine")
 
 Source = bytes | str | os.PathLike
 #: What ordinary viewers do with a 12-bit file.
@@ -379,6 +380,11 @@ def image_meta_problem(key: str, value) -> str | None:
         return None if isinstance(value, str) else f"a colormap is stored by name, got {value!r}"
     if key == "rgba":
         return None if isinstance(value, bool) else f"needs True or False, got {value!r}"
+    if key == "shear":
+        return None if _finite_numbers(value) else f"needs a list of finite numbers, got {value!r}"
+    if key in ("rotate", "affine"):
+        ok = isinstance(value, list) and value and all(_finite_numbers(row) and len(row) == len(value) for row in value)
+        return None if ok else f"needs a square matrix (a list of rows) of finite numbers, got {value!r}"
     return f"unknown image metadata; known: {', '.join(IMAGE_KEYS)}"
 
 

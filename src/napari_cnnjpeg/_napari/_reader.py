@@ -433,6 +433,8 @@ def _read_one(path: Path) -> tuple:
 
 def _layer_kwargs(info: dict, path: Path) -> dict:
     """The image layer's keyword arguments for a file described by ``info``."""
+    import numpy as np
+
     kwargs = {
         "name": info.get("name") or path.stem,
         "rgb": bool(info["rgb"]),
@@ -447,6 +449,11 @@ def _layer_kwargs(info: dict, path: Path) -> dict:
         value = info.get(key)
         if isinstance(value, list) and len(value) == ndim:
             kwargs[key] = tuple(value)
+    # rotate (ndim x ndim), shear (napari's ndim * (ndim - 1) / 2 upper-triangle values), affine (ndim + 1 square)
+    for key, size in (("rotate", ndim), ("shear", ndim * (ndim - 1) // 2), ("affine", ndim + 1)):
+        value = info.get(key)
+        if isinstance(value, list) and len(value) == size:
+            kwargs[key] = np.asarray(value, dtype=float)
     if not info["rgb"] and _known_colormap(info.get("colormap")):
         kwargs["colormap"] = info["colormap"]
     return kwargs

@@ -416,10 +416,6 @@ class CompressWidget(Container):
         msg = f"saved {path} ({format_bytes(result.bytes)}, {result.bpp:.3f} bpp, quality {result.quality})"
         self.status.value = msg
         show_info(msg)
-        if layer is not None:
-            from ._writer import warn_dropped_transforms
-
-            warn_dropped_transforms(path, layer_attributes(layer))
 
 
 def _save_job(task, path: Path, request: dict, metadata: dict):

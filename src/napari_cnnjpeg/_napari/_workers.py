@@ -225,28 +225,28 @@ def stack_range(task, data, rgb: bool) -> tuple[float, float]:
     return lo, hi
 
 
-def dropped_transforms(attributes: dict) -> list[str]:
-    """The layer transforms a ``.cjpg`` does not keep (it keeps scale and translate): rotate,
-    shear and affine, where they are not the identity."""
-    dropped = []
+def layer_transforms(attributes: dict) -> dict:
+    """A layer's rotate, shear and affine where they are not the identity, as lists for a file's
+    ``image`` metadata (rotate and affine as lists of rows, shear as napari's upper-triangle values)."""
+    out = {}
     rotate = attributes.get("rotate")
     if rotate is not None:
         r = np.asarray(rotate, dtype=float)
-        if r.ndim == 0 and abs(float(r)) > 1e-9 or r.ndim == 2 and not np.allclose(r, np.eye(len(r))):
-            dropped.append("rotate")
+        if r.ndim == 2 and not np.allclose(r, np.eye(len(r))):
+            out["rotate"] = r.tolist()
     shear = attributes.get("shear")
     if shear is not None:
         sh = np.asarray(shear, dtype=float)
         if sh.ndim == 2:
             sh = sh[np.triu_indices(len(sh), 1)]
         if not np.allclose(sh, 0):
-            dropped.append("shear")
+            out["shear"] = sh.tolist()
     affine = attributes.get("affine")
     if affine is not None:
         a = np.asarray(getattr(affine, "affine_matrix", affine), dtype=float)
         if a.ndim == 2 and a.shape[0] == a.shape[1] and not np.allclose(a, np.eye(len(a))):
-            dropped.append("affine")
-    return dropped
+            out["affine"] = a.tolist()
+    return out
 
 
 def describe_index(layer, index: tuple[int, ...]) -> str:

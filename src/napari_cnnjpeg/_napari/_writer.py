@@ -46,6 +46,9 @@ def layer_image_metadata(attributes: dict) -> dict:
                 meta["colormap"] = name
         except ImportError:
             meta["colormap"] = name
+    from ._workers import layer_transforms
+
+    meta.update(layer_transforms(attributes))  # rotate, shear, affine where not the identity
     return meta
 
 
@@ -95,20 +98,4 @@ def _write_image(path: str, data: Any, attributes: dict) -> list[str]:
     model = None if scientific else default_model_id(settings)
     apply_runtime_settings(model, settings)
     codec.imwrite(path, image, quality=settings.quality, model=model, rgb=rgb, metadata=metadata)
-    warn_dropped_transforms(path, attributes)
     return [path]
-
-
-def warn_dropped_transforms(path, attributes: dict) -> None:
-    """A napari warning where the layer had a rotate, shear or affine the file does not keep."""
-    from ._workers import dropped_transforms
-
-    dropped = dropped_transforms(attributes)
-    if not dropped:
-        return
-    try:
-        from napari.utils.notifications import show_warning
-    except ImportError:
-        return
-    show_warning(f"napari-cnnjpeg saved {path} without the layer's {' and '.join(dropped)} (a .cjpg keeps scale "
-                 "and translate only): it reopens unrotated and unsheared")
