@@ -232,7 +232,7 @@ def fresh_stages():
     models.load_stages.cache_clear()
 
 
-@pytest.mark.parametrize("value, match", [("foo", "not one of auto, cpu"), ("cuda:x", "not one of"),
+@pytest.mark.parametrize("value, match", [("foo", "not one of auto, cpu"), ("cuda:x", "not one of"), ("cuda:²", "not one of"),
                                           ("cuda:99", "CUDA device")])
 def test_an_unusable_device_setting_is_named(monkeypatch, value, match):
     monkeypatch.setenv("CNNJPEG_DEVICE", value)

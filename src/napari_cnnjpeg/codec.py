@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -17,6 +18,7 @@ from .format.jpeg import (
     BITS,
     MAX12,
     SUBSAMPLING,
+    _frame,
     _standard_tables,
     check_pixels,
     chroma_layout,
@@ -372,9 +374,11 @@ def image_meta_problem(key: str, value) -> str | None:
         return None if _finite_numbers(value) else f"needs a list of finite numbers, got {value!r}"
     if key in ("axis_labels", "units"):
         ok = isinstance(value, list) and all(isinstance(x, str) for x in value)
+        if ok and key == "units" and any("**" in x or "^" in x for x in value):  # pint evaluates powers of any
+            return f"units are unit names, without powers, got {value!r}"  # size: napari hung on "9**9**9"
         return None if ok else f"needs a list of strings, got {value!r}"
-    if key == "contrast_limits":
-        ok = _finite_numbers(value) and len(value) == 2 and value[0] <= value[1]
+    if key == "contrast_limits":  # napari refuses equal limits
+        ok = _finite_numbers(value) and len(value) == 2 and value[0] < value[1]
         return None if ok else f"needs two finite numbers, low then high, got {value!r}"
     if key == "colormap":
         return None if isinstance(value, str) else f"a colormap is stored by name, got {value!r}"
@@ -650,6 +654,11 @@ class Reader:
 
     def decode_payload(self, k: int, data: bytes, restore: bool = True) -> np.ndarray:
         """Decode plane ``k`` from its payload bytes (read with ``container.payload(k)``)."""
+        frame = _frame(data)  # before decoding: a tiny payload may declare a frame of 179 megapixels
+        if frame is not None and (frame[2], frame[3]) != self.payload_shape[:2]:
+            raise CjpgError(f"corrupt .cjpg file: plane {k} decodes to {frame[2]}x{frame[3]} pixels (its JPEG "
+                            f"frame says), header says {self.payload_shape[0]}x{self.payload_shape[1]}")
+        check_scans(data)
         if self.bits == 12:
             pixels, luma, chroma = decode_levels12(data, self.weighting, self.levels)
         else:
@@ -696,6 +705,37 @@ class Reader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+#: Most scans a ``.cjpg`` payload may have. Each scan costs the decoder a pass over the plane's blocks:
+#: the writers' progressive payloads have at most 10, and a crafted one repeating a 33-byte scan took
+#: 10 ms per scan on a 16-megapixel plane (a 1 MB payload: minutes). :func:`restore` allows a plain
+#: JPEG :data:`MAX_SCANS_PLAIN`, the limit libjpeg-turbo advises for untrusted files.
+MAX_SCANS, MAX_SCANS_PLAIN = 100, 500
+#: A marker that ends a scan's entropy-coded data (not a stuffed 0xFF00, a restart marker or a fill byte).
+_END_OF_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def check_scans(data: bytes, limit: int = MAX_SCANS) -> None:
+    """Refuse a JPEG stream of more than ``limit`` scans (SOS markers), before it is decoded."""
+    i, scans = 2, 0
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xD9:
+            return
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # a fill byte; markers without a length
+            i += 1 if marker == 0xFF else 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            if scans > limit:
+                raise CjpgError(f"the JPEG stream has more than {limit} scans, more than any encoder writes "
+                                "(each costs a pass over the image): refused as a crafted stream")
+            end = _END_OF_SCAN.search(data, i)
+            if end is None:
+                return
+            i = end.start()
 
 
 def decode(data: Source, *, model: str | ModelStages | None = None) -> np.ndarray:
@@ -773,7 +813,7 @@ def _stock_viewer(model_id: str) -> str:
     try:
         return model_info(model_id).stock_viewer
     except CjpgError:
-        return f"unknown: model {model_id!r} is not shipped by this installation"
+        return f"unknown: model {model_id[:80]!r} is not shipped by this installation"
 
 
 def restore(
@@ -829,6 +869,7 @@ def restore(
         raise CjpgError("this is a .cjpg file, not a plain JPEG: open it with napari_cnnjpeg.decode (cnnjpeg decode)")
     if data is not None:
         check_pixels(data)
+        check_scans(data, MAX_SCANS_PLAIN)
     if data is not None and is_lossless(data):  # no quantisation: nothing lost, nothing to restore
         return decode_lossless(data)
     bits = 8 if data is None else jpeg_precision(data) or 8
@@ -867,6 +908,7 @@ def decode_plain(data: bytes) -> np.ndarray:
     """A JPEG stream as a plain decoder shows it, in the form :func:`restore` returns: uint8 (RGB for a
     CMYK JPEG, as Pillow converts it), uint16 of 12-bit samples, or a lossless JPEG's samples."""
     check_pixels(data)
+    check_scans(data, MAX_SCANS_PLAIN)
     if is_lossless(data):
         return decode_lossless(data)
     return decode_jpeg12(data) if jpeg_precision(data) == 12 else decode_jpeg(data)

@@ -456,4 +456,59 @@ def _layer_kwargs(info: dict, path: Path) -> dict:
             kwargs[key] = np.asarray(value, dtype=float)
     if not info["rgb"] and _known_colormap(info.get("colormap")):
         kwargs["colormap"] = info["colormap"]
+    if "units" in kwargs and not _known_units(kwargs["units"]):
+        _warn(f"napari-cnnjpeg left out {path.name}'s units {kwargs.pop('units')!r}: napari does not know them")
+    shape = [d for i, d in enumerate(info["shape"]) if not (info["rgb"] and i == len(info["shape"]) - 1)]
+    if problem := _transform_problem(kwargs, shape):
+        kept = {k: kwargs.pop(k) for k in TRANSFORMS if k in kwargs}
+        _warn(f"napari-cnnjpeg opened {path.name} without its {', '.join(kept)} ({problem})")
     return kwargs
+
+
+#: The layer transforms a file may hold (``image`` metadata), as napari's keyword arguments.
+TRANSFORMS = ("scale", "translate", "rotate", "shear", "affine")
+#: Most slider positions (world extent over napari's step) a transformed axis may take: Qt's sliders hold
+#: 32-bit integers, and napari's viewer broke on a shear of 1e9.
+MAX_STEPS = 2**30
+
+
+def _known_units(units) -> bool:
+    """Whether napari parses each of ``units`` (pint unit names; the codec already refuses powers)."""
+    try:
+        from napari.utils.transforms._units import get_units_from_name
+
+        get_units_from_name(units)
+    except Exception:  # noqa: BLE001 - pint raises its own errors, and AssertionError on odd expressions
+        return False
+    return True
+
+
+def _transform_problem(kwargs: dict, shape) -> str | None:
+    """Why napari could not show a layer of ``shape`` under the file's transforms in ``kwargs``, or None:
+    a zero or non-finite scale, a singular transform, or a world extent of more slider steps than Qt holds
+    (crafted files made napari raise, or left its viewer broken)."""
+    import numpy as np
+
+    if not any(k in kwargs for k in TRANSFORMS):
+        return None
+    try:
+        from napari.utils.transforms import Affine
+
+        ndim = len(shape)
+        with np.errstate(all="ignore"):
+            physical = Affine(scale=kwargs.get("scale", (1.0,) * ndim),
+                              translate=kwargs.get("translate", (0.0,) * ndim),
+                              rotate=kwargs.get("rotate"), shear=kwargs.get("shear"), ndim=ndim)
+            matrix = physical.affine_matrix
+            if "affine" in kwargs:
+                matrix = np.asarray(kwargs["affine"], dtype=float) @ matrix
+            if not np.isfinite(matrix).all() or abs(np.linalg.det(matrix[:-1, :-1])) == 0:
+                return "a transform that is singular or not finite"
+            step = np.abs(Affine(affine_matrix=matrix, ndim=ndim).scale)
+            span = np.abs(matrix[:-1, :-1]) @ np.asarray(shape, dtype=float) + np.abs(matrix[:-1, -1])
+            steps = span / step
+    except Exception as exc:  # noqa: BLE001 - napari's decomposition of a crafted matrix
+        return f"a transform napari cannot take: {exc}"
+    if not (np.isfinite(steps).all() and (step > 0).all() and (steps <= MAX_STEPS).all()):
+        return "a transform too degenerate or too large for napari's viewer"
+    return None

@@ -50,6 +50,19 @@ MAX_DOWNSCALE = 4
 DTYPES = ("uint8", "uint16", "int8", "int16", "int32", "uint32", "float16", "float32", "float64")
 MAX_PLANES = 10_000_000
 MAX_META = 256 * 1024 * 1024
+#: Besides MAX_META, a document may take at most META_FLOOR bytes plus META_RATIO times the file's size:
+#: writers' documents take under 0.6 of their file (an index entry and a mapping per plane of at least
+#: about 100 bytes), and parsed JSON takes up to about 25 times its bytes in memory, so a small file's
+#: header must not inflate to hundreds of megabytes (a 30 kB file to 256 MiB of ``[{},{},...]``: 7 GB).
+META_FLOOR = 1024 * 1024
+META_RATIO = 4
+
+
+def meta_limit(size: int) -> int:
+    """The most bytes the JSON document of a file of ``size`` bytes may take (:data:`META_RATIO`)."""
+    return min(MAX_META, META_FLOOR + META_RATIO * size)
+
+
 #: Version 4: the preset dictionary the JSON document is deflated with (raw DEFLATE, RFC 1951, as
 #: zlib's ``zdict``). Part of the format: never changed within a version (``docs/format.md`` quotes it).
 DICTIONARY = (
@@ -71,15 +84,16 @@ def _deflate(meta: bytes) -> bytes:
     return z.compress(meta) + z.flush()
 
 
-def _inflate(stored: bytes) -> bytes:
-    """A version 4 document's JSON bytes; a clear error where they do not inflate, or inflate too far."""
+def _inflate(stored: bytes, limit: int = MAX_META) -> bytes:
+    """A version 4 document's JSON bytes; a clear error where they do not inflate, or inflate beyond ``limit``."""
     z = zlib.decompressobj(-15, DICTIONARY)
     try:
-        meta = z.decompress(stored, MAX_META + 1)
+        meta = z.decompress(stored, limit + 1)
     except zlib.error:
         raise CjpgError("corrupt .cjpg header: the metadata does not inflate") from None
-    if len(meta) > MAX_META:
-        raise CjpgError(f"corrupt .cjpg header: the metadata inflates beyond {MAX_META} bytes")
+    if len(meta) > limit:
+        raise CjpgError(f"corrupt .cjpg header: the metadata inflates beyond {limit} bytes, more than a file "
+                        f"of its size holds")
     if not z.eof or z.unused_data:
         raise CjpgError("corrupt .cjpg header: the metadata's deflate stream is cut short or runs on")
     return meta
@@ -126,7 +140,11 @@ def pack(meta: dict, payloads: list[bytes]) -> bytes:
     blob = _deflate(document)
     first = payloads[0]
     at = _insert_at(first)
-    return b"".join([first[:at], _segments(blob), first[at:], *payloads[1:]])
+    out = b"".join([first[:at], _segments(blob), first[at:], *payloads[1:]])
+    if len(document) > meta_limit(len(out)):  # a long image name on a tiny image: readers refuse it
+        raise CjpgError(f"the metadata takes {len(document)} bytes, more than a reader accepts in a file of "
+                        f"{len(out)} bytes ({meta_limit(len(out))}): shorten the image metadata")
+    return out
 
 
 #: The frames the codec writes and reads: baseline, extended, progressive; arithmetic extended and progressive.
@@ -244,11 +262,17 @@ class Container:
         if zlib.crc32(blob) != crc:
             raise CjpgError("corrupt .cjpg header: metadata checksum mismatch")
         if version >= 4:
-            blob = _inflate(blob)
+            blob = _inflate(blob, meta_limit(s.size))
+        elif len(blob) > MAX_META:
+            raise CjpgError(f"corrupt .cjpg header: the metadata takes more than {MAX_META} bytes")
         try:
             meta = json.loads(blob)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise CjpgError("corrupt .cjpg header: metadata is not valid JSON") from None
+        except RecursionError:  # [[[[...: nested deeper than Python's parser goes
+            raise CjpgError("corrupt .cjpg header: metadata nested too deeply") from None
+        except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+            raise CjpgError("corrupt .cjpg header: metadata holds a number too long to read") from None
         app_len = pos - at
         if isinstance(meta, dict) and version >= 3:
             meta = _single_plane_fields(meta, version, s, pos, app_len)
@@ -327,15 +351,17 @@ def _check_meta(meta) -> dict:
     if not isinstance(meta, dict):
         raise CjpgError("corrupt .cjpg header: metadata is not an object")
     if not _is_int(meta.get("version")) or not 1 <= meta["version"] <= VERSION:
-        raise CjpgError(f"unsupported .cjpg format version {meta.get('version')!r}; this reader knows 1 to {VERSION}")
+        raise CjpgError(f"unsupported .cjpg format version {_short(meta.get('version'))}; this reader knows 1 "
+                        f"to {VERSION}")
     if meta["version"] >= 2:
         meta = {**DEFAULTS, **meta}
     required = meta.get("required", [])
     if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
-        raise CjpgError(f"corrupt .cjpg header: 'required' {required!r} is not a list of field names")
+        raise CjpgError(f"corrupt .cjpg header: 'required' {_short(required)} is not a list of field names")
     unknown = set(required) - KNOWN_REQUIRED - KNOWN_OPTIONAL
     if unknown:
-        raise CjpgError(f"file needs features this reader does not know: {sorted(unknown)}; upgrade napari-cnnjpeg")
+        raise CjpgError(f"file needs features this reader does not know: {_short(sorted(unknown))}; "
+                        "upgrade napari-cnnjpeg")
     missing = KNOWN_REQUIRED - set(meta)
     if missing:
         raise CjpgError(f"corrupt .cjpg header: missing fields {sorted(missing)}")
@@ -349,31 +375,32 @@ def _check_meta(meta) -> dict:
     meta["planes"] = [dict(p, crc32=_crc(p["crc32"])) for p in planes]
     shape = meta["shape"]
     if not isinstance(shape, list) or not 2 <= len(shape) <= 32 or not all(_is_int(d) and d >= 1 for d in shape):
-        raise CjpgError(f"corrupt .cjpg header: absurd shape {shape!r}")
+        raise CjpgError(f"corrupt .cjpg header: absurd shape {_short(shape)}")
     _check_fields(meta)
     plane_dims = 3 if meta["rgb"] else 2
     if meta["rgb"] and shape[-1] != 3:
-        raise CjpgError(f"corrupt .cjpg header: RGB shape {shape} does not end in 3")
+        raise CjpgError(f"corrupt .cjpg header: RGB shape {_short(shape)} does not end in 3")
     n = 1
     for d in shape[:-plane_dims]:
         n *= d
     if n != len(planes) or len(shape) < plane_dims:
-        raise CjpgError(f"corrupt .cjpg header: shape {shape} does not match {len(planes)} planes")
+        raise CjpgError(f"corrupt .cjpg header: shape {_short(shape)} does not match {len(planes)} planes")
     h, w = shape[len(shape) - plane_dims : len(shape) - plane_dims + 2]
     if h > 65500 or w > 65500:
         raise CjpgError(f"corrupt .cjpg header: absurd plane size {h}x{w}")
     downscale = meta.get("downscale", 1)
     if not _is_int(downscale) or not 1 <= downscale <= MAX_DOWNSCALE:
-        raise CjpgError(f"corrupt .cjpg header: downscale {downscale!r} is not an integer from 1 to {MAX_DOWNSCALE}")
+        raise CjpgError(f"corrupt .cjpg header: downscale {_short(downscale)} is not an integer from 1 to "
+                        f"{MAX_DOWNSCALE}")
     bits = meta.get("bits", 8)
     if bits not in (8, 12) or isinstance(bits, bool):
-        raise CjpgError(f"corrupt .cjpg header: bits {bits!r} is not 8 or 12")
+        raise CjpgError(f"corrupt .cjpg header: bits {_short(bits)} is not 8 or 12")
     if bits == 12 and (meta["dtype"] == "uint8" or downscale != 1 or "bits" not in meta.get("required", [])):
         raise CjpgError("corrupt .cjpg header: 12-bit payloads need data of more than 8 bits, no downscale, "
                         "and 'bits' listed under 'required'")
     levels = meta.get("levels", 4095 if bits == 12 else 255)
     if bits == 12 and (not _is_int(levels) or not 255 <= levels <= 4095):
-        raise CjpgError(f"corrupt .cjpg header: levels {levels!r} is not an integer from 255 to 4095")
+        raise CjpgError(f"corrupt .cjpg header: levels {_short(levels)} is not an integer from 255 to 4095")
     if bits == 12 and "levels" in meta and "levels" not in meta.get("required", []):
         raise CjpgError("corrupt .cjpg header: 'levels' must be listed under 'required'")
     if bits == 8 and "levels" in meta:
@@ -385,10 +412,10 @@ def _check_meta(meta) -> dict:
         raise CjpgError("corrupt .cjpg header: 'arithmetic' (arithmetic-coded payloads) must be true, on 12-bit "
                         "payloads, and listed under 'required'")
     if meta["dtype"] not in DTYPES:
-        raise CjpgError(f"corrupt .cjpg header: unknown dtype {meta['dtype']!r}; known: {', '.join(DTYPES)}")
+        raise CjpgError(f"corrupt .cjpg header: unknown dtype {_short(meta['dtype'])}; known: {', '.join(DTYPES)}")
     sha = meta["model_sha256"]
     if sha is not None and not _is_hex(sha, HASH_DIGITS, 64):
-        raise CjpgError(f"corrupt .cjpg header: model_sha256 {sha!r} is not {HASH_DIGITS} to 64 hex digits")
+        raise CjpgError(f"corrupt .cjpg header: model_sha256 {_short(sha)} is not {HASH_DIGITS} to 64 hex digits")
     _check_mapping(meta["mapping"], meta["dtype"], len(planes))
     return meta
 
@@ -396,15 +423,23 @@ def _check_meta(meta) -> dict:
 def _check_fields(meta: dict) -> None:
     """The plain fields a reader hands on (:func:`~napari_cnnjpeg.codec.info`, napari): ``rgb`` a bool,
     ``quality`` an integer 1-100, ``subsampling`` one of the three, ``axes`` null or one letter per axis."""
+    if not isinstance(meta["model"], str):
+        raise CjpgError(f"corrupt .cjpg header: model {_short(meta['model'])} is not a model id")
     if not isinstance(meta["rgb"], bool):
-        raise CjpgError(f"corrupt .cjpg header: rgb {meta['rgb']!r} is not true or false")
+        raise CjpgError(f"corrupt .cjpg header: rgb {_short(meta['rgb'])} is not true or false")
     if not _is_int(meta["quality"]) or not 1 <= meta["quality"] <= 100:
-        raise CjpgError(f"corrupt .cjpg header: quality {meta['quality']!r} is not an integer from 1 to 100")
+        raise CjpgError(f"corrupt .cjpg header: quality {_short(meta['quality'])} is not an integer from 1 to 100")
     if meta["subsampling"] not in ("4:2:0", "4:2:2", "4:4:4"):
-        raise CjpgError(f"corrupt .cjpg header: unknown chroma subsampling {meta['subsampling']!r}")
+        raise CjpgError(f"corrupt .cjpg header: unknown chroma subsampling {_short(meta['subsampling'])}")
     axes = meta["axes"]
     if axes is not None and not (isinstance(axes, str) and len(axes) == len(meta["shape"])):
-        raise CjpgError(f"corrupt .cjpg header: axes {axes!r} do not name each of the {len(meta['shape'])} axes")
+        raise CjpgError(f"corrupt .cjpg header: axes {_short(axes)} do not name each of the {len(meta['shape'])} axes")
+
+
+def _short(value) -> str:
+    """``repr(value)`` cut to 80 characters: a crafted file's values in an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _check_weighting(meta: dict, bits: int) -> None:
@@ -419,11 +454,11 @@ def _check_weighting(meta: dict, bits: int) -> None:
     if "weighting" not in meta:
         raise CjpgError("corrupt .cjpg header: weighting_dc without a weighting")
     if not number(meta["weighting"], *FLATTEN_RANGE):
-        raise CjpgError(f"corrupt .cjpg header: weighting {meta['weighting']!r} is not a number from "
+        raise CjpgError(f"corrupt .cjpg header: weighting {_short(meta['weighting'])} is not a number from "
                         f"{FLATTEN_RANGE[0]} to {FLATTEN_RANGE[1]}")
     dc = meta.get("weighting_dc", [1.0, 1.0])
     if not (isinstance(dc, list) and len(dc) == 2 and all(number(v, *DC_RANGE) for v in dc)):
-        raise CjpgError(f"corrupt .cjpg header: weighting_dc {dc!r} is not two numbers from {DC_RANGE[0]} "
+        raise CjpgError(f"corrupt .cjpg header: weighting_dc {_short(dc)} is not two numbers from {DC_RANGE[0]} "
                         f"to {DC_RANGE[1]}")
     required = meta.get("required", [])
     if bits != 12 or meta["rgb"] or "weighting" not in required or ("weighting_dc" in meta) != ("weighting_dc" in required):
@@ -447,13 +482,13 @@ def _check_mapping(mapping, dtype: str, planes: int) -> None:
     for key in ("min", "max"):
         values = mapping.get(key)
         if not isinstance(values, list) or len(values) != planes:
-            raise CjpgError(f"corrupt .cjpg header: mapping {key!r} needs one value per plane ({planes})")
+            raise CjpgError(f"corrupt .cjpg header: mapping {_short(key)} needs one value per plane ({planes})")
         least = float(info.min)
         if key == "min" and info.dtype.kind in "iu":  # an integer min may lie below the dtype by its span
             least -= float(info.max) - float(info.min)
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not least <= v <= float(info.max):
-                raise CjpgError(f"corrupt .cjpg header: mapping {key} {v!r} is not a finite {dtype} value")
+                raise CjpgError(f"corrupt .cjpg header: mapping {key} {_short(v)} is not a finite {dtype} value")
     if any(lo > hi for lo, hi in zip(mapping["min"], mapping["max"])):
         raise CjpgError("corrupt .cjpg header: a mapping min exceeds its max")
     if any(not math.isfinite(float(hi) - float(lo)) for lo, hi in zip(mapping["min"], mapping["max"])):

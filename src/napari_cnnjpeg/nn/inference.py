@@ -46,7 +46,7 @@ def device() -> str:
     if want in ("auto", "cpu"):
         return "cuda" if want == "auto" and torch.cuda.is_available() else "cpu"
     kind, _, index = want.partition(":")
-    if kind != "cuda" or (index and not index.isdigit()):
+    if kind != "cuda" or (index and not (index.isascii() and index.isdigit())):
         raise CjpgError(f"CNNJPEG_DEVICE={want!r} is not one of auto, cpu, cuda, cuda:N")
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if int(index or 0) >= count:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,6 +26,10 @@ import numpy as np
 from ..errors import CjpgError
 from ..format.jpeg import LAYOUTS, TUNED_TABLES, check_tables
 from . import inference, resample
+
+# ONNX Runtime (1.29 on) writes a telemetry device id under ~/.cache/Microsoft when imported, which
+# reading a file must not do; a user who set this variable keeps their choice.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 BASELINE = "jpeg"
 TUNED = "jpeg-tuned"
@@ -217,8 +222,9 @@ def model_info(model_id: str) -> ModelInfo:
     try:
         return registry()[model_id]
     except (KeyError, TypeError):
+        shown = repr(model_id) if len(repr(model_id)) <= 80 else repr(model_id)[:77] + "..."  # a crafted file's id
         raise CjpgError(
-            f"unknown model {model_id!r} (not shipped by this installation; a file made with it still decodes "
+            f"unknown model {shown} (not shipped by this installation; a file made with it still decodes "
             f"as plain JPEG with model='jpeg'); available: {', '.join(available_models())}"
         ) from None
 
