@@ -240,3 +240,24 @@ def test_open_files_as_stack_gives_one_lazy_layer(make_napari_viewer, tmp_path, 
     assert [tuple(x.data.shape) for x in layers] == [stack.shape[1:], (10, 10)]
     assert any("not as a stack" in m and "small.cjpg" in m for m in warnings_(notifications))
     assert len(viewer.open(paths[0], plugin=None)) == 1  # a single file as before
+
+
+def test_blending_opacity_and_gamma_reopen_as_saved(make_napari_viewer, tmp_path, stack):
+    """A channel_axis composite reopened with napari's default blending (translucent), so it looked different;
+    the file now keeps blending, opacity and gamma where they are not napari's defaults."""
+    import napari_cnnjpeg as cj
+
+    viewer = make_napari_viewer()
+    red, green = viewer.add_image(stack[:2], channel_axis=0, name=["red", "green"], colormap=["red", "green"])
+    green.opacity, green.gamma = 0.6, 0.8
+    for layer in (red, green):
+        assert layer.save(str(tmp_path / f"{layer.name}.cjpg"), plugin=PLUGIN)
+    assert cj.info(tmp_path / "green.cjpg")["blending"] == "additive" and cj.info(tmp_path / "green.cjpg")["gamma"] == 0.8
+    assert "opacity" not in cj.info(tmp_path / "red.cjpg")  # napari's default is not stored
+    reopened = [viewer.open(tmp_path / f"{n}.cjpg", plugin=PLUGIN)[0] for n in ("red", "green")]
+    for before, after in zip((red, green), reopened):
+        assert str(after.blending) == str(before.blending)
+        assert (after.opacity, after.gamma) == pytest.approx((before.opacity, before.gamma))
+    for bad in ({"blending": "overlay"}, {"opacity": 2}, {"gamma": 0}):
+        with pytest.raises(cj.CjpgError, match=next(iter(bad))):
+            cj.encode(stack[0], metadata=bad)

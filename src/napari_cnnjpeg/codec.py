@@ -55,7 +55,9 @@ from .nn.resample import reduced_size, upscale
 MAPPED_DTYPES = tuple(d for d in DTYPES if d != "uint8")
 #: Optional image metadata kept by the container (napari layer properties).
 IMAGE_KEYS = ("name", "scale", "translate", "axis_labels", "units", "contrast_limits", "colormap", "rgba",
-              "rotate", "shear", "affine")
+              "rotate", "shear", "affine", "blending", "opacity", "gamma")
+#: napari's blending modes (``image["blending"]``).
+BLENDING = ("translucent", "translucent_no_depth", "additive", "minimum", "opaque", "multiplicative")
 
 Source = bytes | str | os.PathLike
 #: What ordinary viewers do with a 12-bit file.
@@ -384,6 +386,12 @@ def image_meta_problem(key: str, value) -> str | None:
         return None if isinstance(value, str) else f"a colormap is stored by name, got {value!r}"
     if key == "rgba":
         return None if isinstance(value, bool) else f"needs True or False, got {value!r}"
+    if key == "blending":
+        return None if value in BLENDING else f"needs one of {', '.join(BLENDING)}, got {value!r}"
+    if key == "opacity":
+        return None if _finite_numbers([value]) and 0 <= value <= 1 else f"needs a number from 0 to 1, got {value!r}"
+    if key == "gamma":
+        return None if _finite_numbers([value]) and 0 < value <= 10 else f"needs a number above 0, up to 10, got {value!r}"
     if key == "shear":
         return None if _finite_numbers(value) else f"needs a list of finite numbers, got {value!r}"
     if key in ("rotate", "affine"):

@@ -456,6 +456,9 @@ def _layer_kwargs(info: dict, path: Path) -> dict:
             kwargs[key] = np.asarray(value, dtype=float)
     if not info["rgb"] and _known_colormap(info.get("colormap")):
         kwargs["colormap"] = info["colormap"]
+    for key in ("blending", "opacity", "gamma"):  # checked by the codec (image_meta_problem)
+        if key in info:
+            kwargs[key] = info[key]
     if "units" in kwargs and not _known_units(kwargs["units"]):
         _warn(f"napari-cnnjpeg left out {path.name}'s units {kwargs.pop('units')!r}: napari does not know them")
     shape = [d for i, d in enumerate(info["shape"]) if not (info["rgb"] and i == len(info["shape"]) - 1)]

@@ -480,6 +480,7 @@ def layer_attributes(layer) -> dict:
         "axis_labels": list(getattr(layer, "axis_labels", ()) or ()) or None,
         "units": [str(u) for u in units] if units is not None else None,
         "contrast_limits": list(layer.contrast_limits), "colormap": layer.colormap.name,
+        "blending": str(layer.blending), "opacity": float(layer.opacity), "gamma": float(layer.gamma),
         "rgb": bool(layer.rgb), "multiscale": bool(layer.multiscale),
         "rotate": layer.rotate, "shear": layer.shear, "affine": layer.affine.affine_matrix,
     }

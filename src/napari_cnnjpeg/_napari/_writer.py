@@ -49,7 +49,16 @@ def layer_image_metadata(attributes: dict) -> dict:
     from ._workers import layer_transforms
 
     meta.update(layer_transforms(attributes))  # rotate, shear, affine where not the identity
+    for key, default in DISPLAY_DEFAULTS.items():  # how the layer is drawn, where not napari's default
+        value = attributes.get(key)
+        value = getattr(value, "value", value)  # napari's Blending enum
+        if value is not None and value != default:
+            meta[key] = str(value) if key == "blending" else float(value)
     return meta
+
+
+#: napari's defaults for how an image layer is drawn; a file stores the others (``image`` metadata).
+DISPLAY_DEFAULTS = {"blending": "translucent", "opacity": 1.0, "gamma": 1.0}
 
 
 def write_image(path: str, data: Any, attributes: dict) -> list[str]:
