@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -327,6 +328,37 @@ def check_pixels(data: bytes) -> None:
     if frame and limit and frame[2] * frame[3] > limit:
         raise CjpgError(f"JPEG declares absurd dimensions: {frame[2]}x{frame[3]} pixels, more than "
                         f"{limit} (PIL.Image.MAX_IMAGE_PIXELS guards against decompression bombs)")
+
+
+#: Most scans a ``.cjpg`` payload may have. Each scan costs the decoder a pass over the plane's blocks:
+#: the writers' progressive payloads have at most 10, and a crafted one repeating a 33-byte scan took
+#: 10 ms per scan on a 16-megapixel plane (a 1 MB payload: minutes). ``codec.restore`` allows a plain
+#: JPEG :data:`MAX_SCANS_PLAIN`, the limit libjpeg-turbo advises for untrusted files.
+MAX_SCANS, MAX_SCANS_PLAIN = 100, 500
+#: A marker that ends a scan's entropy-coded data (not a stuffed 0xFF00, a restart marker or a fill byte).
+_END_OF_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def check_scans(data: bytes, limit: int = MAX_SCANS) -> None:
+    """Refuse a JPEG stream of more than ``limit`` scans (SOS markers), before it is decoded."""
+    i, scans = 2, 0
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xD9:
+            return
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # a fill byte; markers without a length
+            i += 1 if marker == 0xFF else 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            if scans > limit:
+                raise CjpgError(f"the JPEG stream has more than {limit} scans, more than any encoder writes "
+                                "(each costs a pass over the image): refused as a crafted stream")
+            end = _END_OF_SCAN.search(data, i)
+            if end is None:
+                return
+            i = end.start()
 
 
 def jpeg_precision(data: bytes) -> int | None:
