@@ -21,6 +21,10 @@ from importlib import resources
 
 import numpy as np
 
+# ONNX Runtime (1.29 on) writes a telemetry device id under ~/.cache/Microsoft when imported, which
+# reading a file must not do; a user who set this variable keeps their choice.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 #: Tile sizes by device or runtime (measured fastest on each): a tile keeps at most this side
 #: squared pixels, in any shape (see :func:`_tiles`), computed with an overlap on each side;
 #: tiles bound the memory.

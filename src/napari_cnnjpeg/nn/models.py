@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,9 +26,6 @@ from ..errors import CjpgError
 from ..format.jpeg import LAYOUTS, TUNED_TABLES, check_tables
 from . import inference, resample
 
-# ONNX Runtime (1.29 on) writes a telemetry device id under ~/.cache/Microsoft when imported, which
-# reading a file must not do; a user who set this variable keeps their choice.
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 BASELINE = "jpeg"
 TUNED = "jpeg-tuned"
