@@ -9,6 +9,7 @@ import random
 import stat
 import struct
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -262,3 +263,13 @@ def test_planes_readers_would_refuse_are_refused_when_written(monkeypatch, tmp_p
     assert cj.decode(cj.encode(np.zeros((10, 20), np.uint16), model="jpeg")).shape == (10, 20)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # the guard off: no limit either way
     assert cj.decode(cj.encode(np.zeros((16, 16), np.uint16), model="jpeg")).shape == (16, 16)
+
+
+def test_a_masked_array_warns_that_its_mask_is_not_kept():
+    data = np.ma.masked_greater(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64), 4000)
+    with pytest.warns(UserWarning, match="95 masked values are stored as the values under the mask"):
+        out = cj.decode(cj.encode(data, quality=90))
+    assert type(out) is np.ndarray and out.shape == data.shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cj.encode(np.ma.masked_array(data.data), quality=90)  # nothing masked: no warning

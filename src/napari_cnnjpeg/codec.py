@@ -476,6 +476,10 @@ def encode(
         except (TypeError, ValueError, RuntimeError) as exc:
             raise CjpgError(f"cannot read the image as an array: {exc}") from None
     dtype = _check_dtype(image)
+    if isinstance(image, np.ma.MaskedArray) and np.ma.is_masked(image):
+        warnings.warn(f"{int(np.ma.count_masked(image))} masked values are stored as the values under the mask "
+                      "(a .cjpg keeps no mask): fill them first (image.filled(value)) to choose what they become",
+                      stacklevel=2)
     rgb = _plane_layout(image, _check_flag("rgb", rgb))
     progressive = _check_flag("progressive", progressive)
     if progress is not None and not callable(progress):
