@@ -215,7 +215,7 @@ class Container:
     meta: dict
     size: int
     _src: _Source
-    _at: int
+    _prefix: bytes  # plane 0's bytes before our segments, as written (SOI, and a JFIF APP0 if any)
     _app_len: int
     _offsets: list[int]
 
@@ -232,9 +232,8 @@ class Container:
     def _parse(cls, s: _Source) -> "Container":
         if s.size < 4 or s.read(0, 2) != b"\xff\xd8":
             raise CjpgError("not a .cjpg file: it does not start like a JPEG stream")
-        pos = 2
-        if s.read(2, 2) == b"\xff\xe0":
-            pos = 4 + struct.unpack(">H", s.read(4, 2))[0]
+        foreign = _segments_before(s)  # a JFIF APP0 a writer put there, or what a tagging tool inserted
+        pos = foreign[-1][1] if foreign else 2
         at, chunks, count, crc, first = pos, [], None, None, None
         while True:
             if s.read(pos, 2) != APP9:
@@ -274,17 +273,45 @@ class Container:
         except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
             raise CjpgError("corrupt .cjpg header: metadata holds a number too long to read") from None
         app_len = pos - at
+        # plane 0 as written: SOI, the writer's JFIF APP0 if any, then what follows our segments. Segments
+        # another program inserted before ours (exiftool's EXIF) are not part of it: where there are
+        # such, the prefix whose plane 0 passes its CRC-32 is the one the writer wrote.
+        prefixes = [s.read(0, at)]
+        jfif = [s.read(a, b - a) for a, b in foreign if s.read(a, 2) == b"\xff\xe0" and s.read(a + 4, 5) == b"JFIF\x00"]
+        if foreign and not (len(foreign) == 1 and jfif):
+            prefixes += [b"\xff\xd8" + segment for segment in jfif] + [b"\xff\xd8"]
+        for prefix in prefixes[1:]:
+            try:
+                found = cls._layout(meta, version, s, prefix, at, app_len, pos)
+            except CjpgError:
+                continue
+            if found._plane0_intact():
+                return found
+        return cls._layout(meta, version, s, prefixes[0], at, app_len, pos)
+
+    @classmethod
+    def _layout(cls, meta, version: int, s: _Source, prefix: bytes, at: int, app_len: int, pos: int) -> "Container":
+        """The container whose plane 0 is ``prefix`` followed by the stream after our segments (at ``at``,
+        ``app_len`` bytes): the checked header and each plane's offset."""
+        extra = at - len(prefix)  # bytes before our segments that plane 0 does not hold
         if isinstance(meta, dict) and version >= 3:
-            meta = _single_plane_fields(meta, version, s, pos, app_len)
+            meta = _single_plane_fields(meta, version, s, pos, app_len + extra)
         meta = _check_meta(meta)
         lengths = [p["length"] for p in meta["planes"]]
-        offsets, off = [], lengths[0] + app_len
+        offsets, off = [], lengths[0] + app_len + extra
         for n in lengths[1:]:
             offsets.append(off)
             off += n
         if off > s.size:
             raise CjpgError(f"file is truncated: the index needs {off} bytes, the file has {s.size}")
-        return cls(meta, s.size, s, at, app_len, [at + app_len] + offsets)
+        return cls(meta, s.size, s, prefix, app_len, [at + app_len] + offsets)
+
+    def _plane0_intact(self) -> bool:
+        try:
+            self.payload(0)
+        except CjpgError:
+            return False
+        return True
 
     def __len__(self) -> int:
         return len(self.meta["planes"])
@@ -297,11 +324,13 @@ class Container:
             raise CjpgError(f"plane {k} out of range: the file has {len(self)} planes")
         entry = self.meta["planes"][k]
         if k == 0:
-            data = self._src.read(0, self._at) + self._src.read(self._offsets[0], entry["length"] - self._at)
+            data = self._prefix + self._src.read(self._offsets[0], entry["length"] - len(self._prefix))
         else:
             data = self._src.read(self._offsets[k], entry["length"])
         if zlib.crc32(data) != entry["crc32"]:
-            raise CjpgError(f"corrupt or truncated .cjpg file: plane {k} fails its checksum")
+            resaved = (" (or another program re-saved it, keeping this package's header over new pixels: "
+                       "napari_cnnjpeg.restore, cnnjpeg restore, opens that as a plain JPEG)") if k == 0 else ""
+            raise CjpgError(f"corrupt or truncated .cjpg file: plane {k} fails its checksum{resaved}")
         return data
 
     def close(self) -> None:
@@ -312,6 +341,27 @@ class Container:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+#: Most APPn/COM segments read before the CJPG segments (other programs insert EXIF, XMP, ICC, comments).
+MAX_SEGMENTS_BEFORE = 64
+
+
+def _segments_before(s: _Source) -> list[tuple[int, int]]:
+    """(start, end) of the APPn and COM segments after SOI and before the first CJPG segment."""
+    out, pos = [], 2
+    while len(out) < MAX_SEGMENTS_BEFORE and pos + 4 <= s.size:
+        marker = s.read(pos, 2)
+        if marker[0] != 0xFF or not (0xE0 <= marker[1] <= 0xEF or marker[1] == 0xFE):
+            break
+        if marker == APP9 and s.read(pos + 4, len(MAGIC)) == MAGIC:
+            break
+        end = pos + 2 + struct.unpack(">H", s.read(pos + 2, 2))[0]
+        if end <= pos + 2 or end > s.size:
+            break
+        out.append((pos, end))
+        pos = end
+    return out
 
 
 def _single_plane_fields(meta: dict, version: int, s: _Source, pos: int, app_len: int) -> dict:
@@ -496,12 +546,17 @@ def _check_mapping(mapping, dtype: str, planes: int) -> None:
 
 
 def is_cjpg(data: bytes) -> bool:
-    """Whether bytes hold a readable ``.cjpg`` (a JPEG stream with its CJPG metadata segment)."""
+    """Whether bytes hold a readable ``.cjpg``: a JPEG stream with its CJPG metadata segment, whose
+    first plane passes its CRC-32 (a program that re-saves a ``.cjpg``, ImageMagick's ``convert`` say,
+    may keep the segment over new pixels: that file is a plain JPEG)."""
     try:
-        Container.open(data).close()
+        c = Container.open(data)
     except CjpgError:
         return False
-    return True
+    try:
+        return c._plane0_intact()
+    finally:
+        c.close()
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -14,7 +14,8 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """A PNG/TIFF/JPEG/... file as an array (TIFF stacks keep every plane)."""
+    """A PNG/TIFF/JPEG/... file as an array (TIFF stacks keep every plane), turned as its EXIF
+    orientation tells viewers to show it (a phone's portrait photo is stored sideways)."""
     p = Path(path)
     try:
         if p.suffix.lower() in (".tif", ".tiff"):
@@ -29,7 +30,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                     raise CjpgError(f"{path} has transparent pixels, which JPEG cannot store: flatten it first")
                 grey = im.mode in ("1", "L", "LA", "La") or (im.mode == "P" and _grey_palette(im))
                 im = im.convert("L" if grey else "RGB")
-            return np.asarray(im)
+            return exif_oriented(np.asarray(im), p)
     except FileNotFoundError:
         raise CjpgError(f"no such file: {path}") from None
     except CjpgError:
