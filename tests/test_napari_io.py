@@ -235,6 +235,7 @@ def test_rgba_and_two_channel_layers_are_stored_as_planes(make_napari_viewer, tm
     path = tmp_path / "rgba.cjpg"
     assert layer.save(str(path), plugin=PLUGIN) == [str(path)]
     assert cj.info(path)["shape"] == (4, *photo.shape[:2]) and cj.info(path)["rgba"] is True
+    assert "show its red channel as a grey picture" in cj.info(path)["stock_viewer"]  # not "the first plane"
     [back] = viewer.open(path, plugin=PLUGIN)
     assert back.rgb and back.data.shape == rgba.shape and metrics.psnr(rgba, np.asarray(back.data)) > 28
     two = viewer.add_image(stack16[:2], name="two channels")

@@ -784,9 +784,12 @@ def describe(c: Container) -> dict:
     if out["bits"] == 12 and out["levels"] < MAX12:
         out["stock_viewer"] += (f"; its samples span 0-{out['levels']} of 12-bit JPEG's 0-{MAX12}, so other decoders "
                                 "show it dark")
-    if len(c) > 1:
-        out["stock_viewer"] += f"; of its {len(c)} planes, ordinary viewers show the first only"
     image = m.get("image") if isinstance(m.get("image"), dict) else {}
+    if image.get("rgba") is True:
+        out["stock_viewer"] += ("; an RGBA image stored as four grey planes: ordinary viewers show its red channel "
+                                "as a grey picture")
+    elif len(c) > 1:
+        out["stock_viewer"] += f"; of its {len(c)} planes, ordinary viewers show the first only"
     out.update({k: image[k] for k in IMAGE_KEYS if k in image})
     return out
 
