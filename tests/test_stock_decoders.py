@@ -198,3 +198,16 @@ def test_segments_inserted_before_the_header_keep_a_stack_readable():
         for tagged in (blob[:2] + inserted + blob[2:], blob[:at] + inserted + blob[at:]):
             np.testing.assert_array_equal(cj.decode(tagged), cj.decode(blob))
             assert cj.info(tagged)["shape"] == cj.info(blob)["shape"]
+
+
+def test_cli_encode_says_an_icc_profile_is_not_kept(tmp_path, rgb):
+    """A photo's ICC profile (a phone's Display P3, say) was dropped without a word."""
+    from PIL import ImageCms
+
+    from napari_cnnjpeg.cli import main
+
+    src = tmp_path / "p3.jpg"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(rgb).save(src, quality=90, icc_profile=icc)
+    with pytest.warns(UserWarning, match="ICC colour profile is not kept"):
+        assert main(["encode", str(src), "-o", str(tmp_path / "p.cjpg"), "-m", "jpeg", "-q", "90"]) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """A PNG/TIFF/JPEG/... file as an array (TIFF stacks keep every plane), turned as its EXIF
-    orientation tells viewers to show it (a phone's portrait photo is stored sideways)."""
+    orientation tells viewers to show it (a phone's portrait photo is stored sideways). An embedded
+    ICC colour profile is not kept: a warning says so, as viewers then take the pixels as sRGB."""
     p = Path(path)
     try:
         if p.suffix.lower() in (".tif", ".tiff"):
@@ -30,6 +32,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                     raise CjpgError(f"{path} has transparent pixels, which JPEG cannot store: flatten it first")
                 grey = im.mode in ("1", "L", "LA", "La") or (im.mode == "P" and _grey_palette(im))
                 im = im.convert("L" if grey else "RGB")
+            if im.info.get("icc_profile"):
+                warnings.warn(f"{path}: its ICC colour profile is not kept (viewers take the stored pixels as "
+                              "sRGB); convert the image to sRGB first where its colours matter", stacklevel=2)
             return exif_oriented(np.asarray(im), p)
     except FileNotFoundError:
         raise CjpgError(f"no such file: {path}") from None
