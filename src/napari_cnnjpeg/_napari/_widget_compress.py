@@ -408,9 +408,9 @@ class CompressWidget(Container):
 
         metadata = layer_image_metadata(layer_attributes(layer))
         return self._save_job.start(_save_job, path, request, metadata,
-                                    on_result=lambda r: self._saved(path, r, layer))
+                                    on_result=lambda r: self._saved(path, r))
 
-    def _saved(self, path: Path, result: CompressResult, layer=None) -> None:
+    def _saved(self, path: Path, result: CompressResult) -> None:
         from napari.utils.notifications import show_info
 
         msg = f"saved {path} ({format_bytes(result.bytes)}, {result.bpp:.3f} bpp, quality {result.quality})"

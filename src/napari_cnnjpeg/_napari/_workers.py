@@ -84,6 +84,12 @@ def apply_runtime_settings(model: str | None, settings: Settings | None = None) 
 
 
 # -- layers and planes ----------------------------------------------------------
+def level0_hint(name: str) -> str:
+    """How a user adds a multiscale layer's full-resolution level as a layer of its own."""
+    return ("add the full-resolution level as a layer of its own (napari's console: "
+            f"viewer.add_image(viewer.layers[{name!r}].data[0]))")
+
+
 def check_layer(layer, what: str = "image layer") -> None:
     """Refuse what the codec cannot take, with a message for the user."""
     if layer is None:
@@ -91,8 +97,7 @@ def check_layer(layer, what: str = "image layer") -> None:
     if getattr(layer, "multiscale", False):
         raise CjpgError(
             f"layer {layer.name!r} is multiscale (a pyramid); napari-cnnjpeg works on single-scale "
-            "layers: add the full-resolution level as a layer of its own (napari's console: "
-            f"viewer.add_image(viewer.layers[{layer.name!r}].data[0]))"
+            f"layers: {level0_hint(layer.name)}"
         )
     if getattr(layer, "rgb", False) and layer.data.shape[-1] != 3:
         raise CjpgError(

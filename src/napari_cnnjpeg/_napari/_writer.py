@@ -1,10 +1,11 @@
 """napari writer: image layers to ``.cjpg`` (npe2 ``writers`` contribution, lossy).
 
 Uses the model and quality of the plugin settings (data of more than 8 bits: 12-bit
-JPEG, unless the settings name a model); the layer's name, scale,
-translate, axis labels, units, contrast limits and colormap are stored in the
-file and restored by the reader (a rotate, shear or affine is not: saving warns). RGBA layers are stored as four grey planes and
-reopen as RGBA; layers with other channel counts are stacks of grey planes.
+JPEG, unless the settings name a model); the layer's name, scale, translate,
+rotate, shear, affine, axis labels, units, contrast limits, colormap, blending,
+opacity and gamma are stored in the file and restored by the reader. RGBA layers
+are stored as four grey planes and reopen as RGBA; layers with other channel
+counts are stacks of grey planes.
 """
 
 from __future__ import annotations
@@ -83,12 +84,11 @@ def _write_image(path: str, data: Any, attributes: dict) -> list[str]:
     import numpy as np
 
     from .. import codec
-    from ._workers import apply_runtime_settings, default_model_id, get_settings
+    from ._workers import apply_runtime_settings, default_model_id, get_settings, level0_hint
 
     if attributes.get("multiscale"):
-        raise CjpgError(f"multiscale (pyramid) layers cannot be saved as .cjpg; save the full-resolution level "
-                        f"(napari's console: viewer.add_image(viewer.layers[{attributes.get('name', 'name')!r}]"
-                        ".data[0]), then save that layer)")
+        raise CjpgError(f"multiscale (pyramid) layers cannot be saved as .cjpg; "
+                        f"{level0_hint(attributes.get('name', 'name'))}, then save that layer")
     rgb = bool(attributes.get("rgb", False))
     from ._reader import ChannelsLast, ProgressiveStack
 
